@@ -1,0 +1,1 @@
+"""Core commands: plugins, validate, run (filled in below)."""

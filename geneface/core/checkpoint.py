@@ -1,0 +1,107 @@
+"""One file per trained component: plugin name and version, config, extra metadata, weights.
+
+Format: safetensors. Tensors are the component's state dict; the header's string metadata
+holds `geneface.format`, `geneface.kind`, `geneface.plugin`, `geneface.plugin_version`,
+`geneface.config` (JSON) and `geneface.meta` (JSON). Loading executes no code from the file
+(unlike pickle), so checkpoints can be shared between users safely.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import attrs
+import torch
+
+from geneface.core.atomic import atomic_output
+from geneface.errors import CheckpointError, UsageError
+
+FORMAT = "geneface-checkpoint-1"
+
+
+@attrs.frozen(eq=False)
+class Checkpoint:
+    kind: str
+    plugin: str
+    plugin_version: str
+    config: dict
+    state: dict  # name -> torch.Tensor
+    meta: dict = attrs.field(factory=dict)  # training step, metrics, normalisation stats ...
+
+
+def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
+    """Write `ckpt` to `path` atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt.state.items()}
+    metadata = {
+        "geneface.format": FORMAT,
+        "geneface.kind": ckpt.kind,
+        "geneface.plugin": ckpt.plugin,
+        "geneface.plugin_version": ckpt.plugin_version,
+        "geneface.config": json.dumps(ckpt.config, sort_keys=True),
+        "geneface.meta": json.dumps(ckpt.meta, sort_keys=True),
+    }
+    with atomic_output(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def read_checkpoint(path: Path, expect_kind: Optional[str] = None, expect_plugin: Optional[str] = None) -> Checkpoint:
+    """Load a checkpoint; refuses a corrupt file or one meant for another plugin."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from None
+    if metadata.get("geneface.format") != FORMAT:
+        raise CheckpointError(f"{path}: not a geneface checkpoint (format {metadata.get('geneface.format')!r})")
+    try:
+        config = json.loads(metadata["geneface.config"])
+        meta = json.loads(metadata.get("geneface.meta", "{}"))
+        ckpt = Checkpoint(
+            kind=metadata["geneface.kind"],
+            plugin=metadata["geneface.plugin"],
+            plugin_version=metadata["geneface.plugin_version"],
+            config=config,
+            state=state,
+            meta=meta,
+        )
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({exc})") from None
+    if expect_kind is not None and ckpt.kind != expect_kind:
+        raise CheckpointError(f"{path}: holds a {ckpt.kind} ('{ckpt.plugin}'), not a {expect_kind}")
+    if expect_plugin is not None and ckpt.plugin != expect_plugin:
+        raise CheckpointError(
+            f"{path}: was saved by plugin '{ckpt.plugin}' and cannot be loaded into '{expect_plugin}'"
+        )
+    return ckpt
+
+
+def stage_checkpoint(stage: Any, meta: Optional[dict] = None, version: str = "") -> Checkpoint:
+    """A Checkpoint of a Stage instance (its kind, name, config and state dict)."""
+    from geneface.core.config import unstructure
+
+    return Checkpoint(
+        kind=stage.kind,
+        plugin=stage.name,
+        plugin_version=version or getattr(stage, "version", "") or _geneface_version(),
+        config=unstructure(stage.config),
+        state=stage.state_dict(),
+        meta=meta or {},
+    )
+
+
+def _geneface_version() -> str:
+    from geneface import __version__
+
+    return __version__

@@ -1,0 +1,150 @@
+"""The abstract stages of the pipeline. A plugin is a subclass plus an attrs config class.
+
+    audio --AudioEncoder--> AudioFeatures --MotionGenerator--> Motion
+          --DomainAdapter--> Motion --Renderer--> frames (streamed) --mux audio--> mp4
+
+FaceTracker sits beside the pipeline: it turns a raw video into tracked landmarks for
+`geneface process`. Every stage class carries:
+
+- `name`: the registry name users write in a spec (`plugin: mel`);
+- `description`: one line for `geneface plugins`;
+- `Config`: an attrs class whose fields, with their defaults, are the spec's `config:` keys;
+- `requires`: importable modules the plugin needs beyond geneface's own dependencies; a
+  missing one marks the plugin unavailable (with the reason) instead of breaking anything;
+- `kind`: set by the base class (`audio_encoder`, `motion_generator`, ...).
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+from pathlib import Path
+from typing import ClassVar, Iterator, Optional
+
+import attrs
+import numpy as np
+
+from geneface.core.records import Audio, AudioFeatures, Camera, Motion
+
+
+@attrs.define
+class NoConfig:
+    """Config for a plugin without options."""
+
+
+class Stage(abc.ABC):
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+    requires: ClassVar[tuple[str, ...]] = ()
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def unavailable_reason(cls) -> Optional[str]:
+        """Why this plugin cannot run here (a missing optional dependency), or None."""
+        missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            return "missing optional dependency: " + ", ".join(missing)
+        return None
+
+    # Trainable stages keep their weights in a checkpoint (geneface.core.checkpoint).
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise ValueError(f"{self.kind} '{self.name}' takes no weights, got {len(state)} tensors")
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name} {self.config!r}>"
+
+
+class AudioEncoder(Stage):
+    """Audio -> per-frame features at 50 Hz (two feature frames per 25 fps video frame)."""
+
+    kind = "audio_encoder"
+
+    @property
+    @abc.abstractmethod
+    def width(self) -> int:
+        """Number of feature channels `encode` produces."""
+
+    @abc.abstractmethod
+    def encode(self, audio: Audio) -> AudioFeatures:
+        ...
+
+
+class MotionGenerator(Stage):
+    """Audio features -> canonical 68 x 3 landmarks at 25 fps (generic, many speakers)."""
+
+    kind = "motion_generator"
+    trainable = True
+
+    @property
+    def expected_width(self) -> Optional[int]:
+        """Feature width the model was trained on (None: any)."""
+        return None
+
+    @abc.abstractmethod
+    def generate(self, features: AudioFeatures) -> Motion:
+        ...
+
+
+class DomainAdapter(Stage):
+    """Generic motion -> the target person's style (same length, same rate)."""
+
+    kind = "domain_adapter"
+    trainable = True
+
+    @abc.abstractmethod
+    def adapt(self, motion: Motion) -> Motion:
+        ...
+
+
+class Renderer(Stage):
+    """Motion (and optionally a camera path) -> RGB frames, streamed so memory stays flat."""
+
+    kind = "renderer"
+
+    @abc.abstractmethod
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) of the frames `render` yields."""
+
+    @abc.abstractmethod
+    def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
+        """Yield one uint8 H x W x 3 frame per motion frame."""
+
+
+@attrs.frozen(eq=False)
+class TrackedFrame:
+    """One frame's tracking result in image pixels (x, y) and relative depth (z)."""
+
+    points: Optional[np.ndarray]  # N x 3 (the tracker's own layout), None if no face
+    confidence: float
+    n_faces: int
+
+
+class FaceTracker(Stage):
+    """Video frames -> per-frame dense face points, used by `geneface process`."""
+
+    kind = "face_tracker"
+
+    @abc.abstractmethod
+    def track(self, frames: Iterator[np.ndarray]) -> Iterator[TrackedFrame]:
+        ...
+
+    @abc.abstractmethod
+    def to68(self, points: np.ndarray) -> np.ndarray:
+        """Map the tracker's own points (N x 3) to the standard 68 keypoints (68 x 3)."""
+
+
+STAGE_KINDS: dict[str, type[Stage]] = {
+    cls.kind: cls for cls in (AudioEncoder, MotionGenerator, DomainAdapter, Renderer, FaceTracker)
+}
+
+# The order stages run in a pipeline; FaceTracker is not part of it.
+PIPELINE_ORDER = ("audio_encoder", "motion_generator", "domain_adapter", "renderer")

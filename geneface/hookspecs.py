@@ -1,0 +1,46 @@
+"""The whole extension surface of geneface: one `register_*` hook per kind of component.
+
+A plugin module implements any of these with `@geneface.hookimpl` and calls the callback
+once per class it provides:
+
+    from geneface import hookimpl
+
+    @hookimpl
+    def register_renderers(register):
+        register(MyRenderer)
+
+Built-in plugins (geneface/plugins/*.py) are found through the same `geneface` entry-point
+group as third-party ones and use these very hooks.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("geneface")
+hookimpl = pluggy.HookimplMarker("geneface")
+
+
+@hookspec
+def register_audio_encoders(register):
+    """Register AudioEncoder subclasses (audio -> 50 Hz features): register(MyEncoder)."""
+
+
+@hookspec
+def register_motion_generators(register):
+    """Register MotionGenerator subclasses (audio features -> 68x3 landmarks): register(MyGenerator)."""
+
+
+@hookspec
+def register_domain_adapters(register):
+    """Register DomainAdapter subclasses (generic motion -> a person's style): register(MyAdapter)."""
+
+
+@hookspec
+def register_renderers(register):
+    """Register Renderer subclasses (motion -> video frames): register(MyRenderer)."""
+
+
+@hookspec
+def register_face_trackers(register):
+    """Register FaceTracker subclasses (video -> tracked face points): register(MyTracker)."""

@@ -1,0 +1,188 @@
+"""One plugin registry for every kind of component.
+
+- One pluggy PluginManager; hooks in `geneface.hookspecs`.
+- Every plugin module, built-in or third-party, comes from the entry-point group `geneface`
+  and is registered the same way. `GENEFACE_PLUGINS=dist1,dist2` narrows which third-party
+  distributions load (built-ins always do), so tests and bug reports are reproducible.
+- A module that fails to import or whose hook raises is recorded as broken, with its error,
+  and the rest still load. Two plugins with one name in one kind are both kept and using the
+  name fails with an error naming both origins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import traceback
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Optional
+
+import attrs
+import pluggy
+
+from geneface import hookspecs
+from geneface.core.stages import STAGE_KINDS, Stage
+from geneface.errors import PluginError
+
+GROUP = "geneface"
+BUILTIN_DIST = "geneface"
+ENV_ALLOW = "GENEFACE_PLUGINS"
+
+# hook name -> kind of component it registers
+HOOK_KINDS = {
+    "register_audio_encoders": "audio_encoder",
+    "register_motion_generators": "motion_generator",
+    "register_domain_adapters": "domain_adapter",
+    "register_renderers": "renderer",
+    "register_face_trackers": "face_tracker",
+}
+
+
+@attrs.frozen
+class Origin:
+    """Where a plugin came from: distribution, its version and the entry point."""
+
+    dist: str
+    version: str
+    entry_point: str
+
+    def __str__(self) -> str:
+        return f"{self.dist} {self.version} ({self.entry_point})"
+
+
+@attrs.frozen
+class PluginEntry:
+    kind: str
+    name: str
+    cls: type
+    origin: Origin
+
+    @property
+    def description(self) -> str:
+        return self.cls.description
+
+    @property
+    def unavailable_reason(self) -> Optional[str]:
+        return self.cls.unavailable_reason()
+
+
+@attrs.frozen
+class BrokenPlugin:
+    origin: Origin
+    error: str
+    detail: str = ""  # the traceback, for --debug
+
+
+def kind_base(kind: str) -> type[Stage]:
+    return STAGE_KINDS[kind]
+
+
+def closest(name: str, candidates) -> Optional[str]:
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(GROUP)
+        self.pm.add_hookspecs(hookspecs)
+        self.entries: dict[tuple[str, str], list[PluginEntry]] = {}
+        self.broken: list[BrokenPlugin] = []
+
+    # -- loading -------------------------------------------------------------------------
+    def load_entry_points(self, allow: Optional[set[str]] = None) -> None:
+        for ep in entry_points(group=GROUP):
+            dist = ep.dist.name if ep.dist is not None else "?"
+            version = ep.dist.version if ep.dist is not None else "?"
+            if allow is not None and dist != BUILTIN_DIST and dist not in allow:
+                continue
+            origin = Origin(dist, version, f"{ep.name} = {ep.value}")
+            try:
+                module = ep.load()
+            except Exception as exc:  # a broken plugin must not break the CLI
+                self.broken.append(
+                    BrokenPlugin(origin, f"import failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+                )
+                continue
+            self.register_module(module, origin)
+
+    def register_module(self, module: ModuleType, origin: Origin) -> None:
+        """Register one plugin module's hook implementations (public: used by tests too)."""
+        plugin_name = f"{origin.dist}:{origin.entry_point}"
+        if self.pm.is_registered(module) or self.pm.has_plugin(plugin_name):
+            return
+        try:
+            self.pm.register(module, name=plugin_name)
+        except Exception as exc:
+            self.broken.append(BrokenPlugin(origin, f"not a valid plugin: {exc}", traceback.format_exc()))
+            return
+        for hook_name, kind in HOOK_KINDS.items():
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not module:
+                    continue
+                try:
+                    impl.function(register=lambda cls, _k=kind: self._add(_k, cls, origin))
+                except Exception as exc:
+                    self.broken.append(
+                        BrokenPlugin(origin, f"{hook_name} failed: {type(exc).__name__}: {exc}", traceback.format_exc())
+                    )
+
+    def _add(self, kind: str, cls: type, origin: Origin) -> None:
+        base = kind_base(kind)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise TypeError(f"{cls!r} is not a subclass of {base.__name__}")
+        if not cls.name:
+            raise TypeError(f"{cls.__name__} has no `name`")
+        self.entries.setdefault((kind, cls.name), []).append(PluginEntry(kind, cls.name, cls, origin))
+
+    # -- queries -------------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        return sorted(name for (k, name) in self.entries if k == kind)
+
+    def all_entries(self) -> list[PluginEntry]:
+        return [e for key in sorted(self.entries) for e in self.entries[key]]
+
+    def get(self, kind: str, name: str, where: str = "") -> PluginEntry:
+        """The plugin `name` of `kind`; `where` (a spec key path) prefixes the error message."""
+        prefix = f"{where}: " if where else ""
+        if kind not in STAGE_KINDS:
+            raise PluginError(f"{prefix}unknown kind of component '{kind}' (known: {', '.join(STAGE_KINDS)})")
+        found = self.entries.get((kind, name))
+        if not found:
+            known = self.names(kind)
+            hint = closest(name, known)
+            msg = f"{prefix}unknown {kind} plugin '{name}'"
+            if hint:
+                msg += f"; did you mean '{hint}'?"
+            msg += f" (known: {', '.join(known) or 'none'})"
+            raise PluginError(msg)
+        if len(found) > 1:
+            origins = " and ".join(str(e.origin) for e in found)
+            raise PluginError(f"{prefix}two {kind} plugins are named '{name}': from {origins}; uninstall one")
+        entry = found[0]
+        reason = entry.unavailable_reason
+        if reason:
+            raise PluginError(f"{prefix}{kind} plugin '{name}' is not available: {reason}")
+        return entry
+
+
+_REGISTRY: Optional[Registry] = None
+
+
+def allowed_distributions() -> Optional[set[str]]:
+    value = os.environ.get(ENV_ALLOW)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def get_registry(reload: bool = False) -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _REGISTRY
+    if _REGISTRY is None or reload:
+        registry = Registry()
+        registry.load_entry_points(allowed_distributions())
+        _REGISTRY = registry
+    return _REGISTRY

@@ -9,23 +9,20 @@ from geneface.cli import cmd_core  # noqa: F401  (registers plugins, validate, r
 
 
 def main(argv=None) -> int:
-    """Console-script entry: run the app with the one-line error policy."""
-    import click
+    """Console-script entry: run the app with the one-line error policy.
 
+    typer's standalone mode handles usage errors (exit 2) and --help; everything raised by a
+    command body comes out here.
+    """
     from geneface.errors import GenefaceError
 
     args = list(sys.argv[1:] if argv is None else argv)
     STATE["debug"] = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except click.ClickException as exc:  # usage errors from typer/click
-        exc.show()
-        return 2
+        app(args=args, prog_name="geneface", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except GenefaceError as exc:
         if STATE["debug"]:
             raise

@@ -24,7 +24,7 @@ from typing import ClassVar, Iterator, Optional
 import attrs
 import numpy as np
 
-from geneface.core.records import Audio, AudioFeatures, Camera, Motion
+from geneface.core.records import FEATURE_RATE, VIDEO_FPS, Audio, AudioFeatures, Camera, Motion
 
 
 @attrs.define
@@ -58,6 +58,17 @@ class Stage(abc.ABC):
     def load_state_dict(self, state: dict) -> None:
         if state:
             raise ValueError(f"{self.kind} '{self.name}' takes no weights, got {len(state)} tensors")
+
+    def load_checkpoint(self, ckpt) -> None:
+        """Restore from a `geneface.core.checkpoint.Checkpoint`; override to read `ckpt.meta` too."""
+        self.load_state_dict(ckpt.state)
+
+    def check_input(self, record) -> Optional[str]:
+        """Why `record` cannot feed this stage (shape, width or rate), or None if it can.
+
+        The pipeline calls this at every seam and reports the problem naming both stages.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} {self.config!r}>"
@@ -93,6 +104,16 @@ class MotionGenerator(Stage):
     def generate(self, features: AudioFeatures) -> Motion:
         ...
 
+    def check_input(self, record) -> Optional[str]:
+        if not isinstance(record, AudioFeatures):
+            return f"expects audio features, got {type(record).__name__}"
+        if abs(record.frame_rate - FEATURE_RATE) > 1e-6:
+            return f"expects features at {FEATURE_RATE:g} Hz, got {record.frame_rate:g} Hz"
+        width = self.expected_width
+        if width is not None and record.width != width:
+            return f"expects features {width} wide (as trained), got {record.width} from encoder '{record.encoder}'"
+        return None
+
 
 class DomainAdapter(Stage):
     """Generic motion -> the target person's style (same length, same rate)."""
@@ -103,6 +124,13 @@ class DomainAdapter(Stage):
     @abc.abstractmethod
     def adapt(self, motion: Motion) -> Motion:
         ...
+
+    def check_input(self, record) -> Optional[str]:
+        if not isinstance(record, Motion):
+            return f"expects motion, got {type(record).__name__}"
+        if abs(record.fps - VIDEO_FPS) > 1e-6:
+            return f"expects motion at {VIDEO_FPS:g} fps, got {record.fps:g} fps"
+        return None
 
 
 class Renderer(Stage):
@@ -117,6 +145,13 @@ class Renderer(Stage):
     @abc.abstractmethod
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         """Yield one uint8 H x W x 3 frame per motion frame."""
+
+    def check_input(self, record) -> Optional[str]:
+        if not isinstance(record, Motion):
+            return f"expects motion, got {type(record).__name__}"
+        if abs(record.fps - VIDEO_FPS) > 1e-6:
+            return f"expects motion at {VIDEO_FPS:g} fps, got {record.fps:g} fps"
+        return None
 
 
 @attrs.frozen(eq=False)

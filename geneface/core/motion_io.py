@@ -1,0 +1,63 @@
+"""Landmark-sequence files: how a Motion lives on disk.
+
+`.npz` (written by geneface): `landmarks` T x 68 x 3 float32, `fps` scalar, optional
+`mean` and `std` (68 x 3). `.npy` (read only, for hand-made input): T x 68 x 3 or T x 204,
+taken to be at 25 fps. Loading never unpickles (`allow_pickle=False`).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from geneface.core.atomic import atomic_output
+from geneface.core.records import N_LANDMARKS, VIDEO_FPS, Motion
+from geneface.errors import UsageError
+
+
+def _as_landmarks(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim == 2 and array.shape[1] == N_LANDMARKS * 3:
+        array = array.reshape(-1, N_LANDMARKS, 3)
+    if array.ndim != 3 or array.shape[1:] != (N_LANDMARKS, 3):
+        raise UsageError(f"{path}: landmarks must be T x 68 x 3 (or T x 204), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise UsageError(f"{path}: landmark sequence has zero frames")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise UsageError(f"{path}: landmarks contain NaN or infinite values (first at frame {bad})")
+    return array
+
+
+def load_motion(path: Path) -> Motion:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such landmark file")
+    try:
+        if path.suffix == ".npy":
+            return Motion(_as_landmarks(np.load(path, allow_pickle=False), path), VIDEO_FPS)
+        with np.load(path, allow_pickle=False) as data:
+            if "landmarks" not in data:
+                raise UsageError(f"{path}: no 'landmarks' array (found: {', '.join(data.files) or 'none'})")
+            landmarks = _as_landmarks(data["landmarks"], path)
+            fps = float(data["fps"]) if "fps" in data else VIDEO_FPS
+            mean = data["mean"] if "mean" in data else None
+            std = data["std"] if "std" in data else None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UsageError(f"{path}: not a readable landmark file ({exc})") from None
+    try:
+        return Motion(landmarks, fps, mean, std)
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def save_motion(path: Path, motion: Motion) -> None:
+    arrays = {"landmarks": motion.landmarks, "fps": np.float32(motion.fps)}
+    if motion.mean is not None:
+        arrays["mean"] = motion.mean
+    if motion.std is not None:
+        arrays["std"] = motion.std
+    with atomic_output(Path(path)) as tmp:
+        with open(tmp, "wb") as handle:  # a handle keeps numpy from appending a second .npz
+            np.savez(handle, **arrays)

@@ -1,0 +1,225 @@
+"""Pipeline specs: YAML -> typed records, validated against the registry.
+
+    input:                 # where data enters; at least one of these
+      audio: speech.wav    # a speech file (any audio or video container)
+      motion: lm.npz       # a landmark sequence: enters at the adapter or renderer
+    stages:                # any contiguous run of the pipeline, in this order
+      audio_encoder:    {plugin: mel, config: {n_mels: 80}}
+      motion_generator: {plugin: vae, checkpoint: a2m.safetensors}
+      domain_adapter:   {plugin: postnet, checkpoint: postnet.safetensors}
+      renderer:         {plugin: landmark_sketch, config: {size: 256}}
+    output: out.mp4        # .mp4 when the last stage renders, .npz otherwise
+
+Relative paths resolve against the spec's folder. Every error names the key path at fault;
+unknown keys are errors, with the closest known key or plugin suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import attrs
+import yaml
+
+from geneface.core.config import structure
+from geneface.core.stages import PIPELINE_ORDER
+from geneface.errors import SpecError
+
+TOP_KEYS = ("input", "stages", "output")
+INPUT_KEYS = ("audio", "motion")
+STAGE_KEYS = ("plugin", "config", "checkpoint")
+
+# What each stage consumes and produces; the spec is valid only if these chain up.
+STAGE_IO = {
+    "audio_encoder": ("audio", "audio features"),
+    "motion_generator": ("audio features", "motion"),
+    "domain_adapter": ("motion", "motion"),
+    "renderer": ("motion", "video"),
+}
+
+
+@attrs.frozen
+class StageSpec:
+    kind: str
+    plugin: str
+    config: dict = attrs.field(factory=dict)
+    checkpoint: Optional[Path] = None
+
+
+@attrs.frozen
+class InputSpec:
+    audio: Optional[Path] = None
+    motion: Optional[Path] = None
+
+
+@attrs.frozen
+class PipelineSpec:
+    source: Path  # the spec file, or "<string>"
+    input: InputSpec
+    stages: tuple[StageSpec, ...]  # in pipeline order
+    output: Optional[Path]
+
+    def stage(self, kind: str) -> Optional[StageSpec]:
+        return next((s for s in self.stages if s.kind == kind), None)
+
+    @property
+    def produces(self) -> str:
+        return STAGE_IO[self.stages[-1].kind][1]
+
+    def default_output(self) -> Path:
+        suffix = ".mp4" if self.produces == "video" else ".npz"
+        base = self.source if self.source.name != "<string>" else Path.cwd() / "pipeline"
+        return base.with_suffix(suffix)
+
+
+def _unknown(key: str, known, where: str) -> SpecError:
+    hint = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.5)
+    msg = f"{where}: unknown key"
+    if hint:
+        msg += f"; did you mean '{hint[0]}'?"
+    return SpecError(msg + f" (known: {', '.join(known)})")
+
+
+def _check_keys(data: Mapping, known, where: str) -> None:
+    for key in data:
+        if key not in known:
+            raise _unknown(key, known, f"{where}.{key}" if where else str(key))
+
+
+def _path(value: Any, base: Path, where: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{where}: expected a file path, got {value!r}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _mapping(value: Any, where: str) -> Mapping:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SpecError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+    return value
+
+
+def parse_spec(data: Any, base: Path, source: Path = Path("<string>")) -> PipelineSpec:
+    """Turn parsed YAML into a PipelineSpec (structure only; `validate_spec` checks plugins)."""
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}: the spec must be a mapping with keys {', '.join(TOP_KEYS)}")
+    _check_keys(data, TOP_KEYS, "")
+
+    raw_input = _mapping(data.get("input"), "input")
+    _check_keys(raw_input, INPUT_KEYS, "input")
+    inputs = InputSpec(**{k: _path(v, base, f"input.{k}") for k, v in raw_input.items() if v is not None})
+
+    raw_stages = _mapping(data.get("stages"), "stages")
+    if not raw_stages:
+        raise SpecError(f"stages: at least one stage is needed (any of {', '.join(PIPELINE_ORDER)})")
+    _check_keys(raw_stages, PIPELINE_ORDER, "stages")
+    stages = []
+    for kind in PIPELINE_ORDER:
+        if kind not in raw_stages:
+            continue
+        where = f"stages.{kind}"
+        raw = raw_stages[kind]
+        if isinstance(raw, str):  # shorthand: `renderer: landmark_sketch`
+            raw = {"plugin": raw}
+        raw = _mapping(raw, where)
+        _check_keys(raw, STAGE_KEYS, where)
+        plugin = raw.get("plugin")
+        if not isinstance(plugin, str) or not plugin:
+            raise SpecError(f"{where}.plugin: required, the name of a {kind} plugin (see `geneface plugins`)")
+        ckpt = raw.get("checkpoint")
+        stages.append(
+            StageSpec(
+                kind=kind,
+                plugin=plugin,
+                config=dict(_mapping(raw.get("config"), f"{where}.config")),
+                checkpoint=_path(ckpt, base, f"{where}.checkpoint") if ckpt is not None else None,
+            )
+        )
+
+    output = data.get("output")
+    return PipelineSpec(
+        source=source,
+        input=inputs,
+        stages=tuple(stages),
+        output=_path(output, base, "output") if output is not None else None,
+    )
+
+
+def load_spec(path: Path) -> PipelineSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such spec file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{where}: YAML syntax error: {problem}") from None
+    if data is None:
+        raise SpecError(f"{path}: the spec is empty")
+    try:
+        return parse_spec(data, path.resolve().parent, path)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+def check_flow(spec: PipelineSpec, have_audio: bool, have_motion: bool) -> None:
+    """The stages must chain from the input to the output with no gap."""
+    kinds = [s.kind for s in spec.stages]
+    first = STAGE_IO[kinds[0]][0]
+    entry = {"audio": have_audio, "audio features": False, "motion": have_motion}[first]
+    if not entry:
+        given = [name for name, ok in (("audio", have_audio), ("motion", have_motion)) if ok]
+        if first == "audio features":
+            raise SpecError(
+                f"stages: the pipeline starts at {kinds[0]}, which needs audio features; "
+                "add an audio_encoder stage and give input.audio"
+            )
+        raise SpecError(
+            f"stages: the first stage, {kinds[0]}, needs {first} but the input gives "
+            f"{' and '.join(given) if given else 'nothing'} (set input.{first.split()[0]})"
+        )
+    if have_motion and kinds[0] in ("audio_encoder", "motion_generator"):
+        raise SpecError("input.motion: a landmark input enters at domain_adapter or renderer, but the spec starts at "
+                        f"{kinds[0]}; drop input.motion or the stages before the adapter")
+    for a, b in zip(kinds, kinds[1:]):
+        produced, needed = STAGE_IO[a][1], STAGE_IO[b][0]
+        if produced != needed:
+            missing = [k for k in PIPELINE_ORDER[PIPELINE_ORDER.index(a) + 1 : PIPELINE_ORDER.index(b)]
+                       if k != "domain_adapter"]
+            raise SpecError(
+                f"stages: {a} outputs {produced} but {b} needs {needed}; the stages do not connect"
+                + (f" (add {' and '.join(missing)})" if missing else "")
+            )
+
+
+def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = None, have_motion: Optional[bool] = None) -> None:
+    """Check plugins, configs, checkpoints, inputs and how the stages connect."""
+    for stage in spec.stages:
+        where = f"stages.{stage.kind}"
+        entry = registry.get(stage.kind, stage.plugin, where=f"{where}.plugin")
+        if stage.checkpoint is None:
+            structure(entry.cls.Config, stage.config, f"{where}.config")
+        elif not stage.checkpoint.is_file():
+            raise SpecError(f"{where}.checkpoint: no such file {stage.checkpoint}")
+    have_audio = spec.input.audio is not None if have_audio is None else have_audio
+    have_motion = spec.input.motion is not None if have_motion is None else have_motion
+    for key in ("audio", "motion"):
+        path = getattr(spec.input, key)
+        if path is not None and not path.is_file():
+            raise SpecError(f"input.{key}: no such file {path}")
+    check_flow(spec, have_audio, have_motion)
+    out = spec.output
+    if out is not None:
+        want = ".mp4" if spec.produces == "video" else ".npz"
+        if out.suffix.lower() != want:
+            raise SpecError(f"output: the pipeline produces {spec.produces}, so the output must end in {want} (got {out.name})")

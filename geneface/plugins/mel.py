@@ -1,0 +1,110 @@
+"""AudioEncoder `mel`: log-mel spectrogram at 50 Hz (librosa), with optional pitch and energy.
+
+Needs no download, so it is the default encoder. One feature frame per 20 ms (hop 320 at
+16 kHz), two per video frame; the count is trimmed or padded to exactly
+2 x round(duration x 25) so features line up with video frames.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from geneface import hookimpl
+from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, Audio, AudioFeatures
+from geneface.core.stages import AudioEncoder
+
+
+@attrs.define
+class MelConfig:
+    n_mels: int = attrs.field(default=80, validator=attrs.validators.gt(0))
+    n_fft: int = 1024
+    win_length: int = 640  # 40 ms: each window spans two 20 ms hops
+    fmin: float = 55.0
+    fmax: float = 7600.0
+    pitch: bool = False  # add log-f0 (YIN), 0 where unvoiced/silent
+    energy: bool = False  # add log RMS energy
+    floor: float = 1e-5  # log floor of mel power (avoids -inf in silence)
+
+    def __attrs_post_init__(self):
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})")
+        if not 0 <= self.fmin < self.fmax <= SAMPLE_RATE / 2:
+            raise ValueError(f"need 0 <= fmin < fmax <= {SAMPLE_RATE // 2}, got {self.fmin}, {self.fmax}")
+
+
+HOP = int(SAMPLE_RATE / FEATURE_RATE)  # 320 samples = 20 ms
+
+
+def features_length(n_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
+    """Feature frames for audio of `n_samples`: two per (rounded) 25 fps video frame."""
+    from geneface.core.records import frames_for_duration
+
+    return 2 * frames_for_duration(n_samples / sample_rate)
+
+
+def _fit_length(values: np.ndarray, n: int) -> np.ndarray:
+    """Trim or edge-pad along time to exactly `n` rows."""
+    if values.shape[0] >= n:
+        return values[:n]
+    pad = np.repeat(values[-1:], n - values.shape[0], axis=0) if len(values) else np.zeros((n, values.shape[1]), values.dtype)
+    return np.concatenate([values, pad], axis=0)
+
+
+class MelEncoder(AudioEncoder):
+    name = "mel"
+    description = "Log-mel spectrogram (80 bins, 50 Hz) with optional pitch and energy; no download needed"
+    Config = MelConfig
+
+    @property
+    def width(self) -> int:
+        return self.config.n_mels + int(self.config.pitch) + int(self.config.energy)
+
+    def channels(self) -> tuple[str, ...]:
+        names = [f"mel{i}" for i in range(self.config.n_mels)]
+        if self.config.pitch:
+            names.append("log_f0")
+        if self.config.energy:
+            names.append("log_energy")
+        return tuple(names)
+
+    def log_mel(self, y: np.ndarray) -> np.ndarray:
+        """(frames x n_mels) log-mel power; also the reference computation the tests check."""
+        import librosa
+
+        c = self.config
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=SAMPLE_RATE, n_fft=c.n_fft, hop_length=HOP, win_length=c.win_length,
+            n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, power=2.0, center=True,
+        )
+        return np.log(np.maximum(mel, c.floor)).T
+
+    def encode(self, audio: Audio) -> AudioFeatures:
+        import librosa
+
+        if audio.sample_rate != SAMPLE_RATE:
+            y = librosa.resample(audio.samples, orig_sr=audio.sample_rate, target_sr=SAMPLE_RATE)
+        else:
+            y = audio.samples
+        if len(y) == 0:
+            raise ValueError("cannot encode zero-length audio")
+        n = features_length(len(y))
+        columns = [self.log_mel(y)]
+        if self.config.pitch or self.config.energy:
+            rms = librosa.feature.rms(y=y, frame_length=self.config.win_length, hop_length=HOP, center=True)[0]
+        if self.config.pitch:
+            # YIN needs a frame longer than two periods of the lowest pitch (60 Hz -> 534 samples).
+            f0 = librosa.yin(y, fmin=60.0, fmax=500.0, sr=SAMPLE_RATE, frame_length=1024, hop_length=HOP, center=True)
+            m = min(len(f0), len(rms))
+            voiced = rms[:m] > max(1e-4, 0.05 * float(np.max(rms)) if len(rms) else 0.0)
+            columns.append(np.where(voiced, np.log(f0[:m]), 0.0)[:, None])
+        if self.config.energy:
+            columns.append(np.log(np.maximum(rms, 1e-5))[:, None])
+        m = min(len(col) for col in columns)
+        values = np.concatenate([col[:m] for col in columns], axis=1)
+        return AudioFeatures(_fit_length(values, n), FEATURE_RATE, self.name, self.channels())
+
+
+@hookimpl
+def register_audio_encoders(register):
+    register(MelEncoder)

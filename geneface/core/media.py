@@ -52,6 +52,7 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
         if not container.streams.audio:
             raise MediaError(f"{path}: has no audio stream")
         stream = container.streams.audio[0]
+        declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks = []
         try:
@@ -63,6 +64,9 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path}: audio stream cannot be decoded ({exc})") from None
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if declared is not None:
+        # AAC pads its last frame; the container's stated duration is the real length.
+        samples = samples[: int(round(declared * sample_rate))]
     samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
     return Audio(np.clip(samples, -1.0, 1.0), sample_rate)
 
@@ -130,6 +134,8 @@ def iter_video_frames(path: Path, fps: float = VIDEO_FPS) -> Iterator[np.ndarray
 
     info = probe_video(path)
     n_out = info.n_frames(fps)
+    if n_out == 0:
+        raise MediaError(f"{path}: video has no frames (duration {info.duration:.3f} s)")
     container = _open(path)
     produced = 0
     with container:

@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+
+from geneface.core.spec import load_spec, parse_spec, validate_spec
+from geneface.errors import PluginError, SpecError
+from geneface.registry import get_registry
+
+
+def _write(tmp_path, text, name="spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_relative_paths_resolve_against_the_spec_folder(tmp_path):
+    sub = tmp_path / "project"
+    sub.mkdir()
+    spec = load_spec(_write(sub, "input: {audio: a.wav}\nstages: {audio_encoder: mel}\noutput: out/f.npz\n"))
+    assert spec.input.audio == sub.resolve() / "a.wav"
+    assert spec.output == sub.resolve() / "out" / "f.npz"
+    assert spec.stages[0].plugin == "mel" and spec.stages[0].kind == "audio_encoder"
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = _write(tmp_path, "input:\n  audio: a.wav\nstages: [unclosed\n")
+    with pytest.raises(SpecError, match=r"spec.yaml:\d+:\d+: YAML syntax error"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("inptu: {audio: a.wav}\nstages: {audio_encoder: mel}\n", r"inptu: unknown key; did you mean 'input'"),
+        ("stages: {audio_encoder: {plugin: mel, confg: {}}}\n", r"stages.audio_encoder.confg: unknown key; did you mean 'config'"),
+        ("stages: {renderr: {plugin: x}}\n", r"stages.renderr: unknown key; did you mean 'renderer'"),
+        ("stages: {audio_encoder: {config: {}}}\n", r"stages.audio_encoder.plugin: required"),
+        ("stages: {}\n", r"stages: at least one stage"),
+        ("- a\n- b\n", r"must be a mapping"),
+    ],
+)
+def test_structure_errors_name_the_key_path(tmp_path, text, pattern):
+    with pytest.raises(SpecError, match=pattern):
+        load_spec(_write(tmp_path, text))
+
+
+def test_misspelled_plugin_names_key_path_and_closest(tmp_path, wav_file):
+    spec = parse_spec({"input": {"audio": str(wav_file)}, "stages": {"audio_encoder": {"plugin": "mell"}}}, tmp_path)
+    with pytest.raises(PluginError, match=r"stages.audio_encoder.plugin: .*did you mean 'mel'"):
+        validate_spec(spec, get_registry())
+
+
+def test_config_keys_and_types_are_checked(tmp_path, wav_file):
+    base = {"input": {"audio": str(wav_file)}}
+    bad_key = parse_spec({**base, "stages": {"audio_encoder": {"plugin": "mel", "config": {"n_mel": 40}}}}, tmp_path)
+    with pytest.raises(SpecError, match=r"stages.audio_encoder.config.n_mel: unknown key; did you mean 'n_mels'"):
+        validate_spec(bad_key, get_registry())
+    bad_type = parse_spec({**base, "stages": {"audio_encoder": {"plugin": "mel", "config": {"n_mels": "many"}}}}, tmp_path)
+    with pytest.raises(SpecError, match=r"stages.audio_encoder.config.n_mels: expected an integer"):
+        validate_spec(bad_type, get_registry())
+    bad_value = parse_spec({**base, "stages": {"audio_encoder": {"plugin": "mel", "config": {"fmax": 20000.0}}}}, tmp_path)
+    with pytest.raises(SpecError, match=r"stages.audio_encoder.config: .*fmax"):
+        validate_spec(bad_value, get_registry())
+
+
+def test_stages_that_do_not_connect(tmp_path, wav_file, motion_file):
+    reg = get_registry()
+    # motion input cannot feed an audio encoder
+    spec = parse_spec({"input": {"motion": str(motion_file)}, "stages": {"audio_encoder": "mel"}}, tmp_path)
+    with pytest.raises(SpecError, match="needs audio but the input gives motion"):
+        validate_spec(spec, reg)
+    # a gap: features straight into a renderer
+    gap = parse_spec({"input": {"audio": str(wav_file)},
+                      "stages": {"audio_encoder": "mel", "renderer": "landmark_sketch"}}, tmp_path)
+    with pytest.raises((SpecError, PluginError), match="do not connect|landmark_sketch"):
+        validate_spec(gap, reg)
+
+
+def test_missing_input_file_and_wrong_output_suffix(tmp_path, wav_file):
+    reg = get_registry()
+    spec = parse_spec({"input": {"audio": "missing.wav"}, "stages": {"audio_encoder": "mel"}}, tmp_path)
+    with pytest.raises(SpecError, match="input.audio: no such file"):
+        validate_spec(spec, reg)
+    spec = parse_spec({"input": {"audio": str(wav_file)}, "stages": {"audio_encoder": "mel"}, "output": "x.mp4"}, tmp_path)
+    with pytest.raises(SpecError, match=r"output: .*must end in .npz"):
+        validate_spec(spec, reg)

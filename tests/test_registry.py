@@ -41,7 +41,7 @@ def test_builtins_come_through_entry_points_with_origin():
     entry = reg.get("audio_encoder", "mel")
     assert entry.origin.dist == "geneface"
     assert "geneface.plugins.mel" in entry.origin.entry_point
-    assert reg.names("audio_encoder")[0] == "mel"
+    assert "mel" in reg.names("audio_encoder")
 
 
 def test_unknown_plugin_suggests_closest():

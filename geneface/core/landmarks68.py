@@ -75,9 +75,8 @@ MOUTH_IDX = np.arange(48, 68)
 STABLE_68 = np.array([19, 20, 21, 22, 23, 24, 27, 28, 29, 30, 36, 39, 42, 45], dtype=np.int64)
 
 #: The same idea on the dense mesh, for a pose fit with more support: forehead, temples,
-#: nose bridge and eye corners (mediapipe vertex ids). Used by the pose fit of
-#: `geneface process`; brows are left out here because the forehead carries the same
-#: rigid information without the brow raises.
+#: nose bridge and eye corners (mediapipe vertex ids). Brows are left out here because
+#: the forehead carries the same rigid information without the brow raises.
 STABLE_MESH = np.array(
     [
         10, 151, 9, 8, 168, 6, 197, 195, 5, 4,  # midline: forehead -> nose tip
@@ -91,6 +90,10 @@ STABLE_MESH = np.array(
     dtype=np.int64,
 )
 STABLE_MESH = np.unique(STABLE_MESH)
+
+#: STABLE_MESH without the two temple vertices that double as jaw points 0 and 16: what
+#: `geneface process` fits the head pose on, so no point named "jaw" ever steers the pose.
+POSE_MESH = np.setdiff1d(STABLE_MESH, MESH_TO_68[JAW])
 
 # Named 68-point landmarks used by later stages.
 EYE_CORNERS = np.array([36, 39, 42, 45], dtype=np.int64)

@@ -1,0 +1,185 @@
+"""Data commands: `process`, `process-corpus`, `dataset info`, `dataset preview`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from geneface.cli.app import app
+
+dataset_app = typer.Typer(help="Inspect datasets made by `geneface process`.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+# Shared options of `process` and `process-corpus`.
+_SIZE = typer.Option(512, "--size", help="Side of the square output crop, in pixels.")
+_CROP_SCALE = typer.Option(2.0, "--crop-scale", help="Crop side as a multiple of the face height.")
+_VAL = typer.Option(0.1, "--val-fraction", help="Share of the video, at its end, held out for validation.")
+_ENCODERS = typer.Option(["mel"], "--audio-encoder", "-e", help="AudioEncoder plugin for features; repeat for several.")
+_NO_AUDIO = typer.Option(False, "--no-audio", help="Accept a video without audio (no audio or features in the dataset).")
+_TRACKER = typer.Option("mediapipe", "--tracker", help="FaceTracker plugin.")
+_MAX_FAILED = typer.Option(0.05, "--max-failed", help="Largest share of frames without a face before giving up.")
+_MAX_GAP = typer.Option(5, "--max-gap", help="Longest run of faceless frames (at 25 fps) that is interpolated.")
+_MIN_FACE = typer.Option(80.0, "--min-face", help="Smallest face width (source pixels) accepted.")
+_FOV = typer.Option(None, "--fov", help="Camera field of view in degrees (default 12.6, GeneFace's face-fitting camera).")
+_QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_failed, max_gap, min_face, fov):
+    from geneface.errors import UsageError
+    from geneface.processing.pipeline import ProcessConfig
+
+    kwargs = dict(
+        size=size,
+        crop_scale=crop_scale,
+        val_fraction=val_fraction,
+        audio_encoders=tuple(dict.fromkeys(encoders)),
+        no_audio=no_audio,
+        tracker=tracker,
+        max_failed=max_failed,
+        max_gap=max_gap,
+        min_face_px=min_face,
+    )
+    if fov is not None:
+        kwargs["fov_degrees"] = fov
+    try:
+        return ProcessConfig(**kwargs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def process(
+    video: Path = typer.Argument(..., help="A talking-head video (any common format, any frame rate)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Dataset folder to create."),
+    size: int = _SIZE,
+    crop_scale: float = _CROP_SCALE,
+    val_fraction: float = _VAL,
+    audio_encoder: List[str] = _ENCODERS,
+    no_audio: bool = _NO_AUDIO,
+    tracker: str = _TRACKER,
+    max_failed: float = _MAX_FAILED,
+    max_gap: int = _MAX_GAP,
+    min_face: float = _MIN_FACE,
+    fov: Optional[float] = _FOV,
+    resume: bool = typer.Option(False, "--resume", help="Keep a finished identical dataset; continue an interrupted run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
+    quiet: bool = _QUIET,
+) -> None:
+    """Turn one talking-head video into a training dataset (frames, masks, landmarks, camera, audio)."""
+    from geneface.processing.pipeline import process_video
+
+    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov)
+    result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log)
+    m = result.manifest
+    if result.skipped:
+        typer.echo(f"{output}: already processed from this video with these settings; nothing to do")
+        return
+    q = m["quality"]
+    typer.echo(
+        f"wrote {output}: {m['n_frames']} frames at {m['crop']['size']} px, "
+        f"reprojection {q['reprojection_error_px']['mean']:.2f} px, "
+        f"head mask covers >= {100 * q['head_hull_coverage']['min']:.1f}% of the face, "
+        f"{q['tracking_failures']} failed frames, {m['timings']['fps']:.1f} frames/s"
+    )
+
+
+@app.command("process-corpus")
+def process_corpus_cmd(
+    in_dir: Path = typer.Argument(..., help="Folder of clips (searched recursively, e.g. an LRS3-like tree)."),
+    out_dir: Path = typer.Argument(..., help="Output folder: one dataset per clip, same relative paths."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Clips processed at the same time."),
+    size: int = _SIZE,
+    crop_scale: float = _CROP_SCALE,
+    val_fraction: float = _VAL,
+    audio_encoder: List[str] = _ENCODERS,
+    no_audio: bool = _NO_AUDIO,
+    tracker: str = _TRACKER,
+    max_failed: float = _MAX_FAILED,
+    max_gap: int = _MAX_GAP,
+    min_face: float = _MIN_FACE,
+    fov: Optional[float] = _FOV,
+    quiet: bool = _QUIET,
+) -> None:
+    """Process every clip under IN_DIR, skipping finished ones; one bad clip never stops the others."""
+    from geneface.errors import GenefaceError
+    from geneface.processing.corpus import REPORT, process_corpus
+
+    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov)
+    outcomes = process_corpus(in_dir, out_dir, config, workers=workers, quiet=quiet, log=_log)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    typer.echo(
+        f"{len(outcomes)} clips: {counts['done']} processed, {counts['skipped']} already done, "
+        f"{counts['failed']} failed (report: {out_dir / REPORT})"
+    )
+    failed = [o for o in outcomes if o.status == "failed"]
+    for o in sorted(failed, key=lambda o: o.clip):
+        typer.echo(f"  failed  {o.clip}: {o.error}")
+    if failed:
+        raise GenefaceError(f"{len(failed)} of {len(outcomes)} clips failed; the others are done")
+
+
+def _fmt_stats(stats: dict, unit: str = "", scale: float = 1.0) -> str:
+    if stats.get("mean") is None:
+        return "-"
+    return f"mean {stats['mean'] * scale:.2f}{unit}, max {stats['max'] * scale:.2f}{unit}"
+
+
+@dataset_app.command("info")
+def dataset_info(
+    path: Path = typer.Argument(..., help="A dataset folder."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Summarise a dataset: frames, splits, tracking quality, timings."""
+    from geneface.core.dataset import Dataset
+
+    ds = Dataset(path)
+    summary = ds.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    m, q = ds.manifest, summary["quality"]
+    cov = q["head_hull_coverage"]
+    lines = [
+        f"dataset    {path}",
+        f"source     {m['source']['name']} ({m['source']['width']}x{m['source']['height']}, {m['source']['fps']} fps, sha256 {m['source']['sha256'][:12]})",
+        f"frames     {ds.n_frames} at {ds.fps:g} fps ({ds.n_frames / ds.fps:.1f} s), {ds.size} px crop {m['crop']}",
+        f"splits     " + ", ".join(f"{k} {v[0]}-{v[1]}" for k, v in summary["splits"].items()),
+        f"camera     focal {m['camera']['focal']:.1f} px (fov {m['camera']['fov_degrees']:.1f} deg)",
+        f"audio      " + (f"{m['audio']['duration']:.2f} s, features: {', '.join(summary['audio_features']) or 'none'}" if ds.has_audio else "none (--no-audio)"),
+        f"reproj     {_fmt_stats(q['reprojection_error_px'], ' px')}",
+        f"head mask  covers {100 * cov['min']:.2f}% (min) / {100 * cov['mean']:.2f}% (mean) of the 68-point face hull" if cov.get("min") is not None else "head mask  -",
+        f"tracking   {q['tracking_failures']} failed, {q['interpolated_frames']} interpolated, {q['multi_face_frames']} with several faces, confidence {_fmt_stats(q['confidence'])}",
+        f"timings    " + ", ".join(f"{k} {v:g}" + ("" if k == "fps" else " s") for k, v in summary["timings"].items()),
+    ]
+    for warning in m.get("warnings", []):
+        lines.append(f"warning    {warning}")
+    typer.echo("\n".join(lines))
+
+
+@dataset_app.command("preview")
+def dataset_preview(
+    path: Path = typer.Argument(..., help="A dataset folder."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The mp4 to write (default: DATASET_preview.mp4 beside it)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N frames."),
+    quiet: bool = _QUIET,
+) -> None:
+    """Write an mp4 of the frames with landmarks, masks and head-pose axes drawn on."""
+    from geneface.core.dataset import Dataset
+    from geneface.processing.pipeline import ProgressBars
+    from geneface.processing.preview import write_preview
+
+    ds = Dataset(path)
+    out = output or path.resolve().with_name(f"{path.resolve().name}_preview.mp4")
+    total = ds.n_frames if limit is None else min(limit, ds.n_frames)
+    with ProgressBars(quiet) as bars:
+        n = write_preview(ds, out, limit=limit, progress=bars.task("preview", total))
+    typer.echo(f"wrote {out}: {n} frames")
+    sys.stdout.flush()

@@ -1,0 +1,328 @@
+"""The dataset folder `geneface process` writes, and `Dataset`, the one loader every trainer uses.
+
+Layout (format version 1; docs/dataset_format.md has the full description)::
+
+    DATASET/
+      manifest.json              what, where from, sizes, camera, splits, quality (written last)
+      frames/000000.jpg ...      RGB crops, size x size, JPEG quality 95, one per frame at 25 fps
+      masks/000000.png ...       uint8 labels: 0 background, 1 head (face + hair), 2 torso
+      background.png             static background plate (RGB, size x size)
+      background_seen.png        255 where the plate saw real background, 0 where inpainted
+      audio.wav                  16 kHz mono PCM, exactly n_frames / 25 seconds (absent with --no-audio)
+      audio_features/NAME.npy    (2 * n_frames, D) float32 at 50 Hz, rows 2t and 2t+1 belong to frame t
+      landmarks/mesh.npy         (T, N, 3) tracker points in crop pixels (x, y, relative depth z)
+      landmarks/image68.npy      (T, 68, 3) the 68 keypoints in crop pixels
+      landmarks/canonical68.npy  (T, 68, 3) pose-free keypoints: the motion targets
+      landmarks/stats.npz        mean, std (68 x 3) of canonical68 over the train split
+      camera/c2w.npy             (T, 4, 4) camera-to-world (OpenCV axes), head fixed at the origin
+      camera/pose.npz            scale, rotation, translation (the per-frame similarity), canonical_mesh
+      tracking.npz               confidence, n_faces, flags, reprojection_error, head_coverage (T,)
+
+A dataset is complete only when manifest.json exists with "complete": true; `geneface process`
+builds it in a hidden temporary folder and renames it at the end, so an interrupted run never
+leaves anything this class would open. No pickles: every array loads with allow_pickle=False.
+
+Using it::
+
+    ds = Dataset("data/may")            # raises DatasetError if it is not a complete dataset
+    ds.n_frames, ds.size, ds.fps        # 500, 512, 25.0
+    ds.split("train")                   # frame indices, failed-tracking frames left out
+    ds.frame(i), ds.mask(i)             # uint8 H x W x 3, uint8 H x W labels (HEAD / TORSO)
+    ds.background()                     # uint8 H x W x 3
+    ds.motion()                         # Motion: canonical 68 x 3 per frame with mean / std
+    ds.landmarks_image()                # (T, 68, 3) keypoints in crop pixels
+    ds.camera()                         # Camera: focal, size, c2w (T x 4 x 4)
+    ds.audio()                          # Audio, 16 kHz mono
+    ds.audio_features("mel")            # AudioFeatures, 2 rows per frame
+    ds.tracking()                       # dict of per-frame quality arrays
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from geneface.core.records import Audio, AudioFeatures, Camera, Motion
+from geneface.errors import UsageError
+
+FORMAT_NAME = "geneface-dataset"
+FORMAT_VERSION = 1
+
+MANIFEST = "manifest.json"
+FRAMES_DIR = "frames"
+MASKS_DIR = "masks"
+FRAME_EXT = ".jpg"
+MASK_EXT = ".png"
+BACKGROUND = "background.png"
+BACKGROUND_SEEN = "background_seen.png"
+AUDIO = "audio.wav"
+FEATURES_DIR = "audio_features"
+MESH = "landmarks/mesh.npy"
+IMAGE68 = "landmarks/image68.npy"
+CANONICAL68 = "landmarks/canonical68.npy"
+STATS = "landmarks/stats.npz"
+C2W = "camera/c2w.npy"
+POSE = "camera/pose.npz"
+TRACKING = "tracking.npz"
+
+# Mask labels.
+BACKGROUND_LABEL, HEAD, TORSO = 0, 1, 2
+# tracking.npz "flags" bits (see geneface.processing.tracking).
+FLAG_INTERPOLATED, FLAG_FAILED, FLAG_MULTI_FACE, FLAG_LOW_CONFIDENCE = 1, 2, 4, 8
+
+
+class DatasetError(UsageError):
+    """A folder that is not a complete dataset of a version this toolkit reads."""
+
+
+def frame_name(index: int, ext: str = FRAME_EXT) -> str:
+    return f"{index:06d}{ext}"
+
+
+def read_manifest(path: Path) -> dict:
+    """The manifest of a complete dataset at `path`; DatasetError with the reason otherwise."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(f"{path}: no such dataset folder")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise DatasetError(f"{path}: not a dataset (no {MANIFEST}; an unfinished `geneface process` run?)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{manifest_path}: not a {FORMAT_NAME} manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: dataset format version {manifest.get('version')}, this toolkit reads version "
+            f"{FORMAT_VERSION}; reprocess the video with this version"
+        )
+    if manifest.get("complete") is not True:
+        raise DatasetError(f"{path}: dataset is incomplete")
+    return manifest
+
+
+def is_dataset(path: Path) -> bool:
+    try:
+        read_manifest(path)
+    except DatasetError:
+        return False
+    return True
+
+
+class Dataset:
+    """A processed video: read-only access to everything `geneface process` wrote.
+
+    Arrays are loaded on first use and cached; images are read per call (a trainer samples
+    frames at random, so nothing holds the whole video in memory).
+    """
+
+    def __init__(self, path) -> None:
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        self._npz_cache: dict[str, dict] = {}
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.path} {self.n_frames} frames {self.size}px>"
+
+    # -- shape of the data -----------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        return int(self.manifest["n_frames"])
+
+    @property
+    def fps(self) -> float:
+        return float(self.manifest["fps"])
+
+    @property
+    def size(self) -> int:
+        """Side of the square frames, in pixels."""
+        return int(self.manifest["crop"]["size"])
+
+    @property
+    def has_audio(self) -> bool:
+        return self.manifest.get("audio") is not None
+
+    @property
+    def feature_names(self) -> list[str]:
+        audio = self.manifest.get("audio") or {}
+        return sorted((audio.get("features") or {}).keys())
+
+    # -- splits ----------------------------------------------------------------------
+    def split(self, name: str, include_failed: bool = False) -> np.ndarray:
+        """Frame indices of split `name` ("train" or "val"), in time order.
+
+        Frames whose tracking failed (long gaps, filled only for continuity) are left out
+        unless `include_failed`; sequence models that need contiguous windows can use
+        `split_range` and `tracking()["flags"]` themselves.
+        """
+        start, end = self.split_range(name)
+        idx = np.arange(start, end)
+        if not include_failed:
+            idx = idx[(self.tracking()["flags"][idx] & FLAG_FAILED) == 0]
+        return idx
+
+    def split_range(self, name: str) -> tuple[int, int]:
+        """[start, end) frame range of split `name`."""
+        splits = self.manifest["splits"]
+        if name not in splits:
+            raise DatasetError(f"{self.path}: no split '{name}' (have: {', '.join(splits)})")
+        start, end = splits[name]
+        return int(start), int(end)
+
+    # -- images ----------------------------------------------------------------------
+    def _image(self, rel: str, flags: int) -> np.ndarray:
+        import cv2
+
+        file = self.path / rel
+        image = cv2.imread(str(file), flags)
+        if image is None:
+            raise DatasetError(f"{file}: missing or unreadable image")
+        return image
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.n_frames:
+            raise IndexError(f"frame {index} out of range 0..{self.n_frames - 1}")
+        return index
+
+    def frame(self, index: int) -> np.ndarray:
+        """RGB uint8 (size, size, 3) crop of frame `index`."""
+        import cv2
+
+        index = self._check_index(index)
+        return self._image(f"{FRAMES_DIR}/{frame_name(index)}", cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+    def frames(self, indices=None) -> Iterator[np.ndarray]:
+        """RGB frames in order (all, or `indices`), one at a time."""
+        for i in range(self.n_frames) if indices is None else indices:
+            yield self.frame(i)
+
+    def mask(self, index: int) -> np.ndarray:
+        """uint8 (size, size) labels of frame `index`: 0 background, HEAD (1), TORSO (2)."""
+        import cv2
+
+        index = self._check_index(index)
+        return self._image(f"{MASKS_DIR}/{frame_name(index, MASK_EXT)}", cv2.IMREAD_UNCHANGED)
+
+    def background(self) -> np.ndarray:
+        """RGB uint8 (size, size, 3) static background plate."""
+        import cv2
+
+        return self._image(BACKGROUND, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+    def background_seen(self) -> np.ndarray:
+        """bool (size, size): True where the plate shows real background (not inpainted)."""
+        import cv2
+
+        return self._image(BACKGROUND_SEEN, cv2.IMREAD_GRAYSCALE) > 127
+
+    # -- arrays ----------------------------------------------------------------------
+    def _array(self, rel: str) -> np.ndarray:
+        file = self.path / rel
+        try:
+            return np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"{file}: missing or unreadable ({exc})") from None
+
+    def _npz(self, rel: str) -> dict:
+        if rel not in self._npz_cache:
+            with self._array(rel) as data:
+                self._npz_cache[rel] = {k: data[k] for k in data.files}
+        return self._npz_cache[rel]
+
+    def tracking(self) -> dict[str, np.ndarray]:
+        """Per-frame arrays: confidence, n_faces, flags (bits FLAG_*), reprojection_error (px),
+        head_coverage (share of the 68-point hull inside the segmented head)."""
+        return self._npz(TRACKING)
+
+    def landmarks_mesh(self) -> np.ndarray:
+        """(T, N, 3) tracker points in crop pixels."""
+        return self._array(MESH)
+
+    def landmarks_image(self) -> np.ndarray:
+        """(T, 68, 3) keypoints in crop pixels (x, y, relative depth)."""
+        return self._array(IMAGE68)
+
+    def landmarks_canonical(self) -> np.ndarray:
+        """(T, 68, 3) pose-free keypoints in the canonical head frame (roughly metres)."""
+        return self._array(CANONICAL68)
+
+    def landmark_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std), each 68 x 3, of the canonical keypoints over the train split."""
+        stats = self._npz(STATS)
+        return stats["mean"], stats["std"]
+
+    def motion(self, indices=None) -> Motion:
+        """Canonical keypoints (all frames or `indices`) as Motion, with mean / std attached."""
+        lm = self.landmarks_canonical()
+        if indices is not None:
+            lm = lm[np.asarray(indices)]
+        mean, std = self.landmark_stats()
+        return Motion(lm, fps=self.fps, mean=mean, std=std)
+
+    def pose(self) -> dict[str, np.ndarray]:
+        """The per-frame similarity (scale, rotation, translation) and the video's canonical mesh."""
+        return self._npz(POSE)
+
+    def camera(self) -> Camera:
+        cam = self.manifest["camera"]
+        return Camera(
+            focal=float(cam["focal"]),
+            width=self.size,
+            height=self.size,
+            c2w=self._array(C2W),
+            cx=float(cam["cx"]),
+            cy=float(cam["cy"]),
+        )
+
+    # -- audio -----------------------------------------------------------------------
+    def audio(self) -> Audio:
+        """The speech, 16 kHz mono, as long as the frames."""
+        if not self.has_audio:
+            raise DatasetError(f"{self.path}: processed with --no-audio, it has no audio")
+        import soundfile
+
+        file = self.path / self.manifest["audio"]["file"]
+        try:
+            samples, rate = soundfile.read(str(file), dtype="float32", always_2d=False)
+        except Exception as exc:  # soundfile raises its own error types
+            raise DatasetError(f"{file}: unreadable audio ({exc})") from None
+        return Audio(samples, int(rate))
+
+    def audio_features(self, encoder: str = "mel") -> AudioFeatures:
+        """Features of `encoder`, two rows per frame (rows 2t, 2t+1 belong to frame t)."""
+        features = (self.manifest.get("audio") or {}).get("features") or {}
+        if encoder not in features:
+            raise DatasetError(
+                f"{self.path}: no '{encoder}' audio features (have: {', '.join(features) or 'none'}); "
+                f"reprocess with --audio-encoder {encoder}"
+            )
+        entry = features[encoder]
+        values = self._array(entry["file"])
+        return AudioFeatures(values, frame_rate=float(entry["rate"]), encoder=encoder, channels=tuple(entry.get("channels") or ()))
+
+    # -- summary ---------------------------------------------------------------------
+    def summary(self) -> dict:
+        """What `geneface dataset info --json` prints."""
+        m = self.manifest
+        return {
+            "path": str(self.path),
+            "source": m["source"]["name"],
+            "n_frames": self.n_frames,
+            "fps": self.fps,
+            "size": self.size,
+            "duration": self.n_frames / self.fps,
+            "focal": m["camera"]["focal"],
+            "splits": {k: list(v) for k, v in m["splits"].items()},
+            "audio_features": self.feature_names,
+            "quality": m["quality"],
+            "timings": m["timings"],
+            "tracker": m["tracker"],
+            "versions": m["versions"],
+        }
+

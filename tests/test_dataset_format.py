@@ -1,0 +1,161 @@
+"""Dataset format round trip: `process_video` writes it, `Dataset` reads every part back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from geneface.core import dataset as fmt
+from geneface.core.dataset import Dataset, DatasetError
+from geneface.core.records import SAMPLE_RATE, Audio, AudioFeatures, Camera, Motion
+
+N_FRAMES = 30
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    from test_process_media import astronaut_frames, speech, write_clip
+
+    from geneface.processing import ProcessConfig, process_video
+
+    root = tmp_path_factory.mktemp("fmt")
+    clip = write_clip(root / "clip.mp4", astronaut_frames(N_FRAMES), speech(N_FRAMES / 25))
+    result = process_video(clip, root / "ds", ProcessConfig(size=128, val_fraction=0.2), quiet=True, log=lambda m: None)
+    return root, result
+
+
+def test_folder_has_the_documented_files(made):
+    root, _ = made
+    ds_dir = root / "ds"
+    for rel in (fmt.MANIFEST, fmt.BACKGROUND, fmt.BACKGROUND_SEEN, fmt.AUDIO, fmt.MESH, fmt.IMAGE68,
+                fmt.CANONICAL68, fmt.STATS, fmt.C2W, fmt.POSE, fmt.TRACKING, "audio_features/mel.npy"):
+        assert (ds_dir / rel).is_file(), rel
+    assert len(list((ds_dir / fmt.FRAMES_DIR).glob("*.jpg"))) == N_FRAMES
+    assert len(list((ds_dir / fmt.MASKS_DIR).glob("*.png"))) == N_FRAMES
+    # Nothing of the work folder is left behind, and no hidden partial folder either.
+    assert not any((ds_dir / name).exists() for name in ("state.json", "track.npz", "render.npz"))
+    assert not list(root.glob(".ds.partial*"))
+
+
+def test_no_array_needs_pickle(made):
+    root, _ = made
+    for path in (root / "ds").rglob("*.np[yz]"):
+        loaded = np.load(path, allow_pickle=False)
+        arrays = [loaded[k] for k in loaded.files] if hasattr(loaded, "files") else [loaded]
+        assert all(a.dtype != object for a in arrays), path
+
+
+def test_manifest_records_source_sizes_camera_splits_and_versions(made):
+    root, result = made
+    m = json.loads((root / "ds" / fmt.MANIFEST).read_text())
+    assert m == result.manifest
+    assert m["format"] == fmt.FORMAT_NAME and m["version"] == fmt.FORMAT_VERSION and m["complete"] is True
+    assert m["source"]["name"] == "clip.mp4" and len(m["source"]["sha256"]) == 64
+    assert m["fps"] == 25.0 and m["n_frames"] == N_FRAMES
+    assert m["crop"]["size"] == 128 and m["crop"]["side"] > 0
+    assert m["camera"]["focal"] == pytest.approx(128 / 2 / np.tan(np.radians(m["camera"]["fov_degrees"]) / 2), rel=1e-4)
+    assert m["splits"] == {"train": [0, 24], "val": [24, 30]}
+    assert m["tracker"]["name"] == "mediapipe" and m["tracker"]["points"] == 478
+    assert m["versions"]["mediapipe"] and m["versions"]["geneface"]
+    q = m["quality"]
+    assert q["tracking_failures"] == 0 and q["reprojection_error_px"]["mean"] > 0
+    assert set(m["timings"]) >= {"tracking", "render", "pose", "audio", "total", "fps"}
+
+
+def test_loader_round_trip(made):
+    root, result = made
+    ds = Dataset(root / "ds")
+    assert (ds.n_frames, ds.size, ds.fps) == (N_FRAMES, 128, 25.0)
+    frame = ds.frame(3)
+    assert frame.shape == (128, 128, 3) and frame.dtype == np.uint8
+    mask = ds.mask(3)
+    assert mask.shape == (128, 128) and set(np.unique(mask)) <= {0, fmt.HEAD, fmt.TORSO}
+    assert (mask == fmt.HEAD).mean() > 0.05
+    assert ds.background().shape == (128, 128, 3) and ds.background_seen().dtype == bool
+    assert len(list(ds.frames([0, 1, 2]))) == 3
+    with pytest.raises(IndexError):
+        ds.frame(N_FRAMES)
+
+    lm = ds.landmarks_image()
+    assert lm.shape == (N_FRAMES, 68, 3) and lm.dtype == np.float32
+    assert ds.landmarks_mesh().shape == (N_FRAMES, 478, 3)
+    assert np.array_equal(lm, ds.landmarks_mesh()[:, fmt_mesh_to_68()])
+    # Landmarks are in crop pixels: on the face, inside the head mask.
+    x, y = np.round(lm[3, 30, :2]).astype(int)
+    assert mask[y, x] == fmt.HEAD
+
+    motion = ds.motion()
+    assert isinstance(motion, Motion) and motion.n_frames == N_FRAMES
+    mean, std = ds.landmark_stats()
+    train = ds.split("train")
+    assert np.allclose(mean, ds.landmarks_canonical()[train].mean(axis=0), atol=1e-5)
+    assert np.allclose(motion.normalized().mean(axis=(0,)), ((ds.landmarks_canonical() - mean) / std).mean(axis=0), atol=1e-4)
+    assert ds.motion(ds.split("val")).n_frames == 6
+
+    camera = ds.camera()
+    assert isinstance(camera, Camera) and camera.n_frames == N_FRAMES and camera.width == 128
+    assert np.allclose(np.linalg.det(camera.c2w[:, :3, :3]), 1.0, atol=1e-4)
+
+    audio = ds.audio()
+    assert isinstance(audio, Audio) and audio.sample_rate == SAMPLE_RATE
+    assert len(audio.samples) == N_FRAMES * SAMPLE_RATE // 25  # exactly as long as the frames
+    feats = ds.audio_features("mel")
+    assert isinstance(feats, AudioFeatures) and feats.n_frames == 2 * N_FRAMES and feats.width == 80
+    with pytest.raises(DatasetError, match="hubert"):
+        ds.audio_features("hubert")
+
+    tracking = ds.tracking()
+    for key in ("confidence", "n_faces", "flags", "reprojection_error", "head_coverage"):
+        assert tracking[key].shape == (N_FRAMES,), key
+    assert np.allclose(tracking["reprojection_error"].mean(), result.manifest["quality"]["reprojection_error_px"]["mean"], atol=1e-3)
+    assert ds.summary()["n_frames"] == N_FRAMES
+
+
+def fmt_mesh_to_68():
+    from geneface.core.landmarks68 import MESH_TO_68
+
+    return MESH_TO_68
+
+
+def test_splits_follow_time_and_leave_out_failed_frames(made, tmp_path):
+    root, _ = made
+    copy = tmp_path / "ds"
+    shutil.copytree(root / "ds", copy)
+    ds = Dataset(copy)
+    assert list(ds.split("train")) == list(range(24)) and list(ds.split("val")) == list(range(24, 30))
+    # Mark frames 5-7 as failed: they leave the split unless asked for.
+    tracking = dict(np.load(copy / fmt.TRACKING, allow_pickle=False))
+    tracking["flags"][5:8] |= fmt.FLAG_FAILED
+    np.savez(copy / fmt.TRACKING, **tracking)
+    ds = Dataset(copy)
+    assert 5 not in ds.split("train") and len(ds.split("train")) == 21
+    assert len(ds.split("train", include_failed=True)) == 24
+    with pytest.raises(DatasetError, match="no split"):
+        ds.split("test")
+
+
+def test_incomplete_or_foreign_folders_do_not_load(made, tmp_path):
+    root, _ = made
+    with pytest.raises(DatasetError, match="no such"):
+        Dataset(tmp_path / "missing")
+    partial = tmp_path / "partial"
+    shutil.copytree(root / "ds", partial)
+    (partial / fmt.MANIFEST).unlink()
+    with pytest.raises(DatasetError, match="unfinished"):
+        Dataset(partial)
+    assert not fmt.is_dataset(partial)
+    cases = (({"complete": False}, "incomplete"), ({"version": 99}, "version 99"), ({"format": "other"}, "not a"))
+    for k, (change, message) in enumerate(cases):
+        bad = tmp_path / f"bad{k}"
+        shutil.copytree(root / "ds", bad)
+        manifest = json.loads((bad / fmt.MANIFEST).read_text())
+        manifest.update(change)
+        (bad / fmt.MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(DatasetError, match=message):
+            Dataset(bad)
+    (partial / fmt.MANIFEST).write_text("{not json")
+    with pytest.raises(DatasetError, match="unreadable"):
+        Dataset(partial)

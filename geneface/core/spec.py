@@ -17,6 +17,7 @@ unknown keys are errors, with the closest known key or plugin suggested.
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -92,7 +93,7 @@ def _path(value: Any, base: Path, where: str) -> Path:
     if not isinstance(value, str) or not value:
         raise SpecError(f"{where}: expected a file path, got {value!r}")
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path)
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
 
 
 def _mapping(value: Any, where: str) -> Mapping:

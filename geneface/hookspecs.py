@@ -44,3 +44,8 @@ def register_renderers(register):
 @hookspec
 def register_face_trackers(register):
     """Register FaceTracker subclasses (video -> tracked face points): register(MyTracker)."""
+
+
+@hookspec
+def register_syncnets(register):
+    """Register SyncScorer subclasses (lip-sync judge and loss): register(MySyncNet)."""

@@ -36,6 +36,7 @@ HOOK_KINDS = {
     "register_domain_adapters": "domain_adapter",
     "register_renderers": "renderer",
     "register_face_trackers": "face_tracker",
+    "register_syncnets": "syncnet",
 }
 
 

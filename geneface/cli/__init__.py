@@ -6,6 +6,9 @@ import sys
 
 from geneface.cli.app import STATE, app
 from geneface.cli import cmd_core  # noqa: F401  (registers plugins, validate, run)
+from geneface.cli import cmd_synth  # noqa: F401
+from geneface.cli import cmd_process  # noqa: F401
+from geneface.cli import cmd_train  # noqa: F401
 
 
 def main(argv=None) -> int:
@@ -22,6 +25,8 @@ def main(argv=None) -> int:
         app(args=args, prog_name="geneface", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
+        if code == 130:  # typer turns Ctrl-C into a silent exit 130
+            print("error: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else (0 if code is None else 1)
     except GenefaceError as exc:
         if STATE["debug"]:

@@ -4,7 +4,8 @@
           --DomainAdapter--> Motion --Renderer--> frames (streamed) --mux audio--> mp4
 
 FaceTracker sits beside the pipeline: it turns a raw video into tracked landmarks for
-`geneface process`. Every stage class carries:
+`geneface process`; SyncScorer judges lip sync (a training loss and an evaluation metric).
+Every stage class carries:
 
 - `name`: the registry name users write in a spec (`plugin: mel`);
 - `description`: one line for `geneface plugins`;
@@ -177,9 +178,44 @@ class FaceTracker(Stage):
         """Map the tracker's own points (N x 3) to the standard 68 keypoints (68 x 3)."""
 
 
+@attrs.frozen(eq=False)
+class SyncResult:
+    """How well a motion's mouth matches its audio, as judged by a SyncScorer.
+
+    `offset` is the audio delay in video frames that fits best (audio for frame t heard at
+    t + offset; 0 = in sync); `confidence` is the mean sync probability at offset 0;
+    `offset_confidence` is (median - min) of the distance curve over offsets, like SyncNet's
+    LSE-C; `curve` holds the mean score per offset in `offsets`.
+    """
+
+    confidence: float
+    offset: int
+    offset_confidence: float
+    offsets: tuple = attrs.field(converter=tuple)
+    curve: tuple = attrs.field(converter=tuple)
+    n_windows: int
+
+
+class SyncScorer(Stage):
+    """Judges lip sync (mouth landmarks vs audio features); also used as a training loss."""
+
+    kind = "syncnet"
+    trainable = True
+
+    @property
+    def expected_width(self) -> Optional[int]:
+        """Feature width the judge was trained on (None: any)."""
+        return None
+
+    @abc.abstractmethod
+    def score(self, motion: Motion, features: AudioFeatures, max_offset: int = 15) -> SyncResult:
+        ...
+
+
 STAGE_KINDS: dict[str, type[Stage]] = {
-    cls.kind: cls for cls in (AudioEncoder, MotionGenerator, DomainAdapter, Renderer, FaceTracker)
+    cls.kind: cls
+    for cls in (AudioEncoder, MotionGenerator, DomainAdapter, Renderer, FaceTracker, SyncScorer)
 }
 
-# The order stages run in a pipeline; FaceTracker is not part of it.
+# The order stages run in a pipeline; FaceTracker and SyncScorer are not part of it.
 PIPELINE_ORDER = ("audio_encoder", "motion_generator", "domain_adapter", "renderer")

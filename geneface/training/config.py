@@ -1,0 +1,76 @@
+"""The run record every trainer shares, and the learning-rate schedules.
+
+A run is described by one `TrainConfig` (loop settings) plus the task's own config (model and
+loss settings); both are written to `run.json` in the output folder and checked again on
+`--resume`, so a resumed run cannot silently continue with different settings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import attrs
+
+Schedule = Literal["constant", "cosine", "exponential"]
+
+
+def _positive(_inst, attribute, value):
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+
+
+def _non_negative(_inst, attribute, value):
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+@attrs.define
+class TrainConfig:
+    """Loop settings of one training run (defaults: METHOD.md's full-size runs)."""
+
+    steps: int = attrs.field(default=40_000, validator=_positive)
+    batch_size: int = attrs.field(default=64, validator=_positive)  # per process under DDP
+    lr: float = attrs.field(default=5e-4, validator=_positive)
+    schedule: Schedule = "cosine"
+    warmup: int = attrs.field(default=0, validator=_non_negative)
+    # exponential: lr * decay_rate ** (step / decay_steps)
+    decay_rate: float = attrs.field(default=0.5, validator=_positive)
+    decay_steps: int = attrs.field(default=10_000, validator=_positive)
+    min_lr_ratio: float = attrs.field(default=0.0, validator=_non_negative)  # cosine floor
+    grad_clip: float = attrs.field(default=0.0, validator=_non_negative)  # 0: off
+    seed: int = 0
+    device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:N
+    amp: bool = True  # mixed precision; only ever used on CUDA
+    ckpt_every: int = attrs.field(default=1000, validator=_positive)  # resume state
+    keep_ckpts: int = attrs.field(default=2, validator=_positive)  # resume states kept
+    val_every: int = attrs.field(default=1000, validator=_positive)
+    keep_best: int = attrs.field(default=3, validator=_non_negative)  # best exported models kept
+    log_every: int = attrs.field(default=50, validator=_positive)
+    threads: int = attrs.field(default=0, validator=_non_negative)  # torch CPU threads; 0: torch's choice
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimiser step `step` (0-based): warm-up, then the schedule."""
+        if self.warmup and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        after = step - self.warmup
+        if self.schedule == "constant":
+            return self.lr
+        if self.schedule == "exponential":
+            return self.lr * self.decay_rate ** (after / self.decay_steps)
+        span = max(1, self.steps - self.warmup)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, after / span)))
+        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+
+
+# Fields that may change between a run and its resumption without changing its result
+# (`steps` too, unless the cosine schedule is stretched by it).
+RESUMABLE_CHANGES = {"device", "log_every", "keep_ckpts", "keep_best", "ckpt_every", "threads"}
+
+
+def changed_on_resume(saved: dict, now: dict) -> list[str]:
+    """Keys of the saved run config that `now` changes in a way that alters the result."""
+    allowed = set(RESUMABLE_CHANGES)
+    if now.get("schedule") != "cosine":
+        allowed.add("steps")
+    return sorted(k for k in set(saved) | set(now) if k not in allowed and saved.get(k) != now.get(k))

@@ -1,0 +1,420 @@
+"""The training loop every trainable stage reuses.
+
+A `TrainTask` says what is trained (model, batches, loss, validation, export); the `Trainer`
+does the rest, the same way for every task:
+
+- seeding, device choice (CUDA when present) and mixed precision on CUDA (bf16 where the
+  GPU has it, else fp16 with a gradient scaler);
+- a resume state every `ckpt_every` steps (`state/step-XXXXXXXX.safetensors`: model,
+  optimiser, RNG states, step, task state); `resume=True` continues from the newest and ends
+  with the same weights an uninterrupted run would have;
+- validation every `val_every` steps, and keep-best-k exported models by the task's metric
+  (`best/`), the best one also written as `model.safetensors`, the last as `last.safetensors`;
+- metrics to `metrics.csv` (and TensorBoard when installed), a progress bar with the loss and
+  steps per second;
+- Ctrl-C: the step under way finishes, the state is saved, then KeyboardInterrupt is raised
+  (a second Ctrl-C stops at once; files are written atomically, so none is left half done);
+- DDP under `torchrun` (see geneface.training.distributed): per-process batches, averaged
+  gradients, files written by rank 0 only.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import random
+import re
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+from geneface.core.atomic import atomic_output
+from geneface.core.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
+from geneface.errors import UsageError
+from geneface.training import distributed as ddp
+from geneface.training.config import TrainConfig, changed_on_resume
+from geneface.training.metrics import MetricsLog, StepProgress
+from geneface.training.state import (
+    capture_rng,
+    flatten_optimizer,
+    json_safe,
+    prefixed,
+    restore_rng,
+    unflatten_optimizer,
+    unprefixed,
+)
+
+STATE_KIND = "training_state"
+_STATE_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
+
+
+class TrainTask(abc.ABC):
+    """What a trainer needs from one kind of model. Subclasses own their model and data."""
+
+    name: str = ""  # plugin name of the exported component
+    best_metric: str = "loss"  # a key of `validate()`'s result
+    best_mode: str = "min"  # "min" or "max"
+
+    model: torch.nn.Module
+
+    @abc.abstractmethod
+    def config_dict(self) -> dict:
+        """The task's own settings (model, losses, data), for run.json and the resume check."""
+
+    @abc.abstractmethod
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict:
+        """A training batch (CPU tensors) drawn with `rng` only, so it can be replayed."""
+
+    @abc.abstractmethod
+    def compute_loss(self, net: torch.nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        """(loss to minimise, {metric: float}); `net` may be the DDP wrapper of `self.model`."""
+
+    @abc.abstractmethod
+    def validate(self) -> dict:
+        """Validation metrics of `self.model` on held-out data (deterministic)."""
+
+    @abc.abstractmethod
+    def export(self, meta: dict) -> Checkpoint:
+        """The trained component as a stage checkpoint (what `geneface run` loads)."""
+
+    def on_validation(self, metrics: dict, step: int) -> None:
+        """React to validation (e.g. switch a loss on); runs on every rank with rank 0's metrics."""
+
+    def to(self, device: torch.device) -> None:
+        """Move the model (and anything else the loss uses) to `device`."""
+        self.model.to(device)
+
+    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=lr)
+
+    def state(self) -> dict:
+        """JSON-safe task state that must survive a resume."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+
+class _Interrupt:
+    """First Ctrl-C sets a flag the loop checks between steps; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    def __init__(
+        self,
+        task: TrainTask,
+        config: TrainConfig,
+        out: Path,
+        resume: bool = False,
+        progress: bool = True,
+        extra_run_info: Optional[dict] = None,
+        on_step: Optional[Callable[[int], None]] = None,
+    ):
+        self.task = task
+        self.config = config
+        self.out = Path(out)
+        self.resume = resume
+        self.progress = progress
+        self.extra_run_info = extra_run_info or {}
+        self.on_step = on_step  # test hook: called after every finished step
+        self.dist = ddp.init_distributed(config.device)
+        self.device = ddp.choose_device(config.device, self.dist.local_rank)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.step = 0
+        self.best: list[dict] = []  # [{"step", "value", "file"}], best first
+        self._acc: dict[str, list[float]] = {}  # train metrics since the last log line
+
+    # -- files ---------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.out / "state"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.out / "best"
+
+    def run_record(self) -> dict:
+        from geneface.core.config import unstructure
+
+        return {
+            "task": self.task.name,
+            "train": unstructure(self.config),
+            "task_config": self.task.config_dict(),
+            "world_size": self.dist.world_size,
+            **self.extra_run_info,
+        }
+
+    def _prepare_out(self) -> Optional[Path]:
+        """Check the output folder against --resume; return the state file to resume from."""
+        latest = self.latest_state(self.out)
+        if not self.resume:
+            if latest is not None or (self.out / "run.json").exists():
+                raise UsageError(f"{self.out}: already holds a training run; pass --resume to continue it or pick another --out")
+            return None
+        if latest is None:
+            return None  # nothing saved yet: start from scratch
+        saved = json.loads((self.out / "run.json").read_text())
+        now = json_safe(self.run_record())
+        changed = changed_on_resume(saved.get("train", {}), now["train"])
+        changed += [f"task_config.{k}" for k in sorted(set(saved.get("task_config", {})) | set(now["task_config"]))
+                    if saved.get("task_config", {}).get(k) != now["task_config"].get(k)]
+        changed += [k for k in ("world_size", *self.extra_run_info) if saved.get(k) != now.get(k)]
+        if changed:
+            raise UsageError(f"{self.out}: cannot resume with different settings ({', '.join(changed)}); "
+                             "use the original ones or a new --out")
+        return latest
+
+    @staticmethod
+    def latest_state(out: Path) -> Optional[Path]:
+        folder = Path(out) / "state"
+        if not folder.is_dir():
+            return None
+        found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _STATE_NAME.match(p.name)))
+        return found[-1][1] if found else None
+
+    # -- state ---------------------------------------------------------------------------
+    def _save_state(self, optimizer, scaler, data_rng) -> None:
+        rng_tensors, rng_meta = capture_rng(data_rng)
+        everyone = ddp.gather((rng_tensors, rng_meta), self.dist)
+        if not self.dist.is_main:
+            return
+        opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
+        tensors = {**prefixed(self.task.model.state_dict(), "model."), **opt_tensors}
+        rng_metas = []
+        for rank, (t, m) in enumerate(everyone):
+            tensors.update(prefixed(t, f"rng{rank}."))
+            rng_metas.append(m)
+        meta = {
+            "step": self.step,
+            "optimizer": opt_meta,
+            "rng": rng_metas,
+            "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+            "task": self.task.state(),
+            "best": self.best,
+            "acc": self._acc,
+        }
+        path = self.state_dir / f"step-{self.step:08d}.safetensors"
+        save_checkpoint(path, Checkpoint(STATE_KIND, self.task.name, "1", json_safe(self.run_record()),
+                                         tensors, json_safe(meta)))
+        kept = sorted(p for p in self.state_dir.iterdir() if _STATE_NAME.match(p.name))
+        for old in kept[: -self.config.keep_ckpts]:
+            old.unlink()
+
+    def _load_state(self, path: Path, optimizer, scaler, data_rng) -> None:
+        ckpt = read_checkpoint(path, expect_kind=STATE_KIND, expect_plugin=self.task.name)
+        self.task.model.load_state_dict(unprefixed(ckpt.state, "model."))
+        optimizer.load_state_dict(unflatten_optimizer(ckpt.state, ckpt.meta["optimizer"], optimizer.state_dict()))
+        if scaler is not None and ckpt.meta.get("scaler"):
+            scaler.load_state_dict(ckpt.meta["scaler"])
+        rank = self.dist.rank
+        restore_rng(unprefixed(ckpt.state, f"rng{rank}."), ckpt.meta["rng"][rank], data_rng)
+        self.task.load_state(ckpt.meta.get("task", {}))
+        self.step = int(ckpt.meta["step"])
+        self.best = list(ckpt.meta.get("best", []))
+        self._acc = {k: list(v) for k, v in ckpt.meta.get("acc", {}).items()}
+        if self.dist.is_main and self.best_dir.is_dir():
+            # Best models exported after this state was saved will be exported again.
+            listed = {b["file"] for b in self.best}
+            for stray in self.best_dir.glob("*.safetensors"):
+                if stray.name not in listed:
+                    stray.unlink()
+
+    # -- best-k --------------------------------------------------------------------------
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.task.best_mode == "min" else a > b
+
+    def _keep_best(self, metrics: dict) -> None:
+        k = self.config.keep_best
+        value = metrics.get(self.task.best_metric)
+        if k == 0 or value is None or not np.isfinite(value):
+            return
+        ranked = self.best + [{"step": self.step, "value": float(value), "file": f"step-{self.step:08d}.safetensors"}]
+        # Stable on ties: the earlier step stays ahead.
+        ranked.sort(key=lambda b: (b["value"] if self.task.best_mode == "min" else -b["value"], b["step"]))
+        new, dropped = ranked[:k], ranked[k:]
+        if any(b["step"] == self.step for b in new):
+            meta = {"step": self.step, "metrics": json_safe(metrics), "selected_by": self.task.best_metric}
+            save_checkpoint(self.best_dir / f"step-{self.step:08d}.safetensors", self.task.export(meta))
+        for b in dropped:
+            (self.best_dir / b["file"]).unlink(missing_ok=True)
+        self.best = new
+
+    # -- loop ----------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type != "cuda" or not self.config.amp:
+            return contextlib.nullcontext(), None
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        return torch.autocast("cuda", dtype=dtype), scaler
+
+    def _validate(self) -> dict:
+        metrics = None
+        if self.dist.is_main:
+            # Validation must not consume training randomness: the result of a run may not
+            # depend on how often it was validated.
+            devices = [self.device.index or 0] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices), _numpy_python_rng_kept():
+                self.task.model.eval()
+                with torch.no_grad():
+                    metrics = json_safe(self.task.validate())
+                self.task.model.train()
+        return ddp.broadcast(metrics, self.dist)
+
+    def _log_train(self, log: Optional[MetricsLog]) -> Optional[float]:
+        if not self._acc:
+            return None
+        means = {k: float(np.mean(v)) for k, v in self._acc.items()}
+        if log is not None:
+            log.write(self.step, "train", means)
+        self._acc = {}
+        return means.get("loss")
+
+    def fit(self) -> dict:
+        """Train to `config.steps`; returns {"model": path, "last": path, "step": n, "best": [...]}."""
+        cfg = self.config
+        resume_from = self._prepare_out()
+        ddp.barrier(self.dist)  # every rank has looked at --out before rank 0 writes to it
+        is_main = self.dist.is_main
+        if is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self.out / "run.json") as tmp:
+                tmp.write_text(json.dumps(json_safe(self.run_record()), indent=2, sort_keys=True))
+
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        data_rng = np.random.default_rng([cfg.seed, self.dist.rank])
+        self.task.to(self.device)
+        model = self.task.model
+        model.train()
+        optimizer = self.task.make_optimizer(cfg.lr)
+        autocast, scaler = self._autocast()
+        if resume_from is not None:
+            self._load_state(resume_from, optimizer, scaler, data_rng)
+        else:
+            # DDP gives every rank rank 0's weights when it wraps the model; the noise
+            # (dropout, the VAE's sampling) differs per rank, like the data does.
+            torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
+        net = ddp.wrap_model(model, self.dist, self.device)
+
+        log = MetricsLog(self.out, self.step if resume_from is not None else None) if is_main else None
+        bar = StepProgress(cfg.steps, self.step, self.task.name, enabled=self.progress and is_main)
+        loss_shown = None
+        try:
+            with _Interrupt() as interrupt:
+                while self.step < cfg.steps:
+                    for group in optimizer.param_groups:
+                        group["lr"] = cfg.lr_at(self.step)
+                    batch = _to_device(self.task.sample_batch(data_rng, cfg.batch_size), self.device)
+                    loss, metrics = self._train_step(net, optimizer, scaler, autocast, batch)
+                    self.step += 1
+                    for k, v in {"loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"], **metrics}.items():
+                        self._acc.setdefault(k, []).append(float(v))
+
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        loss_shown = self._log_train(log)
+                    if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                        val = self._validate()
+                        if log is not None:
+                            log.write(self.step, "val", val)
+                        self.task.on_validation(val, self.step)
+                        if is_main:
+                            self._keep_best(val)
+                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
+                        self._save_state(optimizer, scaler, data_rng)
+                    bar.update(self.step, loss_shown)
+                    if self.on_step is not None:
+                        self.on_step(self.step)
+                    if ddp.any_rank(interrupt.requested, self.dist):
+                        if self.step % cfg.ckpt_every != 0 and self.step != cfg.steps:
+                            self._save_state(optimizer, scaler, data_rng)
+                        if is_main:
+                            print(f"interrupted at step {self.step}; state saved in {self.state_dir}; "
+                                  "run the same command with --resume to continue", file=sys.stderr)
+                        raise KeyboardInterrupt(f"interrupted at step {self.step}")
+            result = self._finish() if is_main else {"step": self.step}
+            ddp.barrier(self.dist)
+            return result
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+
+    def _train_step(self, net, optimizer, scaler, autocast, batch) -> tuple[torch.Tensor, dict]:
+        with autocast:
+            loss, metrics = self.task.compute_loss(net, batch, self.step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{self.task.name}: loss is {loss.item()} at step {self.step}")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        else:
+            loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.config.grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        return loss, metrics
+
+    def _finish(self) -> dict:
+        meta = {"step": self.step, "selected_by": "last"}
+        last = self.out / "last.safetensors"
+        save_checkpoint(last, self.task.export(meta))
+        model = self.out / "model.safetensors"
+        if self.best:
+            with atomic_output(model) as tmp:
+                shutil.copyfile(self.best_dir / self.best[0]["file"], tmp)
+        else:
+            with atomic_output(model) as tmp:
+                shutil.copyfile(last, tmp)
+        return {"model": model, "last": last, "step": self.step, "best": list(self.best)}
+
+
+@contextlib.contextmanager
+def _numpy_python_rng_kept():
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch

@@ -13,6 +13,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.records import AudioFeatures, Motion
+from geneface.core.net_stage import NetStage
 from geneface.core.stages import SyncResult, SyncScorer
 from geneface.errors import StageMismatchError, UsageError
 
@@ -29,7 +30,7 @@ class SyncNetConfig:
     embed: int = attrs.field(default=512, validator=attrs.validators.gt(0))
 
 
-class SyncNet(SyncScorer):
+class SyncNet(NetStage, SyncScorer):
     name = "syncnet"
     description = "Landmark SyncNet (5 mouth frames vs 10 audio frames, cosine score): sync judge and loss"
     Config = SyncNetConfig
@@ -40,22 +41,6 @@ class SyncNet(SyncScorer):
 
         self.net = LandmarkSyncNet(self.config.audio_width, self.config.channels, self.config.embed)
         self.net.eval()
-        self.encoder = ""  # the audio encoder it was trained with (from the checkpoint)
-
-    @property
-    def expected_width(self) -> int:
-        return self.config.audio_width
-
-    def state_dict(self) -> dict:
-        return dict(self.net.state_dict())
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state)
-        self.net.eval()
-
-    def load_checkpoint(self, ckpt) -> None:
-        self.load_state_dict(ckpt.state)
-        self.encoder = ckpt.meta.get("encoder", "")
 
     def check_features(self, features: AudioFeatures, where: str = "audio features") -> None:
         if features.width != self.config.audio_width:

@@ -17,6 +17,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.records import N_LANDMARKS, VIDEO_FPS, AudioFeatures, Motion
+from geneface.core.net_stage import NetStage
 from geneface.core.stages import MotionGenerator
 from geneface.errors import StageMismatchError, UsageError
 
@@ -48,7 +49,7 @@ class VAEConfig:
         return {k: getattr(self, k) for k in keys}
 
 
-class VAEGenerator(MotionGenerator):
+class VAEGenerator(NetStage, MotionGenerator):
     name = "vae"
     description = "Conditional sequence VAE with an audio-conditioned flow prior (GeneFace audio2motion)"
     Config = VAEConfig
@@ -59,22 +60,6 @@ class VAEGenerator(MotionGenerator):
 
         self.net = MotionVAE(self.config.audio_width, **self.config.model_kwargs())
         self.net.eval()
-        self.encoder = ""  # the audio encoder it was trained with (from the checkpoint)
-
-    @property
-    def expected_width(self) -> int:
-        return self.config.audio_width
-
-    def state_dict(self) -> dict:
-        return dict(self.net.state_dict())
-
-    def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state)
-        self.net.eval()
-
-    def load_checkpoint(self, ckpt) -> None:
-        self.load_state_dict(ckpt.state)
-        self.encoder = ckpt.meta.get("encoder", "")
 
     def check_input(self, record) -> Optional[str]:
         problem = super().check_input(record)

@@ -19,8 +19,8 @@ The 68 points follow the iBUG 300-W convention that GeneFace's motion targets us
 
 Mediapipe's mesh has no exact counterpart for every 68-point (its jaw line runs along the
 visible cheek contour rather than the bone), so the chosen vertex is the nearest mesh vertex
-on the same contour; this is the map GeneFace++ uses, which keeps our targets comparable to
-the published data. Points 468-477 of the refined mesh are the irises and are never used here.
+on the same contour, picked against mediapipe's published mesh topology and checked on
+a tracked face (tests/test_landmarks68.py: regions, anatomical layout, openness helpers). Points 468-477 of the refined mesh are the irises and are never used here.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ def test_folder_has_the_documented_files(made):
     root, _ = made
     ds_dir = root / "ds"
     for rel in (fmt.MANIFEST, fmt.BACKGROUND, fmt.BACKGROUND_SEEN, fmt.AUDIO, fmt.MESH, fmt.IMAGE68,
-                fmt.CANONICAL68, fmt.STATS, fmt.C2W, fmt.POSE, fmt.TRACKING, "audio_features/mel.npy"):
+                fmt.CANONICAL68, fmt.STATS, fmt.C2W, fmt.POSE, "camera/camera.npz", fmt.TRACKING,
+                "audio_features/mel.npy"):
         assert (ds_dir / rel).is_file(), rel
     assert len(list((ds_dir / fmt.FRAMES_DIR).glob("*.jpg"))) == N_FRAMES
     assert len(list((ds_dir / fmt.MASKS_DIR).glob("*.png"))) == N_FRAMES
@@ -112,6 +113,19 @@ def test_loader_round_trip(made):
         assert tracking[key].shape == (N_FRAMES,), key
     assert np.allclose(tracking["reprojection_error"].mean(), result.manifest["quality"]["reprojection_error_px"]["mean"], atol=1e-3)
     assert ds.summary()["n_frames"] == N_FRAMES
+
+
+def test_the_camera_is_also_a_pose_file(made):
+    from geneface.core.camera_io import POSE_FILE, load_camera
+
+    root, _ = made
+    ds = Dataset(root / "ds")
+    pose = load_camera(root / "ds" / POSE_FILE)
+    assert load_camera(root / "ds").n_frames == N_FRAMES  # a dataset folder reads as its pose file
+    camera = ds.camera()
+    assert (pose.focal, pose.width, pose.height) == pytest.approx((camera.focal, camera.width, camera.height))
+    assert pose.principal_point == pytest.approx(camera.principal_point)
+    assert np.allclose(pose.c2w, camera.c2w)
 
 
 def fmt_mesh_to_68():

@@ -1,5 +1,3 @@
-from fractions import Fraction
-
 import av
 import numpy as np
 import pytest
@@ -9,6 +7,7 @@ from geneface.core.records import Audio
 from geneface.errors import MediaError, UsageError
 
 from conftest import speechlike
+from test_process_media import write_av
 
 
 def _frame(i: int, size=(64, 96)) -> np.ndarray:
@@ -42,28 +41,12 @@ def test_audio_shorter_than_video_is_padded(tmp_path):
     assert abs(media.read_audio(out).duration - 1.0) < 1 / 25
 
 
-def _write_vfr(path, times):
-    """An H.264 mp4 whose frames sit at the given (irregular) times in seconds."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
-        s.codec_context.time_base = Fraction(1, 1000)
-        for i, t in enumerate(times):
-            f = av.VideoFrame.from_ndarray(_frame(i, (64, 64)), format="rgb24")
-            f.pts = int(round(t * 1000))
-            f.time_base = Fraction(1, 1000)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-
-
 def test_variable_frame_rate_is_resampled_to_25fps(tmp_path):
     rng = np.random.default_rng(0)
     times = np.cumsum(rng.uniform(0.02, 0.07, size=60))
     times -= times[0]
     path = tmp_path / "vfr.mp4"
-    _write_vfr(path, times)
+    write_av(path, [_frame(i, (64, 64)) for i in range(len(times))], times)  # frames at irregular times
     info = media.probe_video(path)
     frames = list(media.iter_video_frames(path))
     assert len(frames) == info.n_frames(25.0)

@@ -92,7 +92,7 @@ def test_preview_draws_on_every_frame(processed, tmp_path, capsys):
 def test_no_audio_track(tmp_path, capsys):
     silent = write_clip(tmp_path / "silent.mp4", astronaut_frames(12))
     code, _, err = run(capsys, "process", silent, "-o", tmp_path / "ds", *SMALL)
-    assert code == 1 and "no audio" in err and "--no-audio" in err
+    assert code == 2 and "no audio" in err and "--no-audio" in err
     assert not (tmp_path / "ds").exists()
     code, _, _ = run(capsys, "process", silent, "-o", tmp_path / "ds", "--no-audio", *SMALL)
     assert code == 0
@@ -108,7 +108,7 @@ def test_missing_corrupt_and_truncated_files(tmp_path, capsys):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
     code, _, err = run(capsys, "process", junk, "-o", tmp_path / "b", *SMALL)
-    assert code == 1 and "cannot open as media" in err
+    assert code == 2 and "cannot open as media" in err
     # A faststart mp4 (index first) cut in half still opens: its data stop early.
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(50)]
@@ -116,7 +116,7 @@ def test_missing_corrupt_and_truncated_files(tmp_path, capsys):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     code, _, err = run(capsys, "process", cut, "-o", tmp_path / "c", "--no-audio", *SMALL)
-    assert code == 1 and "truncated" in err
+    assert code == 2 and "truncated" in err
     assert not any(p.name.startswith((".a", ".b", ".c")) for p in tmp_path.iterdir())
 
 
@@ -137,7 +137,7 @@ def test_a_short_faceless_gap_is_interpolated_and_flagged(tmp_path, capsys):
 def test_long_faceless_stretches_stop_with_the_time_ranges(tmp_path, capsys):
     clip = write_clip(tmp_path / "noface.mp4", astronaut_frames(25, blank=range(10, 20)), speech(1.0))
     code, _, err = run(capsys, "process", clip, "-o", tmp_path / "ds", *SMALL)
-    assert code == 1
+    assert code == 2
     assert "no face found in 10 of 25 frames" in err and "0:00.40-0:00.80" in err and "--max-failed" in err
     assert not (tmp_path / "ds").exists() and not list(tmp_path.glob(".ds.partial*"))
     # Allowed with a higher limit: the frames are kept for continuity, flagged, out of splits.
@@ -164,7 +164,7 @@ def test_several_faces_keep_the_tracked_one_and_flag_it(tmp_path, capsys):
 def test_a_face_too_small_is_refused_with_advice(tmp_path, capsys):
     clip = write_clip(tmp_path / "far.mp4", astronaut_frames(10, size=160, face_px=50), speech(0.4))
     code, _, err = run(capsys, "process", clip, "-o", tmp_path / "ds", *SMALL)
-    assert code == 1
+    assert code == 2
     assert "px across" in err and "at least 80 px" in err and "higher-resolution" in err
 
 
@@ -186,14 +186,14 @@ def test_variable_frame_rate_is_resampled_to_25_fps(tmp_path, capsys):
 
 
 def test_interrupt_leaves_no_dataset_and_resume_finishes_without_retracking(clip, tmp_path, capsys, monkeypatch):
-    from geneface.processing import pipeline, tracking
+    from geneface.processing import process, tracking
 
     out = tmp_path / "ds"
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline, "_render_stage", interrupted)
+    monkeypatch.setattr(process, "render_stage", interrupted)
     code, _, err = run(capsys, "process", clip, "-o", out, *SMALL)
     assert code == 130
     assert not out.exists()

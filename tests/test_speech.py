@@ -121,7 +121,7 @@ def test_voices_and_variants():
         (dict(text=""), "text is empty"),
         (dict(text="   \n "), "text is empty"),
         (dict(text="?!... --"), "nothing to pronounce"),
-        (dict(text="hi", voice="en-uss"), "close matches: en-us"),
+        (dict(text="hi", voice="en-uss"), "did you mean 'en-us'"),
         (dict(text="hi", voice="klingonese"), "unknown voice"),
         (dict(text="hi", voice="en-us+nosuch"), "unknown voice variant"),
         (dict(text="hi", voice=""), "voice is empty"),

@@ -30,7 +30,7 @@ _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_failed, max_gap, min_face, fov):
     from geneface.errors import UsageError
-    from geneface.processing.pipeline import ProcessConfig
+    from geneface.processing.config import ProcessConfig
 
     kwargs = dict(
         size=size,
@@ -74,9 +74,13 @@ def process(
     quiet: bool = _QUIET,
 ) -> None:
     """Turn one talking-head video into a training dataset (frames, masks, landmarks, camera, audio)."""
-    from geneface.processing.pipeline import process_video
+    from geneface.core.outputs import prepare_output
+    from geneface.processing.process import process_video
 
     config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov)
+    # Type, inputs and writability here; an existing folder is process_video's to judge
+    # (--resume keeps an identical dataset, --overwrite replaces datasets only).
+    prepare_output(output, kind="dir", inputs=(video,), existing_ok=True)
     result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log)
     m = result.manifest
     if result.skipped:
@@ -109,10 +113,12 @@ def process_corpus_cmd(
     quiet: bool = _QUIET,
 ) -> None:
     """Process every clip under IN_DIR, skipping finished ones; one bad clip never stops the others."""
+    from geneface.core.outputs import prepare_output
     from geneface.errors import GenefaceError
     from geneface.processing.corpus import REPORT, process_corpus
 
     config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov)
+    prepare_output(out_dir, kind="dir", inputs=(in_dir,), existing_ok=True, what="OUT_DIR")  # resumed if it exists
     outcomes = process_corpus(in_dir, out_dir, config, workers=workers, quiet=quiet, log=_log)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     typer.echo(
@@ -169,15 +175,18 @@ def dataset_preview(
     path: Path = typer.Argument(..., help="A dataset folder."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="The mp4 to write (default: DATASET_preview.mp4 beside it)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N frames."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the mp4 if it exists."),
     quiet: bool = _QUIET,
 ) -> None:
     """Write an mp4 of the frames with landmarks, masks and head-pose axes drawn on."""
     from geneface.core.dataset import Dataset
-    from geneface.processing.pipeline import ProgressBars
+    from geneface.core.outputs import prepare_output
+    from geneface.core.progress import ProgressBars
     from geneface.processing.preview import write_preview
 
     ds = Dataset(path)
     out = output or path.resolve().with_name(f"{path.resolve().name}_preview.mp4")
+    prepare_output(out, overwrite=overwrite, inputs=(path,), suffixes=(".mp4",))
     total = ds.n_frames if limit is None else min(limit, ds.n_frames)
     with ProgressBars(quiet) as bars:
         n = write_preview(ds, out, limit=limit, progress=bars.task("preview", total))

@@ -8,13 +8,13 @@ JSON and checkpoint metadata.
 
 from __future__ import annotations
 
-import difflib
 import typing
 from pathlib import Path
 from typing import Any, Mapping
 
 import attrs
 
+from geneface.core.text import did_you_mean
 from geneface.errors import SpecError
 
 
@@ -96,12 +96,7 @@ def structure(cls: type, data: Any, where: str = "config") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            hint = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
-            msg = f"{where}.{key}: unknown key"
-            if hint:
-                msg += f"; did you mean '{hint[0]}'?"
-            msg += f" (known: {', '.join(fields) or 'none'})"
-            raise SpecError(msg)
+            raise SpecError(f"{where}.{key}: unknown key{did_you_mean(key, fields)} (known: {', '.join(fields) or 'none'})")
         kwargs[key] = _convert(value, hints.get(key, Any), f"{where}.{key}")
     missing = [
         name

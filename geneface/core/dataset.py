@@ -16,11 +16,15 @@ Layout (format version 1; docs/dataset_format.md has the full description)::
       landmarks/stats.npz        mean, std (68 x 3) of canonical68 over the train split
       camera/c2w.npy             (T, 4, 4) camera-to-world (OpenCV axes), head fixed at the origin
       camera/pose.npz            scale, rotation, translation (the per-frame similarity), canonical_mesh
+      camera/camera.npz          the same camera as a pose file (geneface.core.camera_io), for `input.poses`
       tracking.npz               confidence, n_faces, flags, reprojection_error, head_coverage (T,)
 
 A dataset is complete only when manifest.json exists with "complete": true; `geneface process`
 builds it in a hidden temporary folder and renames it at the end, so an interrupted run never
 leaves anything this class would open. No pickles: every array loads with allow_pickle=False.
+
+Writing one: `geneface process` (geneface.processing) writes the files, then `write_manifest`
+last; both sides of the manifest live here.
 
 Using it::
 
@@ -40,12 +44,16 @@ Using it::
 from __future__ import annotations
 
 import json
+import math
+import platform
+import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from geneface.core.records import Audio, AudioFeatures, Camera, Motion
+from geneface.core.atomic import atomic_output
+from geneface.core.records import VIDEO_FPS, Audio, AudioFeatures, Camera, Motion
 from geneface.errors import UsageError
 
 FORMAT_NAME = "geneface-dataset"
@@ -70,6 +78,9 @@ TRACKING = "tracking.npz"
 
 # Mask labels.
 BACKGROUND_LABEL, HEAD, TORSO = 0, 1, 2
+MASK_LABELS = {"background": BACKGROUND_LABEL, "head": HEAD, "torso": TORSO}
+# The distributions whose versions a manifest records (what made the data).
+RECORDED_VERSIONS = ("geneface", "mediapipe", "numpy", "opencv-python", "av")
 # tracking.npz "flags" bits (see geneface.processing.tracking).
 FLAG_INTERPOLATED, FLAG_FAILED, FLAG_MULTI_FACE, FLAG_LOW_CONFIDENCE = 1, 2, 4, 8
 
@@ -103,6 +114,88 @@ def read_manifest(path: Path) -> dict:
         )
     if manifest.get("complete") is not True:
         raise DatasetError(f"{path}: dataset is incomplete")
+    manifest = _Manifest.wrap(manifest, manifest_path, "")
+    _check_fields(manifest)
+    return manifest
+
+
+class _Manifest(dict):
+    """A manifest whose missing keys are a DatasetError naming the file and key path.
+
+    A hand-edited or damaged manifest should say which key it lacks wherever the key is
+    read (Dataset, `dataset info`, trainers), not end as a KeyError.
+    """
+
+    file: Path
+    where: str
+
+    @classmethod
+    def wrap(cls, value, file: Path, where: str):
+        if isinstance(value, dict):
+            out = cls({k: cls.wrap(v, file, f"{where}.{k}" if where else k) for k, v in value.items()})
+            out.file, out.where = file, where
+            return out
+        if isinstance(value, list):
+            return [cls.wrap(v, file, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def __missing__(self, key):
+        raise DatasetError(f"{self.file}: no '{f'{self.where}.{key}' if self.where else key}' key")
+
+
+def _check_fields(manifest: dict) -> None:
+    """The fields every reader needs, with usable values (the rest fail by name when read)."""
+    file = manifest.file
+    n, fps, size = manifest["n_frames"], manifest["fps"], manifest["crop"]["size"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise DatasetError(f"{file}: 'n_frames' must be a positive whole number, got {n!r}")
+    if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not (fps > 0 and math.isfinite(fps)):
+        raise DatasetError(f"{file}: 'fps' must be a positive number, got {fps!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise DatasetError(f"{file}: 'crop.size' must be a positive whole number, got {size!r}")
+    splits = manifest["splits"]
+    for name, value in (splits.items() if isinstance(splits, dict) else [("", splits)]):
+        ok = (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
+              and 0 <= value[0] <= value[1] <= n)
+        if not ok:
+            raise DatasetError(f"{file}: 'splits{'.' + name if name else ''}' must be [start, end] frames within 0..{n}, got {value!r}")
+
+
+def package_versions() -> dict:
+    """Python's and RECORDED_VERSIONS' versions (None for one not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in RECORDED_VERSIONS:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def write_manifest(folder: Path, n_frames: int, jpeg_quality: int = 95, **sections) -> dict:
+    """Write `folder`/manifest.json, the file that makes a folder a dataset, and return it.
+
+    Write it last: `read_manifest` takes its presence to mean everything else is there. The
+    format's own fields (format, version, complete, created, fps, the frame and mask layout,
+    versions) are filled in here; `sections` are the rest, as docs/dataset_format.md lists
+    them (source, crop, camera, splits, audio, tracker, settings, quality, warnings, timings).
+    """
+    manifest = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "complete": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "n_frames": int(n_frames),
+        "fps": VIDEO_FPS,
+        "frames": {"dir": FRAMES_DIR, "ext": FRAME_EXT, "jpeg_quality": int(jpeg_quality)},
+        "masks": {"dir": MASKS_DIR, "ext": MASK_EXT, "labels": dict(MASK_LABELS)},
+        "versions": package_versions(),
+        **sections,
+    }
+    with atomic_output(Path(folder) / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2))
     return manifest
 
 

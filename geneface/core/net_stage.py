@@ -1,20 +1,29 @@
-"""A mixin for stages whose weights are one torch module, `self.net`.
+"""Mixins for stages with trained weights; put them first in the bases.
 
-Such a stage (the `vae` motion generator, the `syncnet` judge, ...) saves and loads its
-module's state dict as its checkpoint, remembers from the checkpoint's metadata which audio
-encoder it was trained with, and expects features as wide as `config.audio_width`. Put it
-first in the bases: `class MyGenerator(NetStage, MotionGenerator)`.
+- `TorchStage`: the weights are one torch module, `self.net` (made by the subclass's
+  `build_net()`, in eval mode until a trainer says otherwise); its state dict is the
+  checkpoint. Any stage with a torch module uses it (a renderer, a domain adapter, ...):
+  `class MyRenderer(TorchStage, Renderer)`.
+- `AudioConditioned`: the stage reads audio features, so it remembers from the checkpoint's
+  metadata which audio encoder the weights were trained with (`encoder`) and expects
+  features as wide as `config.audio_width`:
+  `class MyGenerator(AudioConditioned, TorchStage, MotionGenerator)`.
 """
 
 from __future__ import annotations
 
+from typing import Optional
 
-class NetStage:
-    encoder: str = ""  # the audio encoder the weights were trained with ("" = unknown)
 
-    @property
-    def expected_width(self) -> int:
-        return self.config.audio_width
+class TorchStage:
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.net = self.build_net()
+        self.net.eval()
+
+    def build_net(self):
+        """The stage's torch module, from `self.config`."""
+        raise NotImplementedError(f"{type(self).__name__} must define build_net()")
 
     def state_dict(self) -> dict:
         return dict(self.net.state_dict())
@@ -23,6 +32,14 @@ class NetStage:
         self.net.load_state_dict(state)
         self.net.eval()
 
+
+class AudioConditioned:
+    encoder: str = ""  # the audio encoder the weights were trained with ("" = unknown)
+
+    @property
+    def expected_width(self) -> Optional[int]:
+        return self.config.audio_width
+
     def load_checkpoint(self, ckpt) -> None:
-        self.load_state_dict(ckpt.state)
+        super().load_checkpoint(ckpt)
         self.encoder = ckpt.meta.get("encoder", "")

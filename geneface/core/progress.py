@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional, TypeVar
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -24,13 +24,41 @@ def make_progress(unit: str = "frame"):
     )
 
 
-def track(iterable: Iterable[T], total: Optional[int], description: str, unit: str = "frame") -> Iterator[T]:
-    """Iterate with a progress bar showing `unit`s per second and the time left."""
-    with make_progress(unit) as progress:
+class ProgressBars:
+    """Several bars in one display, each advanced through the callable `task()` returns;
+    silent (and rich never imported) when `quiet`."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self._progress = None if quiet else make_progress()
+
+    def __enter__(self) -> "ProgressBars":
+        if self._progress is not None:
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def task(self, description: str, total: Optional[int], unit: str = "frame") -> Callable[[int], None]:
+        if self._progress is None:
+            return lambda n=1: None
+        progress = self._progress
         task = progress.add_task(description, total=total, rate="")
-        for item in iterable:
-            yield item
-            progress.advance(task)
+
+        def advance(n: int = 1) -> None:
+            progress.advance(task, n)
             speed = progress.tasks[task].speed
             if speed:
-                progress.update(task, rate=f"{speed:.1f} {unit}/s")
+                progress.update(task, rate=f"{speed:.2f} {unit}/s")
+
+        return advance
+
+
+def track(iterable: Iterable[T], total: Optional[int], description: str, unit: str = "frame") -> Iterator[T]:
+    """Iterate with a progress bar showing `unit`s per second and the time left."""
+    with ProgressBars() as bars:
+        advance = bars.task(description, total, unit)
+        for item in iterable:
+            yield item
+            advance(1)

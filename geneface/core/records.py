@@ -170,21 +170,3 @@ class Camera:
         cx, cy = self.principal_point
         return np.array([[self.focal, 0, cx], [0, self.focal, cy], [0, 0, 1]], dtype=np.float32)
 
-
-@attrs.frozen(eq=False)
-class FrameBatch:
-    """A block of RGB frames (T x H x W x 3, uint8) at `fps`."""
-
-    frames: np.ndarray = attrs.field()
-    fps: float = VIDEO_FPS
-
-    @frames.validator
-    def _check(self, _attr, value):
-        if value.dtype != np.uint8 or value.ndim != 4 or value.shape[3] != 3:
-            raise ValueError(
-                f"FrameBatch.frames must be uint8 T x H x W x 3, got {value.dtype} {value.shape}"
-            )
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.frames.shape[0])

@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 
 from geneface import hookimpl
+from geneface.core.arrays import fit_rows
 from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, Audio, AudioFeatures, frames_for_duration
 from geneface.core.stages import AudioEncoder
 from geneface.errors import UsageError
@@ -136,14 +137,14 @@ class _TransformersEncoder(AudioEncoder):
                 wav = torch.from_numpy(y[a * hop: b * hop + field - hop]).to(self.config.device)
                 out = model(wav[None], output_hidden_states=True)
                 hidden = out.hidden_states[self.config.layer][0].float().cpu().numpy()
-                hidden = _fit(hidden, b - a)
+                hidden = fit_rows(hidden, b - a)
                 pieces.append(hidden[start - a: end - a])
         values = np.concatenate(pieces, axis=0)
         if abs(rate - FEATURE_RATE) > 1e-6:  # a model with another hop: resample in time
             t_src = (np.arange(len(values)) + 0.5) / rate
             t_dst = (np.arange(n_out) + 0.5) / FEATURE_RATE
             values = np.stack([np.interp(t_dst, t_src, values[:, j]) for j in range(values.shape[1])], axis=1)
-        return AudioFeatures(_fit(values, n_out), FEATURE_RATE, self.name, ())
+        return AudioFeatures(fit_rows(values, n_out), FEATURE_RATE, self.name, ())
 
     def _receptive_field(self) -> int:
         cfg = self.hf_config()
@@ -152,13 +153,6 @@ class _TransformersEncoder(AudioEncoder):
             field += (k - 1) * jump
             jump *= s
         return field
-
-
-def _fit(values: np.ndarray, n: int) -> np.ndarray:
-    """Trim or edge-pad along time to exactly `n` rows."""
-    if len(values) >= n:
-        return values[:n]
-    return np.concatenate([values, np.repeat(values[-1:], n - len(values), axis=0)], axis=0)
 
 
 class HubertEncoder(_TransformersEncoder):

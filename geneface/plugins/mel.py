@@ -11,6 +11,7 @@ import attrs
 import numpy as np
 
 from geneface import hookimpl
+from geneface.core.arrays import fit_rows
 from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, Audio, AudioFeatures
 from geneface.core.stages import AudioEncoder
 
@@ -41,14 +42,6 @@ def features_length(n_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
     from geneface.core.records import frames_for_duration
 
     return 2 * frames_for_duration(n_samples / sample_rate)
-
-
-def _fit_length(values: np.ndarray, n: int) -> np.ndarray:
-    """Trim or edge-pad along time to exactly `n` rows."""
-    if values.shape[0] >= n:
-        return values[:n]
-    pad = np.repeat(values[-1:], n - values.shape[0], axis=0) if len(values) else np.zeros((n, values.shape[1]), values.dtype)
-    return np.concatenate([values, pad], axis=0)
 
 
 class MelEncoder(AudioEncoder):
@@ -102,7 +95,7 @@ class MelEncoder(AudioEncoder):
             columns.append(np.log(np.maximum(rms, 1e-5))[:, None])
         m = min(len(col) for col in columns)
         values = np.concatenate([col[:m] for col in columns], axis=1)
-        return AudioFeatures(_fit_length(values, n), FEATURE_RATE, self.name, self.channels())
+        return AudioFeatures(fit_rows(values, n), FEATURE_RATE, self.name, self.channels())
 
 
 @hookimpl

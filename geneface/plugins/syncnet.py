@@ -13,7 +13,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.records import AudioFeatures, Motion
-from geneface.core.net_stage import NetStage
+from geneface.core.net_stage import AudioConditioned, TorchStage
 from geneface.core.stages import SyncResult, SyncScorer
 from geneface.errors import StageMismatchError, UsageError
 
@@ -30,17 +30,16 @@ class SyncNetConfig:
     embed: int = attrs.field(default=512, validator=attrs.validators.gt(0))
 
 
-class SyncNet(NetStage, SyncScorer):
+class SyncNet(AudioConditioned, TorchStage, SyncScorer):
     name = "syncnet"
     description = "Landmark SyncNet (5 mouth frames vs 10 audio frames, cosine score): sync judge and loss"
     Config = SyncNetConfig
+    training = "geneface.training.syncnet_task:SyncNetRecipe"
 
-    def __init__(self, config=None):
-        super().__init__(config)
+    def build_net(self):
         from geneface.models.syncnet import LandmarkSyncNet
 
-        self.net = LandmarkSyncNet(self.config.audio_width, self.config.channels, self.config.embed)
-        self.net.eval()
+        return LandmarkSyncNet(self.config.audio_width, self.config.channels, self.config.embed)
 
     def check_features(self, features: AudioFeatures, where: str = "audio features") -> None:
         if features.width != self.config.audio_width:

@@ -17,7 +17,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.records import N_LANDMARKS, VIDEO_FPS, AudioFeatures, Motion
-from geneface.core.net_stage import NetStage
+from geneface.core.net_stage import AudioConditioned, TorchStage
 from geneface.core.stages import MotionGenerator
 from geneface.errors import StageMismatchError, UsageError
 
@@ -49,17 +49,16 @@ class VAEConfig:
         return {k: getattr(self, k) for k in keys}
 
 
-class VAEGenerator(NetStage, MotionGenerator):
+class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
     name = "vae"
     description = "Conditional sequence VAE with an audio-conditioned flow prior (GeneFace audio2motion)"
     Config = VAEConfig
+    training = "geneface.training.vae_task:VAERecipe"
 
-    def __init__(self, config=None):
-        super().__init__(config)
+    def build_net(self):
         from geneface.models.vae import MotionVAE
 
-        self.net = MotionVAE(self.config.audio_width, **self.config.model_kwargs())
-        self.net.eval()
+        return MotionVAE(self.config.audio_width, **self.config.model_kwargs())
 
     def check_input(self, record) -> Optional[str]:
         problem = super().check_input(record)

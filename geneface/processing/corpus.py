@@ -28,7 +28,7 @@ from geneface.core import dataset as fmt
 from geneface.core.atomic import atomic_output
 from geneface.core.config import structure, unstructure
 from geneface.errors import GenefaceError, UsageError
-from geneface.processing.pipeline import ProcessConfig
+from geneface.processing.config import ProcessConfig
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 REPORT = "corpus_report.json"
@@ -130,7 +130,7 @@ def process_corpus(
             todo.append((clip, rel, out))
     log(f"{len(clips)} clips: {len(outcomes)} already done, {len(todo)} to process with {workers} worker(s)")
 
-    from geneface.processing.pipeline import ProgressBars
+    from geneface.core.progress import ProgressBars
 
     with ProgressBars(quiet) as bars:
         advance = bars.task("clips", len(todo), unit="clip") if todo else (lambda n=1: None)
@@ -154,7 +154,7 @@ def process_corpus(
 
 def _worker_main(argv: list[str]) -> int:
     """Process one clip: argv = CONFIG_JSON VIDEO OUT. Last stdout line: a JSON result."""
-    from geneface.processing.pipeline import process_video
+    from geneface.processing.process import process_video
 
     config_json, video, out = argv
     try:

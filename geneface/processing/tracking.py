@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 
 from geneface.core.records import VIDEO_FPS
-from geneface.core.stages import FaceTracker, TrackedFrame
+from geneface.core.stages import TrackedFrame
 from geneface.errors import GenefaceError
 
 # Per-frame flag bits (tracking.npz "flags").
@@ -24,7 +24,9 @@ LOW_CONFIDENCE = 8  # the tracker's confidence fell below the configured floor
 
 
 class TrackingError(GenefaceError):
-    """The face could not be tracked well enough to make a dataset."""
+    """The face could not be tracked well enough to make a dataset: the video is at fault (exit 2)."""
+
+    exit_code = 2
 
 
 @attrs.frozen(eq=False)
@@ -156,15 +158,3 @@ def check_face_size(result: TrackResult, min_face_px: float, source: str = "vide
             "recording, or one where the face fills more of the frame"
         )
     return width
-
-
-def track_video(
-    tracker: FaceTracker,
-    frames: Iterable[np.ndarray],
-    n_points: int,
-    progress=None,
-    **gap_options,
-) -> TrackResult:
-    """Track every frame and fill gaps (see `fill_gaps` for the options)."""
-    points, confidence, n_faces = collect(tracker.track(iter(frames)), n_points, progress)
-    return fill_gaps(points, confidence, n_faces, **gap_options)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import difflib
 import os
 import threading
 from functools import lru_cache
@@ -31,6 +30,7 @@ import attrs
 import numpy as np
 
 from geneface.core.records import SAMPLE_RATE, Audio
+from geneface.core.text import did_you_mean
 from geneface.errors import GenefaceError, UsageError
 from geneface.speech.records import Phoneme, Speech, split_stress
 
@@ -274,13 +274,11 @@ class Engine:
         if code is None and key in self.unusable:
             raise UsageError(f"voice {base!r} is listed by eSpeak NG but its dictionary is missing from this installation")
         if code is None:
-            close = difflib.get_close_matches(key, list(self.voices), n=4, cutoff=0.5)
-            hint = f"; close matches: {', '.join(close)}" if close else ""
+            hint = did_you_mean(key, self.voices, n=4)
             raise UsageError(f"unknown voice {base!r}{hint} (`geneface say --list-voices` lists all {len(self.voices)})")
         if variant:
             if self.variants and variant not in self.variants:
-                close = difflib.get_close_matches(variant, self.variants, n=4, cutoff=0.5)
-                hint = f"; close matches: {', '.join(close)}" if close else ""
+                hint = did_you_mean(variant, self.variants, n=4)
                 raise UsageError(f"unknown voice variant {variant!r}{hint}")
             return f"{code}+{variant}"
         return code

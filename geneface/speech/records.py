@@ -7,6 +7,7 @@ from typing import Iterable
 import attrs
 import numpy as np
 
+from geneface.core.arrays import fit_rows
 from geneface.core.records import Audio
 
 # espeak marks stress before a vowel: ' primary, , secondary. A pause phoneme is "_" or
@@ -90,7 +91,7 @@ class Speech:
         phonemes = [attrs.evolve(p, start=p.start + seconds, end=p.end + seconds) for p in self.phonemes]
         if total is not None:
             n = int(round(total * sr))
-            samples = samples[:n] if len(samples) >= n else np.concatenate([samples, np.zeros(n - len(samples), np.float32)])
+            samples = fit_rows(samples, n, pad="zeros")
             phonemes = [attrs.evolve(p, end=min(p.end, total)) for p in phonemes if p.start < total]
         phonemes = [p for p in phonemes if p.end > 0]
         phonemes = [attrs.evolve(p, start=max(p.start, 0.0)) for p in phonemes]

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import attrs
 import numpy as np
 
 from geneface.core.records import MOUTH, N_LANDMARKS
 from geneface.errors import StageMismatchError, UsageError
+
+if TYPE_CHECKING:
+    from geneface.core.stages import AudioEncoder
 
 
 def _f32(value) -> np.ndarray:
@@ -234,7 +237,7 @@ def synth_clip_folders(path: Path) -> Optional[list[Path]]:
     return None
 
 
-def read_synth_clips(folders: Sequence[Path], encoder: str) -> list[Clip]:
+def read_synth_clips(folders: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:
     """Clips from synthetic talking-subject folders: the exact canonical landmarks and mouth
     opening of the ground truth, and `encoder`'s features of the clip's speech (computed here:
     the folders hold audio, not features).
@@ -243,9 +246,7 @@ def read_synth_clips(folders: Sequence[Path], encoder: str) -> list[Clip]:
     would be; the speaker is voice + identity; the corpus's train/test split is kept.
     """
     from geneface.core.media import read_audio
-    from geneface.registry import get_registry
 
-    stage = get_registry().get("audio_encoder", encoder, where="--encoder").cls()
     raw = []
     for folder in folders:
         meta = _json(folder / "meta.json") or {}
@@ -254,9 +255,9 @@ def read_synth_clips(folders: Sequence[Path], encoder: str) -> list[Clip]:
             lm, opening = gt["landmarks68_canonical"], gt["mouth_opening"]
             offset = int(gt["audio_offset_frames"]) if "audio_offset_frames" in gt.files else 0
         try:
-            feats = stage.encode(read_audio(folder / "speech.wav")).values
+            feats = encoder.encode(read_audio(folder / "speech.wav")).values
         except UsageError as exc:
-            raise UsageError(f"{folder}: computing '{encoder}' features with its default settings failed ({exc}); "
+            raise UsageError(f"{folder}: computing '{encoder.name}' features failed ({exc}); "
                              "process the clips into datasets with the features instead") from None
         # A clip made with its audio delayed by k frames: frame t is heard at t + k.
         if offset > 0:
@@ -271,7 +272,7 @@ def read_synth_clips(folders: Sequence[Path], encoder: str) -> list[Clip]:
     for person in {r[1] for r in raw}:
         frames = np.concatenate([r[4] for r in raw if r[1] == person])
         stats[person] = (frames.mean(0), frames.std(0) + 1e-6)
-    return [make_clip(folder.name, speaker, lm, feats, *stats[person], encoder, opening, str(folder), split)
+    return [make_clip(folder.name, speaker, lm, feats, *stats[person], encoder.name, opening, str(folder), split)
             for folder, person, speaker, split, lm, opening, feats in raw]
 
 
@@ -331,12 +332,14 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def load_clips(paths: Sequence[Path], encoder: str) -> list[Clip]:
-    """Every clip of every dataset (or synthetic corpus) in `paths`, with `encoder`'s features."""
+def load_clips(paths: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:
+    """Every clip of every dataset (or synthetic corpus) in `paths`, with `encoder`'s features:
+    read from a dataset (stored there under `encoder.name`), computed for synthetic clips."""
     clips: list[Clip] = []
     for path in paths:
         synth = synth_clip_folders(Path(path))
-        clips.extend(read_synth_clips(synth, encoder) if synth is not None else read_dataset_clips(Path(path), encoder))
+        clips.extend(read_synth_clips(synth, encoder) if synth is not None
+                     else read_dataset_clips(Path(path), encoder.name))
     if not clips:
         raise UsageError("no usable clips in " + ", ".join(str(p) for p in paths))
     sources = [c.source for c in clips if c.name == Path(c.source).name]

@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from geneface.core.config import structure
 from geneface.core.records import AudioFeatures, Motion
 from geneface.training.data import Clip, load_clips, mouth_opening, split_by_speaker
 from geneface.training.syncnet_task import PairSampler, SyncNetTrainConfig, pair_metrics
+
+if TYPE_CHECKING:
+    from geneface.core.stages import AudioEncoder
 
 
 def load_stage(cls, path: Path):
@@ -111,11 +114,12 @@ def vae_figures(generator, judge, clips: Sequence[Clip], temperature: Optional[f
     return out
 
 
-def evaluate(data: Sequence[Path], encoder: str, val_speakers: Optional[Sequence[str]], syncnet: Path,
+def evaluate(data: Sequence[Path], encoder: "AudioEncoder", val_speakers: Optional[Sequence[str]], syncnet: Path,
              vae: Optional[Path] = None, temperature: Optional[float] = None, seed: int = 0,
              every_clip: bool = False) -> dict:
     """Figures on the held-out clips: `val_speakers`' clips, or the validation split the
-    trainers pick by default (a synthetic corpus's test split), or every clip."""
+    trainers pick by default (a synthetic corpus's test split), or every clip; the audio
+    features are `encoder`'s (an AudioEncoder stage)."""
     from geneface.plugins.syncnet import SyncNet
     from geneface.plugins.vae import VAEGenerator
 
@@ -166,7 +170,10 @@ def main(argv=None) -> int:
     from geneface.errors import GenefaceError
 
     try:
-        result = evaluate(args.data, args.encoder, speakers, args.syncnet, args.vae, args.temperature, args.seed,
+        from geneface.registry import get_registry
+
+        encoder = get_registry().get("audio_encoder", args.encoder, where="--encoder").cls()
+        result = evaluate(args.data, encoder, speakers, args.syncnet, args.vae, args.temperature, args.seed,
                           args.all)
     except GenefaceError as exc:
         print(f"error: {exc}", file=sys.stderr)

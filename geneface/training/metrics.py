@@ -54,10 +54,6 @@ class MetricsLog:
                 self._tb.add_scalar(f"{phase}/{name}", value, step)
         self._file.flush()
 
-    @property
-    def has_tensorboard(self) -> bool:
-        return self._tb is not None
-
     def close(self) -> None:
         self._file.close()
         if self._tb is not None:
@@ -104,10 +100,6 @@ class StepProgress:
         rate = (step - self._start) / elapsed if elapsed > 0 else 0.0
         self._bar.update(self._task, completed=step, loss="-" if loss is None else f"{loss:.4f}",
                          rate=f"{rate:.1f} steps/s")
-
-    def steps_per_second(self, step: int) -> float:
-        elapsed = time.perf_counter() - self._t0
-        return (step - self._start) / elapsed if elapsed > 0 else 0.0
 
     def close(self) -> None:
         if self._bar is not None:

@@ -1,5 +1,5 @@
 """A feature-level toy corpus with a known audio -> mouth relation, and a toy training task,
-for tests and benchmarks.
+for tests (test support, not part of the installed package).
 
 Not a talking face (that is geneface.synth): each clip has a syllable-like loudness envelope;
 the audio features are that envelope spread over a speaker-specific spectral profile plus
@@ -13,8 +13,11 @@ import numpy as np
 import torch
 
 from geneface.core.checkpoint import Checkpoint
+from geneface.core.records import AudioFeatures
+from geneface.core.stages import AudioEncoder
+from geneface.errors import UsageError
 from geneface.training.data import Clip, make_clip
-from geneface.training.trainer import TrainTask
+from geneface.training.task import TrainTask
 
 
 def _envelope(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -47,6 +50,35 @@ def toy_clip(name: str, speaker: int, n_frames: int, width: int, seed: int) -> C
                      source=f"toy/spk{speaker}")
 
 
+class ToyEncoder(AudioEncoder):
+    """The encoder the toy corpus's features are named after, for `load_clips` and `evaluate`:
+    the features are stored in the toy datasets, never computed from audio."""
+
+    name = "toy"
+    description = "stand-in for the toy corpus's stored features (tests only)"
+
+    @property
+    def width(self) -> int:
+        return 16
+
+    def encode(self, audio) -> AudioFeatures:
+        raise UsageError("the toy corpus's features are stored in its datasets, not computed from audio")
+
+
+def register_toy_encoder() -> None:
+    """Make `--encoder toy` name ToyEncoder in the current registry, as an installed plugin
+    would (the CLI resolves encoders by name). The test suite resets the registry for every
+    test, so call it in each test (or fixture) that runs such a command."""
+    import types
+
+    from geneface import hookimpl
+    from geneface.registry import Origin, get_registry
+
+    module = types.ModuleType("toy_encoder_plugin")
+    module.register_audio_encoders = hookimpl(lambda register: register(ToyEncoder))
+    get_registry().register_module(module, Origin("geneface-tests", "0", "toy = support.toy"))
+
+
 def toy_corpus(n_speakers: int = 4, clips_per_speaker: int = 2, n_frames: int = 120, width: int = 16,
                seed: int = 0) -> list[Clip]:
     return [toy_clip(f"spk{s}_{i}", s, n_frames, width, seed * 100_000 + s * 100 + i)
@@ -60,7 +92,6 @@ def write_toy_dataset(folder, clip: Clip, features: bool = True) -> None:
     Real datasets (`geneface process`, `synth-corpus`) hold much more (frames, masks,
     camera); the trainers need none of it.
     """
-    import json
     from pathlib import Path
 
     from geneface.core import dataset as D
@@ -76,14 +107,11 @@ def write_toy_dataset(folder, clip: Clip, features: bool = True) -> None:
         (folder / D.FEATURES_DIR).mkdir(exist_ok=True)
         np.save(folder / D.FEATURES_DIR / f"{encoder}.npy", clip.features)
         entry = {encoder: {"file": f"{D.FEATURES_DIR}/{encoder}.npy", "rate": 50.0, "channels": []}}
-    manifest = {
-        "format": D.FORMAT_NAME, "version": D.FORMAT_VERSION, "complete": True,
-        "n_frames": clip.n_frames, "fps": 25.0, "speaker": clip.speaker,
-        "source": {"name": f"{clip.name}.mp4"},
-        "splits": {"train": [0, clip.n_frames], "val": [clip.n_frames, clip.n_frames]},
-        "audio": {"file": "audio.wav", "features": entry} if features else None,
-    }
-    (folder / D.MANIFEST).write_text(json.dumps(manifest))
+    # The crop is nominal (there are no pictures) but every manifest must name one.
+    D.write_manifest(folder, clip.n_frames, speaker=clip.speaker, source={"name": f"{clip.name}.mp4"},
+                     crop={"x0": 0, "y0": 0, "side": 64, "size": 64},
+                     splits={"train": [0, clip.n_frames], "val": [clip.n_frames, clip.n_frames]},
+                     audio={"file": "audio.wav", "features": entry} if features else None)
 
 
 class ToyRegressionTask(TrainTask):
@@ -164,6 +192,7 @@ def train_toy_syncnet(root, steps: int = 300):
         root.mkdir(parents=True, exist_ok=True)
         (root / "tiny_syncnet.yaml").write_text(TINY_SYNCNET_YAML)
         toy_datasets(root / "data")
+        register_toy_encoder()
         code = main(["train", "syncnet", "--data", str(root / "data"), "--out", str(root / "syncnet"),
                      "--config", str(root / "tiny_syncnet.yaml"), "--steps", str(steps), "--quiet",
                      "--encoder", "toy", "--val-speakers", "spk1"])

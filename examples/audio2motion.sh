@@ -15,6 +15,6 @@ geneface synth-corpus "$OUT/corpus" --clips 60 --size 128 --quiet
 geneface train syncnet --data "$OUT/corpus" --out "$OUT/syncnet" --steps 600 --val-every 200 --quiet
 geneface train audio2motion --data "$OUT/corpus" --syncnet "$OUT/syncnet/model.safetensors" \
   --out "$OUT/vae" --config examples/vae_small.yaml --steps 500 --lr 0.001 --val-every 100 --quiet
-geneface say "Speech the model has never heard, turned into motion." -o "$OUT/speech.wav"
-geneface run examples/audio2motion.yaml --quiet
+geneface say "Speech the model has never heard, turned into motion." -o "$OUT/speech.wav" --overwrite
+geneface run examples/audio2motion.yaml --quiet --overwrite
 echo "audio2motion: done. Watch $OUT/sketch.mp4."

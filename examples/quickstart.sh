@@ -14,7 +14,7 @@ geneface synth -o "$OUT/subject" --seconds 8 --size 256 --seed 1 --overwrite --q
   --text "The quick brown fox jumps over the lazy dog. A talking face, made from nothing but text."
 geneface process "$OUT/subject/video.mp4" -o "$OUT/dataset" --size 256 --overwrite --quiet
 geneface dataset info "$OUT/dataset"
-geneface dataset preview "$OUT/dataset" -o "$OUT/preview.mp4"
+geneface dataset preview "$OUT/dataset" -o "$OUT/preview.mp4" --overwrite
 geneface validate examples/sketch.yaml
-geneface run examples/sketch.yaml --quiet
+geneface run examples/sketch.yaml --quiet --overwrite
 echo "quickstart: done. Watch $OUT/subject/video.mp4 (the subject), $OUT/preview.mp4 (tracking) and $OUT/sketch.mp4 (motion)."

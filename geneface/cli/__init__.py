@@ -15,9 +15,10 @@ def main(argv=None) -> int:
     """Console-script entry: run the app with the one-line error policy.
 
     typer's standalone mode handles usage errors (exit 2) and --help; everything raised by a
-    command body comes out here.
+    command body comes out here and gets its code from `geneface.errors.exit_status` (the
+    exit-code rule, written there once).
     """
-    from geneface.errors import GenefaceError
+    from geneface.errors import exit_status
 
     args = list(sys.argv[1:] if argv is None else argv)
     STATE["debug"] = "--debug" in args
@@ -28,19 +29,14 @@ def main(argv=None) -> int:
         if code == 130:  # typer turns Ctrl-C into a silent exit 130
             print("error: interrupted", file=sys.stderr)
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except GenefaceError as exc:
-        if STATE["debug"]:
+    except BaseException as exc:
+        code, message = exit_status(exc)
+        if STATE["debug"] and code != 130:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: still one line unless --debug
-        if STATE["debug"]:
-            raise
-        print(f"error: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        if message is None:  # a bug: still one line unless --debug
+            message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        print(f"error: {message}", file=sys.stderr)
+        return code
     return 0
 
 

@@ -30,7 +30,9 @@ def _list_voices() -> None:
 @app.command()
 def say(
     text: Optional[str] = typer.Argument(None, help="What to say."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="WAV file to write (16 kHz mono)."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Audio file to write, 16 kHz mono, in the format its extension names: .wav, .flac, .ogg or .mp3."
+    ),
     voice: str = _VOICE,
     rate: int = _RATE,
     pitch: int = _PITCH,
@@ -38,10 +40,12 @@ def say(
         None, "--phonemes", help="Where to write the phoneme timings (JSON); default: next to the WAV as NAME.phonemes.json."
     ),
     list_voices: bool = typer.Option(False, "--list-voices", help="List the installed voices and variants, then exit."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the audio and timing files if they exist."),
 ) -> None:
     """Speak TEXT offline with eSpeak NG; write the audio and the time of every phoneme."""
     from geneface.core.atomic import atomic_output
-    from geneface.core.media import write_wav
+    from geneface.core.media import audio_suffixes, write_audio
+    from geneface.core.outputs import prepare_output
     from geneface.errors import UsageError
     from geneface.speech import engine_info, synthesize
 
@@ -51,10 +55,16 @@ def say(
     if text is None:
         raise UsageError("give the TEXT to say (or --list-voices)")
     if output is None:
-        raise UsageError("give --output/-o, the WAV file to write")
-    speech = synthesize(text, voice=voice, rate=rate, pitch=pitch)
-    write_wav(output, speech.audio)
+        raise UsageError("give --output/-o, the audio file to write (.wav, .flac, .ogg or .mp3)")
+    # Both outputs are checked before synthesising: the extension too, so `-o x.mp3` is
+    # an mp3 (and `-o x.m4a` a one-line refusal), never a WAV under another name.
     table_path = phonemes or output.with_name(output.stem + ".phonemes.json")
+    prepare_output(output, overwrite=overwrite, suffixes=audio_suffixes())
+    if table_path.expanduser().resolve() == output.expanduser().resolve():
+        raise UsageError(f"{table_path}: --phonemes and --output name the same file")
+    prepare_output(table_path, overwrite=overwrite, what="--phonemes")
+    speech = synthesize(text, voice=voice, rate=rate, pitch=pitch)
+    write_audio(output, speech.audio, overwrite=overwrite)
     table = {
         "text": speech.text,
         "voice": speech.voice,
@@ -65,7 +75,7 @@ def say(
         "engine": engine_info(),
         "phonemes": speech.phoneme_table(),
     }
-    with atomic_output(table_path) as tmp:
+    with atomic_output(table_path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(table, indent=2) + "\n")
     _log(f"{output}: {speech.duration:.2f} s, {len(speech.spoken())} phonemes ({speech.voice}); timings in {table_path}")
 
@@ -102,10 +112,12 @@ def synth(
     import attrs
     import numpy as np
 
+    from geneface.core.outputs import prepare_output
     from geneface.errors import UsageError
     from geneface.synth.clip import ClipSpec, write_clip
     from geneface.synth.variation import Identity, Style
 
+    prepare_output(output, kind="dir", overwrite=overwrite, replaceable=lambda p: (p / "meta.json").is_file())
     base = Identity.random(np.random.default_rng(identity_seed)) if identity_seed is not None else Identity()
     changes = {
         k: v
@@ -150,8 +162,10 @@ def synth_corpus(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-clip log."),
 ) -> None:
     """Make a corpus of short clips with many voices and identities, with a held-out test split."""
+    from geneface.core.outputs import prepare_output
     from geneface.synth.corpus import DEFAULT_VOICES, CorpusSpec, make_corpus
 
+    prepare_output(output, kind="dir", existing_ok=True, what="OUTPUT")  # an existing corpus is resumed
     voice_list = tuple(v.strip() for v in voices.split(",") if v.strip()) if voices else DEFAULT_VOICES
     spec = CorpusSpec(
         clips=clips, seed=seed, size=size, voices=voice_list, identities=identities,

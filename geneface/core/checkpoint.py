@@ -55,8 +55,11 @@ def read_checkpoint(path: Path, expect_kind: Optional[str] = None, expect_plugin
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise UsageError(f"{path}: no such checkpoint file")
+    _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -78,6 +81,9 @@ def read_checkpoint(path: Path, expect_kind: Optional[str] = None, expect_plugin
         )
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({exc})") from None
+    if not isinstance(ckpt.config, dict) or not isinstance(ckpt.meta, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged (config and meta must be JSON objects)")
+    _check_finite(path, state)
     if expect_kind is not None and ckpt.kind != expect_kind:
         raise CheckpointError(f"{path}: holds a {ckpt.kind} ('{ckpt.plugin}'), not a {expect_kind}")
     if expect_plugin is not None and ckpt.plugin != expect_plugin:
@@ -85,6 +91,45 @@ def read_checkpoint(path: Path, expect_kind: Optional[str] = None, expect_plugin
             f"{path}: was saved by plugin '{ckpt.plugin}' and cannot be loaded into '{expect_plugin}'"
         )
     return ckpt
+
+
+def _refuse_pickle(path: Path) -> None:
+    # torch.save writes a zip of pickles, older formats a bare pickle (protocol 2+ starts
+    # with 0x80). Neither is ever unpickled here: it could run code. Say so plainly rather
+    # than "corrupt".
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
+    if head[8:9] == b"{":  # safetensors: 8-byte header length, then the JSON header
+        return
+    if head[:1] == b"\x80" or head[:4] == b"PK\x03\x04":
+        raise CheckpointError(
+            f"{path}: is a pickle or torch.save file, not a safetensors checkpoint; "
+            "pickles are refused because loading one can run code"
+        )
+
+
+def _check_finite(path: Path, state: dict) -> None:
+    # NaN weights (a diverged run) would load fine and render garbage or crash far away.
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: tensor '{name}' holds NaN or infinite values (a diverged training run?)")
+
+
+def check_checkpoint(path: Path, kind: str, plugin: str, where: str) -> Checkpoint:
+    """`read_checkpoint` for a spec's `where` key (e.g. stages.renderer.checkpoint).
+
+    Readable, safetensors (a pickle is refused), finite weights, this stage's kind and
+    plugin; the message names the key path as well as the file.
+    """
+    try:
+        return read_checkpoint(path, expect_kind=kind, expect_plugin=plugin)
+    except UsageError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
 
 
 def stage_checkpoint(stage: Any, meta: Optional[dict] = None, version: str = "") -> Checkpoint:

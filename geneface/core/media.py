@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -71,12 +72,41 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     return Audio(np.clip(samples, -1.0, 1.0), sample_rate)
 
 
-def write_wav(path: Path, audio: Audio) -> None:
+def write_wav(path: Path, audio: Audio, overwrite: bool = True) -> None:
     """16-bit PCM wav, written atomically."""
     import soundfile
 
-    with atomic_output(Path(path)) as tmp:
+    with atomic_output(Path(path), overwrite=overwrite) as tmp:
         soundfile.write(str(tmp), audio.samples, audio.sample_rate, subtype="PCM_16", format="WAV")
+
+
+# Extension -> libsndfile (format, subtype): what `write_audio` can write.
+_AUDIO_FORMATS = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+def audio_suffixes() -> tuple[str, ...]:
+    """The audio file extensions `write_audio` can write with this libsndfile."""
+    import soundfile
+
+    have = soundfile.available_formats()
+    return tuple(ext for ext, (fmt, _sub) in _AUDIO_FORMATS.items() if fmt in have)
+
+
+def write_audio(path: Path, audio: Audio, overwrite: bool = True) -> None:
+    """Write `audio` in the format its extension names (see `audio_suffixes`), atomically."""
+    import soundfile
+
+    path = Path(path)
+    if path.suffix.lower() not in audio_suffixes():
+        raise UsageError(f"{path}: cannot write '{path.suffix}' audio (supported: {', '.join(audio_suffixes())})")
+    fmt, subtype = _AUDIO_FORMATS[path.suffix.lower()]
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        soundfile.write(str(tmp), audio.samples, audio.sample_rate, subtype=subtype, format=fmt)
 
 
 @attrs.frozen
@@ -194,8 +224,10 @@ class VideoWriter:
         audio: Optional[Audio] = None,
         crf: int = 20,
         preset: str = "veryfast",
+        overwrite: bool = True,
     ):
         self.path = Path(path)
+        self.overwrite = overwrite
         self.fps = fps
         self.audio = audio
         self.crf = crf
@@ -209,7 +241,7 @@ class VideoWriter:
         self._tmp = None
 
     def __enter__(self) -> "VideoWriter":
-        self._atomic = atomic_output(self.path)
+        self._atomic = atomic_output(self.path, overwrite=self.overwrite)
         self._tmp = self._atomic.__enter__()
         return self
 
@@ -279,13 +311,18 @@ class VideoWriter:
         self._container.close()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
+        if exc_type is None:
+            try:
                 self._finish()
-            elif self._container is not None:
+            except BaseException as error:  # the half-written file must not be renamed into place
+                self._atomic.__exit__(type(error), error, error.__traceback__)
+                raise
+            self._atomic.__exit__(None, None, None)
+            return
+        if self._container is not None:
+            with contextlib.suppress(Exception):
                 self._container.close()
-        finally:
-            self._atomic.__exit__(exc_type, exc, tb)
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float = VIDEO_FPS, audio: Optional[Audio] = None) -> int:

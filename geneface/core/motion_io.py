@@ -18,6 +18,8 @@ from geneface.errors import UsageError
 
 
 def _as_landmarks(array: np.ndarray, path: Path) -> np.ndarray:
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise UsageError(f"{path}: landmarks must be numbers, got dtype {array.dtype}")
     if array.ndim == 2 and array.shape[1] == N_LANDMARKS * 3:
         array = array.reshape(-1, N_LANDMARKS, 3)
     if array.ndim != 3 or array.shape[1:] != (N_LANDMARKS, 3):
@@ -28,6 +30,16 @@ def _as_landmarks(array: np.ndarray, path: Path) -> np.ndarray:
         bad = int(np.argwhere(~np.isfinite(array))[0][0])
         raise UsageError(f"{path}: landmarks contain NaN or infinite values (first at frame {bad})")
     return array
+
+
+def _fps(value: np.ndarray, path: Path) -> float:
+    # A NaN or zero rate would pass every `fps != 25` test downstream and fail deep inside.
+    if np.size(value) != 1 or not np.issubdtype(np.asarray(value).dtype, np.number):
+        raise UsageError(f"{path}: 'fps' must be one number, got {np.asarray(value).dtype} of shape {np.shape(value)}")
+    fps = float(np.asarray(value).reshape(()))
+    if not np.isfinite(fps) or fps <= 0:
+        raise UsageError(f"{path}: 'fps' must be a positive number, got {fps}")
+    return fps
 
 
 def load_motion(path: Path) -> Motion:
@@ -41,23 +53,26 @@ def load_motion(path: Path) -> Motion:
             if "landmarks" not in data:
                 raise UsageError(f"{path}: no 'landmarks' array (found: {', '.join(data.files) or 'none'})")
             landmarks = _as_landmarks(data["landmarks"], path)
-            fps = float(data["fps"]) if "fps" in data else VIDEO_FPS
+            fps = _fps(data["fps"], path) if "fps" in data else VIDEO_FPS
             mean = data["mean"] if "mean" in data else None
             std = data["std"] if "std" in data else None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UsageError(f"{path}: not a readable landmark file ({exc})") from None
+    for name, stat in (("mean", mean), ("std", std)):
+        if stat is not None and not (np.issubdtype(stat.dtype, np.number) and np.all(np.isfinite(stat))):
+            raise UsageError(f"{path}: '{name}' must be finite numbers")
     try:
         return Motion(landmarks, fps, mean, std)
     except ValueError as exc:
         raise UsageError(f"{path}: {exc}") from None
 
 
-def save_motion(path: Path, motion: Motion) -> None:
+def save_motion(path: Path, motion: Motion, overwrite: bool = True) -> None:
     arrays = {"landmarks": motion.landmarks, "fps": np.float32(motion.fps)}
     if motion.mean is not None:
         arrays["mean"] = motion.mean
     if motion.std is not None:
         arrays["std"] = motion.std
-    with atomic_output(Path(path)) as tmp:
+    with atomic_output(Path(path), overwrite=overwrite) as tmp:
         with open(tmp, "wb") as handle:  # a handle keeps numpy from appending a second .npz
             np.savez(handle, **arrays)

@@ -10,7 +10,8 @@ once per class it provides:
         register(MyRenderer)
 
 Built-in plugins (geneface/plugins/*.py) are found through the same `geneface` entry-point
-group as third-party ones and use these very hooks.
+group as third-party ones and use these very hooks. The hooks are made from the table of
+kinds (geneface.core.kinds), so a new kind brings its hook with it.
 """
 
 from __future__ import annotations
@@ -21,31 +22,26 @@ hookspec = pluggy.HookspecMarker("geneface")
 hookimpl = pluggy.HookimplMarker("geneface")
 
 
-@hookspec
-def register_audio_encoders(register):
-    """Register AudioEncoder subclasses (audio -> 50 Hz features): register(MyEncoder)."""
+def _hook(kind):
+    """The `register_*` hookspec of one kind, named and documented from the kinds table."""
+
+    def spec(register):
+        pass
+
+    spec.__name__ = spec.__qualname__ = kind.hook
+    spec.__doc__ = (f"Register {kind.base.__name__} subclasses ({kind.summary}): "
+                    f"register(My{kind.base.__name__}).")
+    return hookspec(spec)
 
 
-@hookspec
-def register_motion_generators(register):
-    """Register MotionGenerator subclasses (audio features -> 68x3 landmarks): register(MyGenerator)."""
+def _declare_hooks() -> None:
+    from geneface.core.kinds import KINDS
+
+    for kind in KINDS:
+        globals()[kind.hook] = _hook(kind)
 
 
-@hookspec
-def register_domain_adapters(register):
-    """Register DomainAdapter subclasses (generic motion -> a person's style): register(MyAdapter)."""
-
-
-@hookspec
-def register_renderers(register):
-    """Register Renderer subclasses (motion -> video frames): register(MyRenderer)."""
-
-
-@hookspec
-def register_face_trackers(register):
-    """Register FaceTracker subclasses (video -> tracked face points): register(MyTracker)."""
-
-
-@hookspec
-def register_syncnets(register):
-    """Register SyncScorer subclasses (lip-sync judge and loss): register(MySyncNet)."""
+# One hook per kind of component, from geneface.core.kinds.KINDS: register_audio_encoders,
+# register_motion_generators, register_domain_adapters, register_renderers,
+# register_face_trackers, register_syncnets.
+_declare_hooks()

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import traceback
 from importlib.metadata import entry_points
@@ -22,22 +21,14 @@ import attrs
 import pluggy
 
 from geneface import hookspecs
-from geneface.core.stages import STAGE_KINDS, Stage
+from geneface.core.kinds import HOOK_KINDS, STAGE_KINDS
+from geneface.core.stages import Stage
+from geneface.core.text import did_you_mean
 from geneface.errors import PluginError
 
 GROUP = "geneface"
 BUILTIN_DIST = "geneface"
 ENV_ALLOW = "GENEFACE_PLUGINS"
-
-# hook name -> kind of component it registers
-HOOK_KINDS = {
-    "register_audio_encoders": "audio_encoder",
-    "register_motion_generators": "motion_generator",
-    "register_domain_adapters": "domain_adapter",
-    "register_renderers": "renderer",
-    "register_face_trackers": "face_tracker",
-    "register_syncnets": "syncnet",
-}
 
 
 @attrs.frozen
@@ -76,12 +67,7 @@ class BrokenPlugin:
 
 
 def kind_base(kind: str) -> type[Stage]:
-    return STAGE_KINDS[kind]
-
-
-def closest(name: str, candidates) -> Optional[str]:
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    return match[0] if match else None
+    return STAGE_KINDS[kind].base
 
 
 class Registry:
@@ -153,10 +139,7 @@ class Registry:
         found = self.entries.get((kind, name))
         if not found:
             known = self.names(kind)
-            hint = closest(name, known)
-            msg = f"{prefix}unknown {kind} plugin '{name}'"
-            if hint:
-                msg += f"; did you mean '{hint}'?"
+            msg = f"{prefix}unknown {kind} plugin '{name}'{did_you_mean(name, known)}"
             msg += f" (known: {', '.join(known) or 'none'})"
             raise PluginError(msg)
         if len(found) > 1:

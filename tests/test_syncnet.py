@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support.toy import register_toy_encoder, toy_corpus, toy_datasets, train_toy_syncnet, write_toy_dataset
 
 from geneface.cli import main
 from geneface.core.checkpoint import read_checkpoint
@@ -14,7 +15,11 @@ from geneface.models.syncnet import A_FRAMES, V_FRAMES, LandmarkSyncNet, audio_w
 from geneface.plugins.syncnet import SyncNet, SyncNetConfig
 from geneface.training.data import split_by_speaker
 from geneface.training.syncnet_task import PairSampler, SyncNetTrainConfig
-from geneface.training.toy import toy_corpus, toy_datasets, train_toy_syncnet, write_toy_dataset
+
+
+@pytest.fixture(autouse=True)
+def _toy_encoder():
+    register_toy_encoder()  # `--encoder toy` names the toy corpus's stored features
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +142,7 @@ def test_train_syncnet_cli_errors(tmp_path, capsys):
     toy_datasets(tmp_path / "b", 2, 1, 40, 12, seed=1)
     code = main(["train", "syncnet", "--data", str(tmp_path / "a"), "--data", str(tmp_path / "b"),
                  "--out", str(tmp_path / "o"), "--encoder", "toy"])
-    assert code == 1 and "different widths" in capsys.readouterr().err
+    assert code == 2 and "different widths" in capsys.readouterr().err
     (tmp_path / "bad.yaml").write_text("model: {chanels: [8, 8, 8]}\n")
     code = main(["train", "syncnet", "--data", str(tmp_path / "a"), "--out", str(tmp_path / "o"), "--encoder", "toy",
                  "--config", str(tmp_path / "bad.yaml")])

@@ -8,16 +8,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
+from support.toy import ToyRegressionTask
 
 from geneface.core.checkpoint import read_checkpoint
 from geneface.errors import UsageError
 from geneface.training.config import TrainConfig
 from geneface.training.metrics import read_metrics
 from geneface.training.state import flatten_optimizer, unflatten_optimizer
-from geneface.training.toy import ToyRegressionTask
 from geneface.training.trainer import Trainer
 
 
@@ -153,7 +154,7 @@ DDP_SCRIPT = textwrap.dedent("""
     import torch
     from geneface.training.config import TrainConfig
     from geneface.training.distributed import shutdown
-    from geneface.training.toy import ToyRegressionTask
+    from support.toy import ToyRegressionTask
     from geneface.training.trainer import Trainer
 
     out = sys.argv[1]
@@ -179,7 +180,9 @@ DDP_SCRIPT = textwrap.dedent("""
 def test_ddp_two_processes_gloo(tmp_path):
     script = tmp_path / "ddp_toy.py"
     script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    tests_dir = str(Path(__file__).resolve().parent)  # for `support.toy`
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
          str(tmp_path / "run")],

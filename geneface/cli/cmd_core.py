@@ -26,6 +26,7 @@ def _plugin_rows(registry) -> list[dict]:
             "entry_point": entry.origin.entry_point,
             "description": entry.description,
             "available": reason is None,
+            "trainable": entry.cls.trainable(),
             "reason": reason,
         })
     return rows
@@ -34,7 +35,7 @@ def _plugin_rows(registry) -> list[dict]:
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List every component: kind, name, origin distribution and version, availability."""
-    from geneface.core.stages import STAGE_KINDS
+    from geneface.core.kinds import STAGE_KINDS
     from geneface.registry import get_registry
 
     registry = get_registry()
@@ -75,15 +76,17 @@ def run(
     spec: Path = typer.Argument(..., help="Pipeline spec (YAML)."),
     audio: Optional[Path] = typer.Option(None, "--audio", "-a", help="Driving speech; overrides input.audio."),
     motion: Optional[Path] = typer.Option(None, "--motion", "-m", help="Landmark file; overrides input.motion."),
+    poses: Optional[Path] = typer.Option(None, "--poses", help="Camera path (pose file or dataset); overrides input.poses."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file; overrides `output`."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run the stages a spec names, from its input to its output."""
-    from geneface.core.pipeline import run_spec
+    from geneface.core.runner import run_spec
     from geneface.core.progress import track
     from geneface.core.spec import load_spec
     from geneface.registry import get_registry
 
     result = run_spec(load_spec(spec), get_registry(), audio=audio, motion=motion, output=output,
-                      progress=None if quiet else track)
+                      progress=None if quiet else track, poses=poses, overwrite=overwrite)
     typer.echo(f"wrote {result.output} ({result.kind}, {result.n_frames} frames, {result.duration:.2f} s)")

@@ -1,23 +1,27 @@
-"""`geneface train syncnet` and `geneface train audio2motion`: the generic audio-to-motion models.
+"""`geneface train KIND [--plugin NAME]`: train any trainable plugin, built-in or third-party.
 
-Both read any list of datasets (`--data`, repeatable; a folder of datasets counts as all of
-them), hold out whole speakers for validation, and write to `--out`:
+The plugin says how it trains (`Stage.training` names its recipe, imported only here); this
+module declares, once, the loop flags every trainer shares and hands the rest of the command
+line to the recipe, whose own flags (`--syncnet CKPT`, ...) `--options` lists. Every run
+writes to `--out`:
 
     OUT/model.safetensors   the best model by validation (load it in a spec or with --syncnet)
     OUT/last.safetensors    the model after the last step
     OUT/best/               the best `keep_best` models
     OUT/state/              resume states (`--resume` continues from the newest)
+    OUT/validation/         validation images, when the model makes any
     OUT/metrics.csv         step, phase, name, value (and OUT/tensorboard/ when installed)
-    OUT/run.json            every setting of the run
+    OUT/run.json            every setting of the run (and why it stopped early, if it did)
 
 Settings: loop flags below, or `--config FILE.yaml` with sections `train` (loop), `model`
-(the plugin's config) and `task` (losses, sampling); flags win over the file. Multi-GPU:
-`torchrun --standalone --nproc_per_node N --no-python geneface train ...` (docs/training.md).
+(the plugin's config) and `task` (losses, sampling); flags win over the file, the file over
+the plugin's defaults. Multi-GPU: `torchrun --standalone --nproc_per_node N --no-python
+geneface train ...` (docs/training.md).
 """
 
 from __future__ import annotations
 
-import sys
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -25,11 +29,8 @@ import typer
 
 from geneface.cli.app import app
 
-train_app = typer.Typer(help="Train the audio-to-motion models (SyncNet, VAE) from datasets.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
-
-_DATA = typer.Option(..., "--data", "-d", help="A dataset or a folder of datasets; repeat for more.")
-_OUT = typer.Option(..., "--out", "-o", help="Output folder for models, states and metrics.")
+# Names users know the generic models by, as kinds of component.
+KIND_ALIASES = {"audio2motion": "motion_generator", "postnet": "domain_adapter"}
 
 
 def _load_yaml(path: Optional[Path]) -> dict:
@@ -53,7 +54,7 @@ def _load_yaml(path: Optional[Path]) -> dict:
     return data
 
 
-def _train_config(file: dict, where: Path, overrides: dict, defaults: dict):
+def _train_config(file: dict, where: Optional[Path], overrides: dict, defaults: dict):
     from geneface.core.config import structure
     from geneface.training.config import TrainConfig
 
@@ -62,24 +63,33 @@ def _train_config(file: dict, where: Path, overrides: dict, defaults: dict):
     return structure(TrainConfig, data, f"{where or '--config'}:train")
 
 
-def _loop_overrides(steps, batch_size, lr, seed, device, val_every, ckpt_every, log_every, keep_best, threads) -> dict:
-    return {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
-            "val_every": val_every, "ckpt_every": ckpt_every, "log_every": log_every, "keep_best": keep_best,
-            "threads": threads}
+def _plugin_entry(kind_word: str, plugin: Optional[str]):
+    """The registry entry to train: --plugin, or the only trainable plugin of the kind."""
+    from geneface.core.kinds import STAGE_KINDS
+    from geneface.core.text import did_you_mean
+    from geneface.errors import UsageError
+    from geneface.registry import get_registry
 
-
-def _clips(data: list[Path], encoder: str, val_speakers: Optional[str], seed: int,
-           expected_width: Optional[int] = None, what: str = ""):
-    """Load and split the clips; one feature width throughout (the checkpoint's, if given)."""
-    from geneface.training.data import check_width, load_clips, split_by_speaker
-
-    clips = load_clips(data, encoder)
-    check_width(clips, expected_width, what)
-    chosen = [s.strip() for s in val_speakers.split(",") if s.strip()] if val_speakers else None
-    split = split_by_speaker(clips, chosen, seed=seed)
-    info = {"datasets": sorted({c.source for c in clips}), "encoder": encoder,
-            "train_speakers": sorted({c.speaker for c in split.train}), "val_speakers": list(split.val_speakers)}
-    return clips, split, info
+    registry = get_registry()
+    kind = KIND_ALIASES.get(kind_word, kind_word)
+    if kind not in STAGE_KINDS:
+        # `train vae` / `train syncnet`: a plugin name where a kind was expected.
+        named = [k for k in STAGE_KINDS if kind_word in registry.names(k)]
+        if len(named) == 1 and plugin is None:
+            kind, plugin = named[0], kind_word
+        else:
+            words = [*STAGE_KINDS, *KIND_ALIASES]
+            raise UsageError(f"unknown kind '{kind_word}'{did_you_mean(kind_word, words)} (kinds: {', '.join(words)})")
+    if plugin is None:
+        trainable = [n for n in registry.names(kind) if registry.entries[(kind, n)][0].cls.trainable()]
+        if len(trainable) != 1:
+            raise UsageError(f"choose the {kind} plugin to train with --plugin "
+                             f"(trainable: {', '.join(trainable) or 'none installed'})")
+        plugin = trainable[0]
+    entry = registry.get(kind, plugin, where="--plugin")
+    if not entry.cls.trainable():
+        raise UsageError(f"--plugin: {kind} '{plugin}' is not trainable (it takes no training)")
+    return entry
 
 
 def _report(result: dict) -> None:
@@ -89,28 +99,24 @@ def _report(result: dict) -> None:
     line = f"wrote {result['model']} (step {result['step']}"
     if best:
         line += f"; best at step {best['step']}: {best['value']:.4f}"
+    if result.get("stopped"):
+        line += f"; stopped early: {result['stopped']['reason']}"
     typer.echo(line + ")")
 
 
-def _run(trainer) -> dict:
-    from geneface.training.distributed import shutdown
-
-    try:
-        return trainer.fit()
-    finally:
-        shutdown(trainer.dist)
-
-
-@train_app.command("syncnet")
-def train_syncnet(
-    data: list[Path] = _DATA,
-    out: Path = _OUT,
-    encoder: str = typer.Option("mel", "--encoder", "-e", help="Which audio features of the datasets to use."),
-    val_speakers: Optional[str] = typer.Option(None, "--val-speakers", help="Comma-separated speakers to hold out."),
+@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help="What to train: syncnet, audio2motion, renderer, domain_adapter, ... "
+                                          "(a kind of component, or a plugin's name)."),
+    plugin: Optional[str] = typer.Option(None, "--plugin", "-p",
+                                         help="The plugin to train (default: the only trainable one of the kind)."),
+    data: list[Path] = typer.Option([], "--data", "-d", help="A dataset or a folder of datasets; repeat for more."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder for models, states and metrics."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with train/model/task sections."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (default 40000)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Pairs per step and process (default 64)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 5e-4, cosine decay)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (the plugin's default otherwise)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch per step and process."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate of the run's schedule."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     val_every: Optional[int] = typer.Option(None, "--val-every"),
@@ -119,83 +125,50 @@ def train_syncnet(
     keep_best: Optional[int] = typer.Option(None, "--keep-best"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0: its default)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished or stale run in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    show_options: bool = typer.Option(False, "--options", help="List the plugin's own training flags and exit."),
 ) -> None:
-    """Train the landmark SyncNet (lip-sync judge and loss) on datasets."""
-    from geneface.core.config import structure
-    from geneface.plugins.syncnet import SyncNet, SyncNetConfig
-    from geneface.training.syncnet_task import SyncNetTask, SyncNetTrainConfig
-    from geneface.training.trainer import Trainer
+    """Train a plugin: loop flags here, the plugin's own flags after them (see --options).
 
-    file = _load_yaml(config)
-    cfg = _train_config(file, config, _loop_overrides(steps, batch_size, lr, seed, device, val_every, ckpt_every,
-                                                      log_every, keep_best, threads), {})
-    clips, split, info = _clips(data, encoder, val_speakers, cfg.seed)
-    model_cfg = structure(SyncNetConfig, {**(file.get("model") or {}), "audio_width": clips[0].width},
-                          f"{config or '--config'}:model")
-    task_cfg = structure(SyncNetTrainConfig, file.get("task") or {}, f"{config or '--config'}:task")
-    print(split.describe(), file=sys.stderr)
-    torch_seed(cfg.seed)
-    task = SyncNetTask(SyncNet(model_cfg), split.train, split.val, task_cfg, encoder, info)
-    trainer = Trainer(task, cfg, out, resume=resume, progress=not quiet, extra_run_info={"data": info})
-    _report(_run(trainer))
-
-
-@train_app.command("audio2motion")
-def train_audio2motion(
-    data: list[Path] = _DATA,
-    out: Path = _OUT,
-    syncnet: Path = typer.Option(..., "--syncnet", help="A trained syncnet checkpoint (geneface train syncnet)."),
-    encoder: str = typer.Option("mel", "--encoder", "-e", help="Which audio features of the datasets to use."),
-    val_speakers: Optional[str] = typer.Option(None, "--val-speakers", help="Comma-separated speakers to hold out."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML with train/model/task sections."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps (default 40000)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per step and process (default 16)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 5e-4, exponential decay)."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
-    val_every: Optional[int] = typer.Option(None, "--val-every"),
-    ckpt_every: Optional[int] = typer.Option(None, "--ckpt-every"),
-    log_every: Optional[int] = typer.Option(None, "--log-every"),
-    keep_best: Optional[int] = typer.Option(None, "--keep-best"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0: its default)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Train the audio-to-motion VAE (MotionGenerator `vae`) with a frozen SyncNet."""
-    from geneface.core.checkpoint import read_checkpoint
-    from geneface.core.config import structure
-    from geneface.plugins.syncnet import SyncNet, SyncNetConfig
-    from geneface.plugins.vae import VAEConfig, VAEGenerator
-    from geneface.training.trainer import Trainer
-    from geneface.training.vae_task import VAETask, VAETrainConfig
-
-    file = _load_yaml(config)
-    # METHOD.md: warm-up 1k steps, exponential decay, gradient clipping at 1.
-    defaults = {"batch_size": 16, "schedule": "exponential", "warmup": 1000, "grad_clip": 1.0}
-    cfg = _train_config(file, config, _loop_overrides(steps, batch_size, lr, seed, device, val_every, ckpt_every,
-                                                      log_every, keep_best, threads), defaults)
-    ckpt = read_checkpoint(syncnet, expect_kind="syncnet", expect_plugin="syncnet")
-    judge = SyncNet(structure(SyncNetConfig, ckpt.config, f"{syncnet}:config"))
-    judge.load_checkpoint(ckpt)
-    clips, split, info = _clips(data, encoder, val_speakers, cfg.seed, judge.expected_width, f"syncnet {syncnet}")
-    if judge.encoder and judge.encoder != encoder:
-        from geneface.errors import StageMismatchError
-
-        raise StageMismatchError(f"syncnet {syncnet} was trained on '{judge.encoder}' features, not '{encoder}'")
-    model_cfg = structure(VAEConfig, {**(file.get("model") or {}), "audio_width": clips[0].width},
-                          f"{config or '--config'}:model")
-    task_cfg = structure(VAETrainConfig, file.get("task") or {}, f"{config or '--config'}:task")
-    print(split.describe(), file=sys.stderr)
-    torch_seed(cfg.seed)
-    task = VAETask(VAEGenerator(model_cfg), judge, split.train, split.val, task_cfg, encoder,
-                   {**info, "syncnet": str(syncnet)})
-    trainer = Trainer(task, cfg, out, resume=resume, progress=not quiet, extra_run_info={"data": info})
-    _report(_run(trainer))
-
-
-def torch_seed(seed: int) -> None:
-    """Seed before the model is built, so its initial weights depend on --seed only."""
+    geneface train syncnet --data corpus --out runs/syncnet
+    geneface train audio2motion --data corpus --syncnet runs/syncnet/model.safetensors --out runs/vae
+    """
     import torch
 
-    torch.manual_seed(seed)
+    from geneface.core.outputs import run_folder
+    from geneface.errors import UsageError
+    from geneface.training.distributed import shutdown
+    from geneface.training.recipe import TrainInputs, load_recipe, parse_options
+    from geneface.training.trainer import Trainer
+
+    entry = _plugin_entry(kind, plugin)
+    recipe = load_recipe(entry.cls)
+    where = f"training {entry.kind} '{entry.name}'"
+    if show_options:
+        lines = [option.usage() for option in recipe.options] or ["(none)"]
+        typer.echo(f"{where}: its own flags\n  " + "\n  ".join(lines))
+        return
+    if out is None:
+        raise UsageError("--out is required: the folder for the run's models, states and metrics")
+    options = parse_options(recipe.options, ctx.args, where)
+    if recipe.needs_data and not data:
+        raise UsageError(f"{where} needs --data: a dataset or a folder of datasets")
+    paths = [*data, config, *(v for v in options.values() if isinstance(v, Path)),
+             *(p for v in options.values() if isinstance(v, list) for p in v if isinstance(p, Path))]
+    run_folder(out, overwrite=overwrite, resume=resume, inputs=paths)
+
+    file = _load_yaml(config)
+    loop = _train_config(file, config, {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                                        "device": device, "val_every": val_every, "ckpt_every": ckpt_every,
+                                        "log_every": log_every, "keep_best": keep_best, "threads": threads},
+                         recipe.loop_defaults_for(options))
+    torch.manual_seed(loop.seed)  # before the model is built: its initial weights depend on --seed only
+    built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop))
+    if overwrite and not resume and out.is_dir():
+        shutil.rmtree(out)  # checked above: a folder holding a run, not one of the inputs
+    trainer = Trainer(built.task, loop, out, resume=resume, progress=not quiet, extra_run_info=built.run_info)
+    try:
+        _report(trainer.fit())
+    finally:
+        shutdown(trainer.dist)

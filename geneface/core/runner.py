@@ -1,10 +1,13 @@
 """Build the stages a spec names and run them, checking every seam.
 
-The pipeline owns no model logic: it instantiates plugins from the registry (config from the
+The runner owns no model logic: it instantiates plugins from the registry (config from the
 spec, or from a checkpoint plus the spec's overrides), feeds each stage's output to the next
-after asking the next stage whether it can take it (`Stage.check_input`), and writes the
-final record: an mp4 with the driving audio muxed (frames are streamed, so memory does not
-grow with the length of the audio) or an .npz of motion or features.
+after asking the next stage whether it can take it (`Stage.check_input`) through the one
+method every stage has (`Stage.apply`), and writes the final record: an mp4 with the driving
+audio muxed (frames are streamed, so memory does not grow with the length of the audio) or
+an .npz of motion or features. What a kind consumes and produces comes from the kinds table
+(geneface.core.kinds); the camera path (`input.poses`, or the renderer's own) reaches the
+renderer through the run context.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ from typing import Callable, Optional
 import attrs
 import numpy as np
 
+from geneface.core.camera_io import camera_for_length, load_camera
 from geneface.core.checkpoint import read_checkpoint
 from geneface.core.config import structure
+from geneface.core.kinds import STAGE_KINDS
 from geneface.core.media import VideoWriter, read_audio
 from geneface.core.motion_io import load_motion, save_motion
-from geneface.core.records import Audio, AudioFeatures, Motion
+from geneface.core.records import Audio, AudioFeatures, Camera, Motion
 from geneface.core.spec import PipelineSpec, validate_spec
-from geneface.core.stages import Stage
-from geneface.errors import GenefaceError, StageMismatchError, UsageError
+from geneface.core.stages import Renderer, RunContext, Stage
+from geneface.errors import CheckpointError, GenefaceError, StageMismatchError, UsageError
 
 
 def warn(message: str) -> None:
@@ -48,12 +53,25 @@ def build_stage(stage_spec, registry) -> Stage:
     if stage_spec.checkpoint is None:
         return cls(structure(cls.Config, stage_spec.config, f"{where}.config"))
     ckpt = read_checkpoint(stage_spec.checkpoint, expect_kind=stage_spec.kind, expect_plugin=stage_spec.plugin)
-    config = structure(cls.Config, {**ckpt.config, **stage_spec.config}, f"{where}.config")
-    stage = cls(config)
+    return _restore(cls, ckpt, stage_spec.checkpoint, stage_spec.config, f"{where}.config")
+
+
+def load_trained_stage(path: Path, kind: str, where: str, registry=None) -> Stage:
+    """A trained component from its checkpoint alone (the plugin it names, its saved config);
+    `where` (e.g. a flag, `--syncnet`) prefixes errors."""
+    from geneface.registry import get_registry
+
+    ckpt = read_checkpoint(path, expect_kind=kind)
+    entry = (registry or get_registry()).get(kind, ckpt.plugin, where=f"{where} {path}")
+    return _restore(entry.cls, ckpt, path, {}, f"{path}:config")
+
+
+def _restore(cls, ckpt, path: Path, overrides: dict, where: str) -> Stage:
+    stage = cls(structure(cls.Config, {**ckpt.config, **overrides}, where))
     try:
         stage.load_checkpoint(ckpt)
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise GenefaceError(f"{stage_spec.checkpoint}: does not fit plugin '{stage_spec.plugin}' ({exc})") from None
+        raise CheckpointError(f"{path}: does not fit plugin '{cls.name}' ({exc})") from None
     return stage
 
 
@@ -66,8 +84,9 @@ class RunResult:
 
 
 class Pipeline:
-    def __init__(self, spec: PipelineSpec, registry):
+    def __init__(self, spec: PipelineSpec, registry, overwrite: bool = False):
         self.spec = spec
+        self.overwrite = overwrite  # False: a file that appears at the output meanwhile is not replaced
         self.stages: list[Stage] = [build_stage(s, registry) for s in spec.stages]
 
     def _seam(self, record, producer: str, stage: Stage) -> None:
@@ -81,45 +100,43 @@ class Pipeline:
         motion_path: Optional[Path] = None,
         output: Optional[Path] = None,
         progress: Optional[Callable] = None,
+        poses_path: Optional[Path] = None,
     ) -> RunResult:
         """Run the stages; `progress(iterable, total, description)` wraps the frame loop."""
         audio = check_audio(read_audio(audio_path), audio_path) if audio_path is not None else None
         record = load_motion(motion_path) if motion_path is not None else audio
         producer = f"input '{motion_path or audio_path}'"
         output = Path(output) if output is not None else self.spec.default_output()
+        poses = load_camera(poses_path) if poses_path is not None else None
 
         for stage in self.stages:
             self._seam(record, producer, stage)
             label = f"{stage.kind} '{stage.name}'"
-            if stage.kind == "audio_encoder":
-                record = stage.encode(record)
-            elif stage.kind == "motion_generator":
-                record = stage.generate(record)
-            elif stage.kind == "domain_adapter":
-                adapted = stage.adapt(record)
-                if adapted.n_frames != record.n_frames:
-                    raise StageMismatchError(f"{label} changed the length from {record.n_frames} to {adapted.n_frames} frames")
-                record = adapted
-            elif stage.kind == "renderer":
-                return self._render(stage, record, audio, output, progress)
-            producer = label
+            kind = STAGE_KINDS[stage.kind]
+            if kind.produces == "video":
+                camera = _renderer_camera(stage, record, poses, poses_path)
+                return self._render(stage, record, RunContext(audio, camera), output, progress)
+            result = stage.apply(record, RunContext(audio, poses))
+            if kind.optional and isinstance(result, Motion) and result.n_frames != record.n_frames:
+                raise StageMismatchError(f"{label} changed the length from {record.n_frames} to {result.n_frames} frames")
+            record, producer = result, label
 
         if isinstance(record, Motion):
-            save_motion(output, record)
+            save_motion(output, record, overwrite=self.overwrite)
             return RunResult(output, "motion", record.n_frames, record.duration)
         if isinstance(record, AudioFeatures):
             from geneface.core.atomic import atomic_output
 
-            with atomic_output(output) as tmp, open(tmp, "wb") as handle:
+            with atomic_output(output, overwrite=self.overwrite) as tmp, open(tmp, "wb") as handle:
                 np.savez(handle, values=record.values, frame_rate=np.float32(record.frame_rate))
             return RunResult(output, "audio features", record.n_frames, record.duration)
         raise GenefaceError(f"the pipeline ended with {type(record).__name__}, which cannot be written")
 
-    def _render(self, renderer, motion: Motion, audio: Optional[Audio], output: Path, progress) -> RunResult:
-        frames = renderer.render(motion)
+    def _render(self, renderer, motion: Motion, context: RunContext, output: Path, progress) -> RunResult:
+        frames = renderer.apply(motion, context)
         if progress is not None:
             frames = progress(frames, motion.n_frames, f"rendering ({renderer.name})")
-        with VideoWriter(output, fps=motion.fps, audio=audio) as writer:
+        with VideoWriter(output, fps=motion.fps, audio=context.audio, overwrite=self.overwrite) as writer:
             for i, frame in enumerate(frames):
                 if i >= motion.n_frames:
                     raise StageMismatchError(f"renderer '{renderer.name}' yielded more frames than the {motion.n_frames} of the motion")
@@ -129,12 +146,32 @@ class Pipeline:
         return RunResult(output, "video", writer.n_frames, writer.n_frames / motion.fps)
 
 
+def _renderer_camera(renderer: Renderer, motion: Motion, poses: Optional[Camera],
+                     poses_path: Optional[Path]) -> Optional[Camera]:
+    """One pose per motion frame: the spec's, else the renderer's own; None only if it needs none."""
+    n = motion.n_frames
+    if poses is not None:
+        if poses.n_frames != n:
+            warn(f"input.poses: {poses_path} has {poses.n_frames} poses for {n} motion frames; "
+                 + ("using the first ones" if poses.n_frames > n else "looping them back and forth"))
+        return camera_for_length(poses, n)
+    camera = renderer.default_camera(n)
+    if camera is None and renderer.needs_camera:
+        raise UsageError(f"renderer '{renderer.name}' needs a camera path and has none: set input.poses "
+                         "to a pose file (DATASET/camera/camera.npz) or a dataset folder")
+    return camera if camera is None else camera_for_length(camera, n)
+
+
 def run_spec(spec: PipelineSpec, registry, audio: Optional[Path] = None, motion: Optional[Path] = None,
-             output: Optional[Path] = None, progress=None) -> RunResult:
-    """Validate `spec` with any command-line overrides, then run it."""
-    audio = audio if audio is not None else spec.input.audio
-    motion = motion if motion is not None else spec.input.motion
-    spec = attrs.evolve(spec, input=attrs.evolve(spec.input, audio=audio, motion=motion),
-                        output=output if output is not None else spec.output)
+             output: Optional[Path] = None, progress=None, poses: Optional[Path] = None,
+             overwrite: bool = False) -> RunResult:
+    """Validate `spec` with any command-line overrides and check its output, then run it."""
+    from geneface.core.outputs import prepare_spec_output
+
+    inputs = attrs.evolve(spec.input, audio=audio or spec.input.audio, motion=motion or spec.input.motion,
+                          poses=poses or spec.input.poses)
+    spec = attrs.evolve(spec, input=inputs, output=output if output is not None else spec.output)
     validate_spec(spec, registry)
-    return Pipeline(spec, registry).run(audio, motion, spec.output, progress)
+    # Before any stage is built: an output that exists, is an input or cannot be written.
+    target = prepare_spec_output(spec, overwrite=overwrite)
+    return Pipeline(spec, registry, overwrite).run(inputs.audio, inputs.motion, target, progress, inputs.poses)

@@ -1,8 +1,9 @@
 """Pipeline specs: YAML -> typed records, validated against the registry.
 
-    input:                 # where data enters; at least one of these
+    input:                 # where data enters; at least one of audio and motion
       audio: speech.wav    # a speech file (any audio or video container)
       motion: lm.npz       # a landmark sequence: enters at the adapter or renderer
+      poses: cam.npz       # camera path for the renderer: a pose file or a dataset folder
     stages:                # any contiguous run of the pipeline, in this order
       audio_encoder:    {plugin: mel, config: {n_mels: 80}}
       motion_generator: {plugin: vae, checkpoint: a2m.safetensors}
@@ -16,7 +17,6 @@ unknown keys are errors, with the closest known key or plugin suggested.
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -25,20 +25,13 @@ import attrs
 import yaml
 
 from geneface.core.config import structure
-from geneface.core.stages import PIPELINE_ORDER
-from geneface.errors import SpecError
+from geneface.core.kinds import INPUTS, PIPELINE_ORDER, STAGE_KINDS
+from geneface.core.text import did_you_mean
+from geneface.errors import GenefaceError, SpecError
 
 TOP_KEYS = ("input", "stages", "output")
-INPUT_KEYS = ("audio", "motion")
+INPUT_KEYS = (*INPUTS, "poses")
 STAGE_KEYS = ("plugin", "config", "checkpoint")
-
-# What each stage consumes and produces; the spec is valid only if these chain up.
-STAGE_IO = {
-    "audio_encoder": ("audio", "audio features"),
-    "motion_generator": ("audio features", "motion"),
-    "domain_adapter": ("motion", "motion"),
-    "renderer": ("motion", "video"),
-}
 
 
 @attrs.frozen
@@ -53,6 +46,7 @@ class StageSpec:
 class InputSpec:
     audio: Optional[Path] = None
     motion: Optional[Path] = None
+    poses: Optional[Path] = None
 
 
 @attrs.frozen
@@ -67,7 +61,7 @@ class PipelineSpec:
 
     @property
     def produces(self) -> str:
-        return STAGE_IO[self.stages[-1].kind][1]
+        return STAGE_KINDS[self.stages[-1].kind].produces
 
     def default_output(self) -> Path:
         suffix = ".mp4" if self.produces == "video" else ".npz"
@@ -76,11 +70,7 @@ class PipelineSpec:
 
 
 def _unknown(key: str, known, where: str) -> SpecError:
-    hint = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.5)
-    msg = f"{where}: unknown key"
-    if hint:
-        msg += f"; did you mean '{hint[0]}'?"
-    return SpecError(msg + f" (known: {', '.join(known)})")
+    return SpecError(f"{where}: unknown key{did_you_mean(key, known)} (known: {', '.join(known)})")
 
 
 def _check_keys(data: Mapping, known, where: str) -> None:
@@ -174,31 +164,34 @@ def load_spec(path: Path) -> PipelineSpec:
 
 
 def check_flow(spec: PipelineSpec, have_audio: bool, have_motion: bool) -> None:
-    """The stages must chain from the input to the output with no gap."""
-    kinds = [s.kind for s in spec.stages]
-    first = STAGE_IO[kinds[0]][0]
-    entry = {"audio": have_audio, "audio features": False, "motion": have_motion}[first]
-    if not entry:
-        given = [name for name, ok in (("audio", have_audio), ("motion", have_motion)) if ok]
-        if first == "audio features":
+    """The stages must chain from the input to the output with no gap (rules from the kinds table)."""
+    kinds = [STAGE_KINDS[s.kind] for s in spec.stages]
+    given = {record for key, record in INPUTS.items() if {"audio": have_audio, "motion": have_motion}[key]}
+    first = kinds[0]
+    if first.consumes not in given:
+        entry = [k for k, record in INPUTS.items() if record == first.consumes]
+        if not entry:
+            makers = [k.name for k in STAGE_KINDS.values() if k.produces == first.consumes]
             raise SpecError(
-                f"stages: the pipeline starts at {kinds[0]}, which needs audio features; "
-                "add an audio_encoder stage and give input.audio"
+                f"stages: the pipeline starts at {first.name}, which needs {first.consumes}; "
+                f"add {' or '.join(makers)} before it"
+                + (" and give input.audio" if first.consumes == "audio features" else "")
             )
+        names = [name for name, ok in (("audio", have_audio), ("motion", have_motion)) if ok]
         raise SpecError(
-            f"stages: the first stage, {kinds[0]}, needs {first} but the input gives "
-            f"{' and '.join(given) if given else 'nothing'} (set input.{first.split()[0]})"
+            f"stages: the first stage, {first.name}, needs {first.consumes} but the input gives "
+            f"{' and '.join(names) if names else 'nothing'} (set input.{entry[0]})"
         )
-    if have_motion and kinds[0] in ("audio_encoder", "motion_generator"):
-        raise SpecError("input.motion: a landmark input enters at domain_adapter or renderer, but the spec starts at "
-                        f"{kinds[0]}; drop input.motion or the stages before the adapter")
+    if have_motion and first.consumes != INPUTS["motion"]:
+        enters = " or ".join(k.name for k in STAGE_KINDS.values() if k.consumes == INPUTS["motion"])
+        raise SpecError(f"input.motion: a landmark input enters at {enters}, but the spec starts at "
+                        f"{first.name}; drop input.motion or the stages before it")
     for a, b in zip(kinds, kinds[1:]):
-        produced, needed = STAGE_IO[a][1], STAGE_IO[b][0]
-        if produced != needed:
-            missing = [k for k in PIPELINE_ORDER[PIPELINE_ORDER.index(a) + 1 : PIPELINE_ORDER.index(b)]
-                       if k != "domain_adapter"]
+        if a.produces != b.consumes:
+            between = PIPELINE_ORDER[PIPELINE_ORDER.index(a.name) + 1: PIPELINE_ORDER.index(b.name)]
+            missing = [k for k in between if not STAGE_KINDS[k].optional]
             raise SpecError(
-                f"stages: {a} outputs {produced} but {b} needs {needed}; the stages do not connect"
+                f"stages: {a.name} outputs {a.produces} but {b.name} needs {b.consumes}; the stages do not connect"
                 + (f" (add {' and '.join(missing)})" if missing else "")
             )
 
@@ -212,12 +205,28 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
             structure(entry.cls.Config, stage.config, f"{where}.config")
         elif not stage.checkpoint.is_file():
             raise SpecError(f"{where}.checkpoint: no such file {stage.checkpoint}")
+        else:  # kind, plugin, readability (no pickle), finite weights; then the config it implies
+            from geneface.core.checkpoint import check_checkpoint
+
+            ckpt = check_checkpoint(stage.checkpoint, stage.kind, stage.plugin, f"{where}.checkpoint")
+            structure(entry.cls.Config, {**ckpt.config, **stage.config}, f"{where}.config")
     have_audio = spec.input.audio is not None if have_audio is None else have_audio
     have_motion = spec.input.motion is not None if have_motion is None else have_motion
-    for key in ("audio", "motion"):
+    for key in INPUTS:
         path = getattr(spec.input, key)
         if path is not None and not path.is_file():
             raise SpecError(f"input.{key}: no such file {path}")
+    if spec.input.poses is not None:
+        if spec.stages[-1].kind != "renderer":
+            raise SpecError("input.poses: a camera path is for a renderer, and this spec has none")
+        from geneface.core.camera_io import load_camera
+
+        try:
+            load_camera(spec.input.poses)
+        except SpecError:
+            raise
+        except GenefaceError as exc:
+            raise SpecError(f"input.poses: {exc}") from None
     check_flow(spec, have_audio, have_motion)
     out = spec.output
     if out is not None:

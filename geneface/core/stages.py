@@ -12,7 +12,13 @@ Every stage class carries:
 - `Config`: an attrs class whose fields, with their defaults, are the spec's `config:` keys;
 - `requires`: importable modules the plugin needs beyond geneface's own dependencies; a
   missing one marks the plugin unavailable (with the reason) instead of breaking anything;
-- `kind`: set by the base class (`audio_encoder`, `motion_generator`, ...).
+- `kind`: set by the base class (`audio_encoder`, `motion_generator`, ...; the table of kinds
+  is `geneface.core.kinds`);
+- `training`: for a trainable plugin, "module:Class" of its `geneface.training.recipe.Recipe`,
+  imported only when `geneface train` needs it (so listing plugins stays fast).
+
+The pipeline drives every stage through `apply(record, context)`, which each base class maps
+to its own method (`encode`, `generate`, `adapt`, `render`).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ class Stage(abc.ABC):
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     requires: ClassVar[tuple[str, ...]] = ()
-    trainable: ClassVar[bool] = False
+    training: ClassVar[Optional[str]] = None  # "module:Recipe" (geneface.training.recipe)
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()
@@ -64,6 +70,10 @@ class Stage(abc.ABC):
         """Restore from a `geneface.core.checkpoint.Checkpoint`; override to read `ckpt.meta` too."""
         self.load_state_dict(ckpt.state)
 
+    @classmethod
+    def trainable(cls) -> bool:
+        return cls.training is not None
+
     def check_input(self, record) -> Optional[str]:
         """Why `record` cannot feed this stage (shape, width or rate), or None if it can.
 
@@ -71,14 +81,34 @@ class Stage(abc.ABC):
         """
         return None
 
+    def apply(self, record, context: "RunContext"):
+        """Run this stage on the record the previous one produced (pipeline stages only)."""
+        raise NotImplementedError(f"{self.kind} stages do not run in a pipeline")
+
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} {self.config!r}>"
+
+
+@attrs.frozen(eq=False)
+class RunContext:
+    """What a pipeline run knows besides the record flowing through it.
+
+    `audio`: the driving speech (None when the run starts from landmarks alone); `camera`: the
+    spec's `input.poses` (None when not given; a renderer may then use its own, see
+    `Renderer.default_camera`).
+    """
+
+    audio: Optional[Audio] = None
+    camera: Optional[Camera] = None
 
 
 class AudioEncoder(Stage):
     """Audio -> per-frame features at 50 Hz (two feature frames per 25 fps video frame)."""
 
     kind = "audio_encoder"
+
+    def apply(self, record: Audio, context: RunContext) -> AudioFeatures:
+        return self.encode(record)
 
     @property
     @abc.abstractmethod
@@ -94,7 +124,9 @@ class MotionGenerator(Stage):
     """Audio features -> canonical 68 x 3 landmarks at 25 fps (generic, many speakers)."""
 
     kind = "motion_generator"
-    trainable = True
+
+    def apply(self, record: AudioFeatures, context: RunContext) -> Motion:
+        return self.generate(record)
 
     @property
     def expected_width(self) -> Optional[int]:
@@ -120,7 +152,9 @@ class DomainAdapter(Stage):
     """Generic motion -> the target person's style (same length, same rate)."""
 
     kind = "domain_adapter"
-    trainable = True
+
+    def apply(self, record: Motion, context: RunContext) -> Motion:
+        return self.adapt(record)
 
     @abc.abstractmethod
     def adapt(self, motion: Motion) -> Motion:
@@ -135,9 +169,16 @@ class DomainAdapter(Stage):
 
 
 class Renderer(Stage):
-    """Motion (and optionally a camera path) -> RGB frames, streamed so memory stays flat."""
+    """Motion (and a camera path) -> RGB frames, streamed so memory stays flat.
+
+    A renderer that places a head in 3-D sets `needs_camera`; the pipeline then gives it one
+    camera-to-world matrix per motion frame: the spec's `input.poses`, or else its own
+    `default_camera` (a renderer trained on a dataset returns that dataset's poses, looped
+    back and forth), and fails with one line when there is neither.
+    """
 
     kind = "renderer"
+    needs_camera: ClassVar[bool] = False
 
     @abc.abstractmethod
     def frame_size(self) -> tuple[int, int]:
@@ -145,7 +186,14 @@ class Renderer(Stage):
 
     @abc.abstractmethod
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
-        """Yield one uint8 H x W x 3 frame per motion frame."""
+        """Yield one uint8 H x W x 3 frame per motion frame (`camera`: one pose per frame)."""
+
+    def default_camera(self, n_frames: int) -> Optional[Camera]:
+        """The camera path to use when the spec gives none (None: no default)."""
+        return None
+
+    def apply(self, record: Motion, context: RunContext) -> Iterator[np.ndarray]:
+        return self.render(record, context.camera)
 
     def check_input(self, record) -> Optional[str]:
         if not isinstance(record, Motion):
@@ -200,7 +248,6 @@ class SyncScorer(Stage):
     """Judges lip sync (mouth landmarks vs audio features); also used as a training loss."""
 
     kind = "syncnet"
-    trainable = True
 
     @property
     def expected_width(self) -> Optional[int]:
@@ -210,12 +257,3 @@ class SyncScorer(Stage):
     @abc.abstractmethod
     def score(self, motion: Motion, features: AudioFeatures, max_offset: int = 15) -> SyncResult:
         ...
-
-
-STAGE_KINDS: dict[str, type[Stage]] = {
-    cls.kind: cls
-    for cls in (AudioEncoder, MotionGenerator, DomainAdapter, Renderer, FaceTracker, SyncScorer)
-}
-
-# The order stages run in a pipeline; FaceTracker and SyncScorer are not part of it.
-PIPELINE_ORDER = ("audio_encoder", "motion_generator", "domain_adapter", "renderer")

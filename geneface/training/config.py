@@ -2,7 +2,9 @@
 
 A run is described by one `TrainConfig` (loop settings) plus the task's own config (model and
 loss settings); both are written to `run.json` in the output folder and checked again on
-`--resume`, so a resumed run cannot silently continue with different settings.
+`--resume`, so a resumed run cannot silently continue with different settings. `TrainConfig`
+gives the run's learning-rate schedule; a task may give any parameter group its own
+`LRSchedule` (a NeRF's grid tables learn ten times faster than its MLPs).
 """
 
 from __future__ import annotations
@@ -23,6 +25,31 @@ def _positive(_inst, attribute, value):
 def _non_negative(_inst, attribute, value):
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+@attrs.define
+class LRSchedule:
+    """Learning rate against the step: linear warm-up, then constant, cosine or exponential decay."""
+
+    lr: float = attrs.field(validator=_positive)
+    kind: Schedule = "cosine"
+    warmup: int = attrs.field(default=0, validator=_non_negative)
+    decay_rate: float = attrs.field(default=0.5, validator=_positive)  # exponential: per decay_steps
+    decay_steps: int = attrs.field(default=10_000, validator=_positive)
+    min_lr_ratio: float = attrs.field(default=0.0, validator=_non_negative)  # cosine floor
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate for optimiser step `step` (0-based) of a run of `total_steps`."""
+        if self.warmup and step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        after = step - self.warmup
+        if self.kind == "constant":
+            return self.lr
+        if self.kind == "exponential":
+            return self.lr * self.decay_rate ** (after / self.decay_steps)
+        span = max(1, total_steps - self.warmup)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, after / span)))
+        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
 
 
 @attrs.define
@@ -49,18 +76,14 @@ class TrainConfig:
     log_every: int = attrs.field(default=50, validator=_positive)
     threads: int = attrs.field(default=0, validator=_non_negative)  # torch CPU threads; 0: torch's choice
 
+    def lr_schedule(self, lr: float = 0.0) -> LRSchedule:
+        """The run's schedule (peak `lr`, default the run's `lr`); tasks derive group schedules from it."""
+        return LRSchedule(lr or self.lr, self.schedule, self.warmup, self.decay_rate, self.decay_steps,
+                          self.min_lr_ratio)
+
     def lr_at(self, step: int) -> float:
-        """Learning rate for optimiser step `step` (0-based): warm-up, then the schedule."""
-        if self.warmup and step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        after = step - self.warmup
-        if self.schedule == "constant":
-            return self.lr
-        if self.schedule == "exponential":
-            return self.lr * self.decay_rate ** (after / self.decay_steps)
-        span = max(1, self.steps - self.warmup)
-        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, after / span)))
-        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+        """Learning rate of the run's schedule for optimiser step `step` (0-based)."""
+        return self.lr_schedule().lr_at(step, self.steps)
 
 
 # Fields that may change between a run and its resumption without changing its result

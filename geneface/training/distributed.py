@@ -125,3 +125,12 @@ def shutdown(info: DistInfo) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def broadcast_parameters(model: torch.nn.Module) -> None:
+    """Rank 0's weights and buffers on every rank (what a DDP wrapper does when it is made)."""
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            dist.broadcast(tensor.data, src=0)

@@ -19,7 +19,9 @@ from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import UsageError
 from geneface.models.syncnet import A_FRAMES, V_FRAMES, offset_search, sync_bce
 from geneface.training.data import Clip, feature_stats, mouth_slice
-from geneface.training.trainer import TrainTask
+from geneface.training.recipe import BuiltTask, Recipe, TrainInputs
+from geneface.training.speaker_data import OPTIONS, load_speaker_data
+from geneface.training.task import TrainTask
 
 
 @attrs.define
@@ -164,6 +166,18 @@ class SyncNetTask(TrainTask):
 
     def export(self, meta: dict) -> Checkpoint:
         return stage_checkpoint(self.stage, meta={**meta, "encoder": self.encoder, "data": self.data_info})
+
+
+class SyncNetRecipe(Recipe):
+    """`geneface train syncnet --data ...`: the plugin's config from `model:`, sampling from `task:`."""
+
+    options = OPTIONS
+
+    def build(self, inputs: TrainInputs) -> BuiltTask:
+        data = load_speaker_data(inputs)
+        stage = inputs.stage_cls(inputs.model_config(audio_width=data.width))
+        task = SyncNetTask(stage, data.train, data.val, inputs.task_config(SyncNetTrainConfig), data.encoder, data.info)
+        return BuiltTask(task, {"data": data.info})
 
 
 @torch.no_grad()

@@ -1,15 +1,20 @@
 """The training loop every trainable stage reuses.
 
-A `TrainTask` says what is trained (model, batches, loss, validation, export); the `Trainer`
-does the rest, the same way for every task:
+A `TrainTask` (geneface.training.task) says what is trained: model, batches, optimisers and
+their parameter groups, the step, validation, export. The `Trainer` does the rest, the same
+way for every task:
 
 - seeding, device choice (CUDA when present) and mixed precision on CUDA (bf16 where the
   GPU has it, else fp16 with a gradient scaler);
+- each optimiser's learning rates set per parameter group before every step (the group's
+  schedule, or the run's);
 - a resume state every `ckpt_every` steps (`state/step-XXXXXXXX.safetensors`: model,
-  optimiser, RNG states, step, task state); `resume=True` continues from the newest and ends
-  with the same weights an uninterrupted run would have;
+  every optimiser, the gradient scaler, RNG states, step, task state); `resume=True` continues
+  from the newest and ends with the same weights an uninterrupted run would have;
 - validation every `val_every` steps, and keep-best-k exported models by the task's metric
   (`best/`), the best one also written as `model.safetensors`, the last as `last.safetensors`;
+  validation images in `validation/step-XXXXXXXX/`; a task may stop the run on validation
+  with a reason (printed, and recorded in run.json as `stopped`);
 - metrics to `metrics.csv` (and TensorBoard when installed), a progress bar with the loss and
   steps per second;
 - Ctrl-C: the step under way finishes, the state is saved, then KeyboardInterrupt is raised
@@ -20,7 +25,6 @@ does the rest, the same way for every task:
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import json
 import random
@@ -41,6 +45,7 @@ from geneface.errors import UsageError
 from geneface.training import distributed as ddp
 from geneface.training.config import TrainConfig, changed_on_resume
 from geneface.training.metrics import MetricsLog, StepProgress
+from geneface.training.task import OptimizerSpec, StepContext, TrainTask  # noqa: F401  (TrainTask: public here too)
 from geneface.training.state import (
     capture_rng,
     flatten_optimizer,
@@ -53,53 +58,6 @@ from geneface.training.state import (
 
 STATE_KIND = "training_state"
 _STATE_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
-
-
-class TrainTask(abc.ABC):
-    """What a trainer needs from one kind of model. Subclasses own their model and data."""
-
-    name: str = ""  # plugin name of the exported component
-    best_metric: str = "loss"  # a key of `validate()`'s result
-    best_mode: str = "min"  # "min" or "max"
-
-    model: torch.nn.Module
-
-    @abc.abstractmethod
-    def config_dict(self) -> dict:
-        """The task's own settings (model, losses, data), for run.json and the resume check."""
-
-    @abc.abstractmethod
-    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict:
-        """A training batch (CPU tensors) drawn with `rng` only, so it can be replayed."""
-
-    @abc.abstractmethod
-    def compute_loss(self, net: torch.nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
-        """(loss to minimise, {metric: float}); `net` may be the DDP wrapper of `self.model`."""
-
-    @abc.abstractmethod
-    def validate(self) -> dict:
-        """Validation metrics of `self.model` on held-out data (deterministic)."""
-
-    @abc.abstractmethod
-    def export(self, meta: dict) -> Checkpoint:
-        """The trained component as a stage checkpoint (what `geneface run` loads)."""
-
-    def on_validation(self, metrics: dict, step: int) -> None:
-        """React to validation (e.g. switch a loss on); runs on every rank with rank 0's metrics."""
-
-    def to(self, device: torch.device) -> None:
-        """Move the model (and anything else the loss uses) to `device`."""
-        self.model.to(device)
-
-    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=lr)
-
-    def state(self) -> dict:
-        """JSON-safe task state that must survive a resume."""
-        return {}
-
-    def load_state(self, state: dict) -> None:
-        pass
 
 
 class _Interrupt:
@@ -149,6 +107,7 @@ class Trainer:
         self.step = 0
         self.best: list[dict] = []  # [{"step", "value", "file"}], best first
         self._acc: dict[str, list[float]] = {}  # train metrics since the last log line
+        self.stopped: Optional[dict] = None  # {"step", "reason"} when the task stopped the run
 
     # -- files ---------------------------------------------------------------------------
     @property
@@ -199,25 +158,29 @@ class Trainer:
         return found[-1][1] if found else None
 
     # -- state ---------------------------------------------------------------------------
-    def _save_state(self, optimizer, scaler, data_rng) -> None:
+    def _save_state(self, optimizers: dict, scaler, data_rng) -> None:
         rng_tensors, rng_meta = capture_rng(data_rng)
         everyone = ddp.gather((rng_tensors, rng_meta), self.dist)
         if not self.dist.is_main:
             return
-        opt_tensors, opt_meta = flatten_optimizer(optimizer.state_dict())
-        tensors = {**prefixed(self.task.model.state_dict(), "model."), **opt_tensors}
+        tensors = prefixed(self.task.model.state_dict(), "model.")
+        opt_metas = {}
+        for name, optimizer in optimizers.items():
+            opt_tensors, opt_metas[name] = flatten_optimizer(optimizer.state_dict(), f"optim.{name}.")
+            tensors.update(opt_tensors)
         rng_metas = []
         for rank, (t, m) in enumerate(everyone):
             tensors.update(prefixed(t, f"rng{rank}."))
             rng_metas.append(m)
         meta = {
             "step": self.step,
-            "optimizer": opt_meta,
+            "optimizers": opt_metas,
             "rng": rng_metas,
             "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
             "task": self.task.state(),
             "best": self.best,
             "acc": self._acc,
+            "stopped": self.stopped,
         }
         path = self.state_dir / f"step-{self.step:08d}.safetensors"
         save_checkpoint(path, Checkpoint(STATE_KIND, self.task.name, "1", json_safe(self.run_record()),
@@ -226,10 +189,16 @@ class Trainer:
         for old in kept[: -self.config.keep_ckpts]:
             old.unlink()
 
-    def _load_state(self, path: Path, optimizer, scaler, data_rng) -> None:
+    def _load_state(self, path: Path, optimizers: dict, scaler, data_rng) -> None:
         ckpt = read_checkpoint(path, expect_kind=STATE_KIND, expect_plugin=self.task.name)
         self.task.model.load_state_dict(unprefixed(ckpt.state, "model."))
-        optimizer.load_state_dict(unflatten_optimizer(ckpt.state, ckpt.meta["optimizer"], optimizer.state_dict()))
+        saved = ckpt.meta["optimizers"]
+        if set(saved) != set(optimizers):
+            raise UsageError(f"{path}: saved optimisers {', '.join(sorted(saved))} but the task has "
+                             f"{', '.join(sorted(optimizers))}; resume with the same task")
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(unflatten_optimizer(ckpt.state, saved[name], optimizer.state_dict(),
+                                                          f"optim.{name}."))
         if scaler is not None and ckpt.meta.get("scaler"):
             scaler.load_state_dict(ckpt.meta["scaler"])
         rank = self.dist.rank
@@ -238,6 +207,7 @@ class Trainer:
         self.step = int(ckpt.meta["step"])
         self.best = list(ckpt.meta.get("best", []))
         self._acc = {k: list(v) for k, v in ckpt.meta.get("acc", {}).items()}
+        self.stopped = ckpt.meta.get("stopped")
         if self.dist.is_main and self.best_dir.is_dir():
             # Best models exported after this state was saved will be exported again.
             listed = {b["file"] for b in self.best}
@@ -283,8 +253,25 @@ class Trainer:
                 self.task.model.eval()
                 with torch.no_grad():
                     metrics = json_safe(self.task.validate())
+                    self._write_images(self.task.validation_images())
                 self.task.model.train()
         return ddp.broadcast(metrics, self.dist)
+
+    def _write_images(self, images: dict) -> None:
+        if not images:
+            return
+        import cv2
+
+        folder = self.out / "validation" / f"step-{self.step:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, image in images.items():
+            image = np.asarray(image)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+                raise ValueError(f"{self.task.name}: validation image '{name}' must be uint8 H x W x 3, "
+                                 f"got {image.dtype} {image.shape}")
+            with atomic_output(folder / f"{name}.png") as tmp:
+                if not cv2.imwrite(str(tmp), np.ascontiguousarray(image[:, :, ::-1])):
+                    raise OSError(f"cannot write {folder / name}.png")
 
     def _log_train(self, log: Optional[MetricsLog]) -> Optional[float]:
         if not self._acc:
@@ -295,16 +282,43 @@ class Trainer:
         self._acc = {}
         return means.get("loss")
 
+    def _build_optimizers(self) -> tuple[dict, dict]:
+        run_schedule = self.config.lr_schedule()
+        specs = {spec.name: spec for spec in self.task.optimizers(run_schedule)}
+        if not specs:
+            raise ValueError(f"{self.task.name}: the task declares no optimiser")
+        return {name: spec.build(run_schedule) for name, spec in specs.items()}, specs
+
+    def _set_learning_rates(self, optimizers: dict, specs: dict) -> dict:
+        """Every group's lr for this step; returns them for the log ("lr" = the first group's)."""
+        rates = {}
+        run_schedule = self.config.lr_schedule()
+        for name, optimizer in optimizers.items():
+            for group, torch_group in zip(specs[name].groups, optimizer.param_groups):
+                torch_group["lr"] = (group.schedule or run_schedule).lr_at(self.step, self.config.steps)
+                rates[f"lr/{name}/{group.name}"] = torch_group["lr"]
+        first = next(iter(rates.values()))
+        return {"lr": first} if len(rates) == 1 else {"lr": first, **rates}
+
+    def _average_gradients(self, params) -> None:
+        """Gradients averaged over processes, for tasks whose model is not DDP-wrapped."""
+        import torch.distributed as dist
+
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad /= self.dist.world_size
+
     def fit(self) -> dict:
-        """Train to `config.steps`; returns {"model": path, "last": path, "step": n, "best": [...]}."""
+        """Train to `config.steps` (or until the task stops the run); returns
+        {"model": path, "last": path, "step": n, "best": [...], "stopped": {...} or None}."""
         cfg = self.config
         resume_from = self._prepare_out()
         ddp.barrier(self.dist)  # every rank has looked at --out before rank 0 writes to it
         is_main = self.dist.is_main
         if is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            with atomic_output(self.out / "run.json") as tmp:
-                tmp.write_text(json.dumps(json_safe(self.run_record()), indent=2, sort_keys=True))
+            self._write_run_record()
 
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -313,28 +327,38 @@ class Trainer:
         self.task.to(self.device)
         model = self.task.model
         model.train()
-        optimizer = self.task.make_optimizer(cfg.lr)
+        optimizers, specs = self._build_optimizers()
         autocast, scaler = self._autocast()
         if resume_from is not None:
-            self._load_state(resume_from, optimizer, scaler, data_rng)
+            self._load_state(resume_from, optimizers, scaler, data_rng)
         else:
             # DDP gives every rank rank 0's weights when it wraps the model; the noise
             # (dropout, the VAE's sampling) differs per rank, like the data does.
             torch.manual_seed(cfg.seed * 1000 + self.dist.rank)
-        net = ddp.wrap_model(model, self.dist, self.device)
+        wrap = self.task.ddp_wrap and self.dist.enabled
+        net = ddp.wrap_model(model, self.dist, self.device) if wrap else model
+        if self.dist.enabled and not wrap:
+            ddp.broadcast_parameters(model)
+        average = self._average_gradients if self.dist.enabled and not wrap else (lambda params: None)
 
         log = MetricsLog(self.out, self.step if resume_from is not None else None) if is_main else None
         bar = StepProgress(cfg.steps, self.step, self.task.name, enabled=self.progress and is_main)
         loss_shown = None
         try:
             with _Interrupt() as interrupt:
-                while self.step < cfg.steps:
-                    for group in optimizer.param_groups:
-                        group["lr"] = cfg.lr_at(self.step)
+                while self.step < cfg.steps and self.stopped is None:
+                    rates = self._set_learning_rates(optimizers, specs)
                     batch = _to_device(self.task.sample_batch(data_rng, cfg.batch_size), self.device)
-                    loss, metrics = self._train_step(net, optimizer, scaler, autocast, batch)
+                    ctx = StepContext(net, optimizers, specs, scaler, autocast, cfg.grad_clip, average,
+                                      self.task.name, self.step)
+                    metrics = self.task.train_step(ctx, batch, self.step)
+                    if not ctx.stepped:
+                        raise ValueError(f"{self.task.name}: train_step stepped no optimiser at step {self.step}")
+                    if scaler is not None:
+                        scaler.update()
                     self.step += 1
-                    for k, v in {"loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"], **metrics}.items():
+                    self.task.after_step(self.step)
+                    for k, v in {**metrics, **rates}.items():
                         self._acc.setdefault(k, []).append(float(v))
 
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
@@ -343,17 +367,19 @@ class Trainer:
                         val = self._validate()
                         if log is not None:
                             log.write(self.step, "val", val)
-                        self.task.on_validation(val, self.step)
+                        reason = self.task.on_validation(val, self.step)
                         if is_main:
                             self._keep_best(val)
-                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps:
-                        self._save_state(optimizer, scaler, data_rng)
+                        if reason:
+                            self._stop(reason, log)
+                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or self.stopped:
+                        self._save_state(optimizers, scaler, data_rng)
                     bar.update(self.step, loss_shown)
                     if self.on_step is not None:
                         self.on_step(self.step)
                     if ddp.any_rank(interrupt.requested, self.dist):
                         if self.step % cfg.ckpt_every != 0 and self.step != cfg.steps:
-                            self._save_state(optimizer, scaler, data_rng)
+                            self._save_state(optimizers, scaler, data_rng)
                         if is_main:
                             print(f"interrupted at step {self.step}; state saved in {self.state_dir}; "
                                   "run the same command with --resume to continue", file=sys.stderr)
@@ -366,28 +392,25 @@ class Trainer:
             if log is not None:
                 log.close()
 
-    def _train_step(self, net, optimizer, scaler, autocast, batch) -> tuple[torch.Tensor, dict]:
-        with autocast:
-            loss, metrics = self.task.compute_loss(net, batch, self.step)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{self.task.name}: loss is {loss.item()} at step {self.step}")
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-        else:
-            loss.backward()
-        if self.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.task.model.parameters(), self.config.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        return loss, metrics
+    def _write_run_record(self) -> None:
+        record = json_safe(self.run_record())
+        if self.stopped is not None:
+            record["stopped"] = self.stopped
+        with atomic_output(self.out / "run.json") as tmp:
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+
+    def _stop(self, reason: str, log: Optional[MetricsLog]) -> None:
+        self.stopped = {"step": self.step, "reason": str(reason)}
+        if log is not None:
+            self._log_train(log)  # the steps since the last log line are not lost
+        if self.dist.is_main:
+            self._write_run_record()
+            print(f"{self.task.name}: stopped at step {self.step}: {reason}", file=sys.stderr)
 
     def _finish(self) -> dict:
         meta = {"step": self.step, "selected_by": "last"}
+        if self.stopped is not None:
+            meta["stopped"] = self.stopped
         last = self.out / "last.safetensors"
         save_checkpoint(last, self.task.export(meta))
         model = self.out / "model.safetensors"
@@ -397,7 +420,7 @@ class Trainer:
         else:
             with atomic_output(model) as tmp:
                 shutil.copyfile(last, tmp)
-        return {"model": model, "last": last, "step": self.step, "best": list(self.best)}
+        return {"model": model, "last": last, "step": self.step, "best": list(self.best), "stopped": self.stopped}
 
 
 @contextlib.contextmanager

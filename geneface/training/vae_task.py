@@ -14,10 +14,12 @@ import numpy as np
 import torch
 
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
-from geneface.errors import UsageError
+from geneface.errors import StageMismatchError, UsageError
 from geneface.models.syncnet import A_FRAMES, V_FRAMES, offset_search, sync_loss
 from geneface.training.data import Clip, feature_stats, motion_stats, mouth_opening, mouth_slice
-from geneface.training.trainer import TrainTask
+from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
+from geneface.training.speaker_data import OPTIONS, load_speaker_data
+from geneface.training.task import TrainTask
 
 
 @attrs.define
@@ -149,10 +151,33 @@ class VAETask(TrainTask):
     def on_validation(self, metrics: dict, step: int) -> None:
         if not self.sync_on and metrics.get("sync_loss", np.inf) < self.config.sync_threshold:
             self.sync_on = True
+        return None
 
     def export(self, meta: dict) -> Checkpoint:
         return stage_checkpoint(self.stage, meta={**meta, "encoder": self.encoder, "sync_on": self.sync_on,
                                                   "data": self.data_info})
+
+
+class VAERecipe(Recipe):
+    """`geneface train audio2motion --data ... --syncnet CKPT`: the VAE against a frozen SyncNet."""
+
+    options = (TrainOption("syncnet", "a trained syncnet checkpoint (geneface train syncnet)", kind="path",
+                           required=True), *OPTIONS)
+    # METHOD.md: warm-up 1k steps, exponential decay, gradient clipping at 1.
+    loop_defaults = {"batch_size": 16, "schedule": "exponential", "warmup": 1000, "grad_clip": 1.0}
+
+    def build(self, inputs: TrainInputs) -> BuiltTask:
+        from geneface.core.runner import load_trained_stage
+
+        path = inputs.options["syncnet"]
+        judge = load_trained_stage(path, "syncnet", "--syncnet")
+        data = load_speaker_data(inputs, judge.expected_width, f"syncnet {path}")
+        if judge.encoder and judge.encoder != data.encoder:
+            raise StageMismatchError(f"syncnet {path} was trained on '{judge.encoder}' features, not '{data.encoder}'")
+        stage = inputs.stage_cls(inputs.model_config(audio_width=data.width))
+        task = VAETask(stage, judge, data.train, data.val, inputs.task_config(VAETrainConfig), data.encoder,
+                       {**data.info, "syncnet": str(path)})
+        return BuiltTask(task, {"data": data.info})
 
 
 def _stats(clip: Clip):

@@ -1,0 +1,21 @@
+"""Radiance-field parts shared by every NeRF renderer, built-in or third-party.
+
+Split by job, each usable alone:
+
+- `encodings`: frequency (positional) and spherical-harmonics encodings; multi-resolution
+  grids: 3-D (dense coarse levels, hashed fine ones), tri-plane, 2-D; the backend seam
+  (`make_grid_encoding`: PyTorch, or tinycudann on CUDA).
+- `mlp`: the MLP builder (skips, activations, truncated exp for densities).
+- `rays`: rays from a dataset `Camera` and pixel coordinates; box intersection.
+- `samplers`: stratified and importance (inverse-CDF) samples along rays.
+- `occupancy`: an occupancy grid and pure-PyTorch ray marching that skips empty space.
+- `volume`: volume rendering (padded and packed samples); head over torso over plate.
+- `losses`: photometric, PSNR, opacity entropy, ambient regulariser, lip patches.
+
+A renderer composes them the nerfstudio way: rays from the camera -> near/far from the
+head's box -> samples (stratified, importance, or marched through the occupancy grid) ->
+its own field (encodings + MLPs) gives density and colour at the samples -> volume
+rendering -> composite over torso and background -> losses. Only the field is new code.
+Everything runs on CPU and CUDA with no build step; tensors stay on the device of the
+inputs and parameters.
+"""

@@ -78,6 +78,18 @@ def motion_file(tmp_path, audio) -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors on a busy 2-core machine: thread synchronisation costs more than the
+    work (ten times slower with two threads), so such tests run on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _no_third_party_by_default(monkeypatch):
     # Tests see built-ins plus the plugins this repository ships (plugins_contrib), never

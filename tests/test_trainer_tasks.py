@@ -15,6 +15,8 @@ from geneface.training.metrics import read_metrics
 from geneface.training.task import OptimizerSpec, ParamGroup, TrainTask
 from geneface.training.trainer import Trainer
 
+from support.training import crash_then_resume
+
 
 def _rmsprop(groups):
     return torch.optim.RMSprop(groups)
@@ -78,15 +80,8 @@ def _state_tensors(out) -> dict:
 
 def test_two_optimizer_gan_resume_after_crash_is_bit_identical(tmp_path):
     full = Trainer(TinyGAN(), _cfg(), tmp_path / "full", progress=False).fit()
-
-    def crash(step):
-        if step == 13:
-            raise RuntimeError("simulated crash")
-
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        Trainer(TinyGAN(), _cfg(), tmp_path / "crashed", progress=False, on_step=crash).fit()
-    assert Trainer.latest_state(tmp_path / "crashed").name == "step-00000012.safetensors"
-    resumed = Trainer(TinyGAN(), _cfg(), tmp_path / "crashed", resume=True, progress=False).fit()
+    resumed, resumed_from = crash_then_resume(TinyGAN, _cfg(), tmp_path / "crashed", crash_after=13)
+    assert resumed_from == "step-00000012.safetensors"
 
     assert full["step"] == resumed["step"] == 30
     a, b = _state_tensors(tmp_path / "full"), _state_tensors(tmp_path / "crashed")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from support.toy import ToyRegressionTask
+from support.training import crash_then_resume
 
 from geneface.core.checkpoint import read_checkpoint
 from geneface.errors import UsageError
@@ -69,15 +70,8 @@ def test_optimizer_state_round_trip():
 
 def test_resume_after_crash_equals_uninterrupted(tmp_path):
     full = Trainer(ToyRegressionTask(), _cfg(), tmp_path / "full", progress=False).fit()
-
-    def crash(step):
-        if step == 13:
-            raise RuntimeError("simulated crash")
-
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        Trainer(ToyRegressionTask(), _cfg(), tmp_path / "crashed", progress=False, on_step=crash).fit()
-    assert Trainer.latest_state(tmp_path / "crashed").name == "step-00000010.safetensors"
-    resumed = Trainer(ToyRegressionTask(), _cfg(), tmp_path / "crashed", resume=True, progress=False).fit()
+    resumed, resumed_from = crash_then_resume(ToyRegressionTask, _cfg(), tmp_path / "crashed", crash_after=13)
+    assert resumed_from == "step-00000010.safetensors"
 
     assert resumed["step"] == full["step"] == 24
     assert _same_state(_weights(full["last"]), _weights(resumed["last"]))

@@ -17,8 +17,9 @@ Every stage class carries:
 - `training`: for a trainable plugin, "module:Class" of its `geneface.training.recipe.Recipe`,
   imported only when `geneface train` needs it (so listing plugins stays fast).
 
-The pipeline drives every stage through `apply(record, context)`, which each base class maps
-to its own method (`encode`, `generate`, `adapt`, `render`).
+The pipeline drives every stage through `apply(record, context)`, which calls the base
+class's own method (`run_method`: `encode`, `generate`, `adapt`; a renderer's `render` also
+gets the camera).
 """
 
 from __future__ import annotations
@@ -81,9 +82,14 @@ class Stage(abc.ABC):
         """
         return None
 
+    # The method the pipeline calls with the record the previous stage produced.
+    run_method: ClassVar[str] = ""
+
     def apply(self, record, context: "RunContext"):
         """Run this stage on the record the previous one produced (pipeline stages only)."""
-        raise NotImplementedError(f"{self.kind} stages do not run in a pipeline")
+        if not self.run_method:
+            raise NotImplementedError(f"{self.kind} stages do not run in a pipeline")
+        return getattr(self, self.run_method)(record)
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name} {self.config!r}>"
@@ -102,13 +108,20 @@ class RunContext:
     camera: Optional[Camera] = None
 
 
+def _motion_problem(record) -> Optional[str]:
+    """Why `record` is not motion a motion-consuming stage can take (None if it is)."""
+    if not isinstance(record, Motion):
+        return f"expects motion, got {type(record).__name__}"
+    if abs(record.fps - VIDEO_FPS) > 1e-6:
+        return f"expects motion at {VIDEO_FPS:g} fps, got {record.fps:g} fps"
+    return None
+
+
 class AudioEncoder(Stage):
     """Audio -> per-frame features at 50 Hz (two feature frames per 25 fps video frame)."""
 
     kind = "audio_encoder"
-
-    def apply(self, record: Audio, context: RunContext) -> AudioFeatures:
-        return self.encode(record)
+    run_method = "encode"
 
     @property
     @abc.abstractmethod
@@ -120,18 +133,20 @@ class AudioEncoder(Stage):
         ...
 
 
-class MotionGenerator(Stage):
-    """Audio features -> canonical 68 x 3 landmarks at 25 fps (generic, many speakers)."""
-
-    kind = "motion_generator"
-
-    def apply(self, record: AudioFeatures, context: RunContext) -> Motion:
-        return self.generate(record)
+class ReadsFeatures:
+    """A stage that reads audio features of one width (its weights were trained on them)."""
 
     @property
     def expected_width(self) -> Optional[int]:
         """Feature width the model was trained on (None: any)."""
         return None
+
+
+class MotionGenerator(ReadsFeatures, Stage):
+    """Audio features -> canonical 68 x 3 landmarks at 25 fps (generic, many speakers)."""
+
+    kind = "motion_generator"
+    run_method = "generate"
 
     @abc.abstractmethod
     def generate(self, features: AudioFeatures) -> Motion:
@@ -152,20 +167,14 @@ class DomainAdapter(Stage):
     """Generic motion -> the target person's style (same length, same rate)."""
 
     kind = "domain_adapter"
-
-    def apply(self, record: Motion, context: RunContext) -> Motion:
-        return self.adapt(record)
+    run_method = "adapt"
 
     @abc.abstractmethod
     def adapt(self, motion: Motion) -> Motion:
         ...
 
     def check_input(self, record) -> Optional[str]:
-        if not isinstance(record, Motion):
-            return f"expects motion, got {type(record).__name__}"
-        if abs(record.fps - VIDEO_FPS) > 1e-6:
-            return f"expects motion at {VIDEO_FPS:g} fps, got {record.fps:g} fps"
-        return None
+        return _motion_problem(record)
 
 
 class Renderer(Stage):
@@ -193,14 +202,10 @@ class Renderer(Stage):
         return None
 
     def apply(self, record: Motion, context: RunContext) -> Iterator[np.ndarray]:
-        return self.render(record, context.camera)
+        return self.render(record, context.camera)  # the one stage that takes the camera too
 
     def check_input(self, record) -> Optional[str]:
-        if not isinstance(record, Motion):
-            return f"expects motion, got {type(record).__name__}"
-        if abs(record.fps - VIDEO_FPS) > 1e-6:
-            return f"expects motion at {VIDEO_FPS:g} fps, got {record.fps:g} fps"
-        return None
+        return _motion_problem(record)
 
 
 @attrs.frozen(eq=False)
@@ -244,15 +249,10 @@ class SyncResult:
     n_windows: int
 
 
-class SyncScorer(Stage):
+class SyncScorer(ReadsFeatures, Stage):
     """Judges lip sync (mouth landmarks vs audio features); also used as a training loss."""
 
     kind = "syncnet"
-
-    @property
-    def expected_width(self) -> Optional[int]:
-        """Feature width the judge was trained on (None: any)."""
-        return None
 
     @abc.abstractmethod
     def score(self, motion: Motion, features: AudioFeatures, max_offset: int = 15) -> SyncResult:

@@ -23,13 +23,8 @@ from geneface.nerf.mlp import MLP, MLPConfig
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # The tensors here are small: on a busy 2-core machine, thread synchronisation costs
-    # more than the work (ten times slower with two threads), so these tests use one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    pass
 
 
 # 4 levels at 4, 8, 16, 32 cells; a 1024-row table holds 5^3 and 9^3 vertices, not 17^3.

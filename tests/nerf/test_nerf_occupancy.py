@@ -15,13 +15,8 @@ from geneface.nerf.volume import render_packed, render_padded
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # The tensors here are small: on a busy 2-core machine, thread synchronisation costs
-    # more than the work (ten times slower with two threads), so these tests use one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    pass
 
 
 LO, HI = (-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)

@@ -94,7 +94,7 @@ def test_training_flags_errors(tmp_path, denoise_installed, capsys):
     assert "no such option --nois" in err and "did you mean '--noise'" in err
     assert main([*base, "--noise", "lots"]) == 2
     assert "--noise: expected float, got 'lots'" in capsys.readouterr().err
-    assert main(["train", "renderer", "--data", "x", "--out", str(tmp_path / "o")]) == 2
+    assert main(["train", "face_tracker", "--data", "x", "--out", str(tmp_path / "o")]) == 2
     assert "trainable: " in capsys.readouterr().err
     assert main(["train", "rendrer", "--out", str(tmp_path / "o")]) == 2
     assert "did you mean 'renderer'" in capsys.readouterr().err

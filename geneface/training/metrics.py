@@ -68,13 +68,16 @@ def read_metrics(path: Path) -> list[tuple[int, str, str, float]]:
 
 
 class StepProgress:
-    """A rich progress bar: step / total, recent loss and steps per second (stderr)."""
+    """A rich progress bar: step / total, recent loss (and the task's `shown` metrics), steps
+    per second, or `unit` per second (`batch_size` of them per step) when the task names one (stderr)."""
 
-    def __init__(self, total: int, start: int, description: str, enabled: bool = True):
+    def __init__(self, total: int, start: int, description: str, enabled: bool = True,
+                 shown: tuple = (), unit: str = "", batch_size: int = 0):
         self.enabled = enabled
         self._bar = None
         self._t0 = time.perf_counter()
         self._start = start
+        self._shown, self._unit, self._batch = tuple(shown), unit, batch_size
         if not enabled:
             return
         from rich.console import Console
@@ -85,21 +88,27 @@ class StepProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[extra]}"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
         )
         self._bar.start()
-        self._task = self._bar.add_task(description, total=total, completed=start, loss="-", rate="")
+        self._task = self._bar.add_task(description, total=total, completed=start, loss="-", extra="", rate="")
 
-    def update(self, step: int, loss: Optional[float]) -> None:
+    def update(self, step: int, means: Optional[dict]) -> None:
+        """`means`: the train metrics last logged (None before the first log line)."""
         if self._bar is None:
             return
         elapsed = time.perf_counter() - self._t0
         rate = (step - self._start) / elapsed if elapsed > 0 else 0.0
-        self._bar.update(self._task, completed=step, loss="-" if loss is None else f"{loss:.4f}",
-                         rate=f"{rate:.1f} steps/s")
+        means = means or {}
+        loss = means.get("loss")
+        extra = " ".join(f"{k} {means[k]:.2f}" for k in self._shown if k in means)
+        rate_text = f"{rate * self._batch:,.0f} {self._unit}/s" if self._unit else f"{rate:.1f} steps/s"
+        self._bar.update(self._task, completed=step, loss="-" if loss is None else f"{loss:.4f}", extra=extra,
+                         rate=rate_text)
 
     def close(self) -> None:
         if self._bar is not None:

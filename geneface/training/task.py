@@ -130,6 +130,8 @@ class TrainTask(abc.ABC):
     # discriminator): gradients are then averaged across processes by the trainer instead
     # of by a DistributedDataParallel wrapper.
     ddp_wrap: bool = True
+    progress_metrics: tuple = ()  # train metrics shown beside the loss on the progress bar ("psnr")
+    batch_unit: str = ""  # what `batch_size` counts ("rays"): the bar shows them per second
 
     model: torch.nn.Module  # everything trained; its state is saved for resume
 

@@ -273,14 +273,15 @@ class Trainer:
                 if not cv2.imwrite(str(tmp), np.ascontiguousarray(image[:, :, ::-1])):
                     raise OSError(f"cannot write {folder / name}.png")
 
-    def _log_train(self, log: Optional[MetricsLog]) -> Optional[float]:
+    def _log_train(self, log: Optional[MetricsLog]) -> Optional[dict]:
+        """Write the train metrics averaged since the last log line; returns the averages."""
         if not self._acc:
             return None
         means = {k: float(np.mean(v)) for k, v in self._acc.items()}
         if log is not None:
             log.write(self.step, "train", means)
         self._acc = {}
-        return means.get("loss")
+        return means
 
     def _build_optimizers(self) -> tuple[dict, dict]:
         run_schedule = self.config.lr_schedule()
@@ -342,8 +343,9 @@ class Trainer:
         average = self._average_gradients if self.dist.enabled and not wrap else (lambda params: None)
 
         log = MetricsLog(self.out, self.step if resume_from is not None else None) if is_main else None
-        bar = StepProgress(cfg.steps, self.step, self.task.name, enabled=self.progress and is_main)
-        loss_shown = None
+        bar = StepProgress(cfg.steps, self.step, self.task.name, enabled=self.progress and is_main,
+                           shown=self.task.progress_metrics, unit=self.task.batch_unit, batch_size=cfg.batch_size)
+        shown = None
         try:
             with _Interrupt() as interrupt:
                 while self.step < cfg.steps and self.stopped is None:
@@ -362,7 +364,7 @@ class Trainer:
                         self._acc.setdefault(k, []).append(float(v))
 
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        loss_shown = self._log_train(log)
+                        shown = self._log_train(log)
                     if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                         val = self._validate()
                         if log is not None:
@@ -374,7 +376,7 @@ class Trainer:
                             self._stop(reason, log)
                     if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or self.stopped:
                         self._save_state(optimizers, scaler, data_rng)
-                    bar.update(self.step, loss_shown)
+                    bar.update(self.step, shown)
                     if self.on_step is not None:
                         self.on_step(self.step)
                     if ddp.any_rank(interrupt.requested, self.dist):

@@ -1,0 +1,399 @@
+"""Training `hashgrid_nerf` on one person's dataset: rays from the training frames, three stages.
+
+Held out: the last ceil(n / 11) frames of the video (the field's protocol), never sampled
+for training; validation renders them from their own tracked landmarks and poses.
+
+Stages, by share of the run's steps:
+- head (`head_stage`): the head is rendered over the real frame with the head's pixels
+  replaced by the plate, so it learns the head alone, whatever the torso looks like; the
+  torso layer learns alone on the pixels outside the head mask;
+- torso: head over torso over the plate, everything trained on the final composite;
+- lip (`lip_stage`, the end of the run): as torso, with rays drawn mostly from the mouth's
+  box and the mouth's pixels weighted up in the loss.
+
+Loss = photometric + entropy of the head's opacity + the ambient coordinate's size + the
+layers' opacity against the dataset's masks (the masks come free with every dataset and
+settle the silhouette long before colour alone would on a CPU budget).
+Grid tables learn `grid_lr_scale` times faster than the MLPs (RAD-NeRF: 10x).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import attrs
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from geneface.core.checkpoint import Checkpoint, stage_checkpoint
+from geneface.core.config import structure, unstructure
+from geneface.core.dataset import BACKGROUND, C2W, FRAMES_DIR, HEAD, IMAGE68, MASKS_DIR, TORSO, Dataset, DatasetError, frame_name
+from geneface.errors import UsageError
+from geneface.nerf.losses import ambient_regulariser, opacity_entropy, photometric, psnr
+from geneface.nerf.rays import camera_rays
+from geneface.nerf.volume import composite
+from geneface.training.config import LRSchedule
+from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
+from geneface.training.task import OptimizerSpec, ParamGroup, TrainTask
+
+_unit = [attrs.validators.ge(0), attrs.validators.le(1)]
+
+
+@attrs.define
+class RendererTaskConfig:
+    head_stage: float = attrs.field(default=0.6, validator=_unit)  # share of steps
+    lip_stage: float = attrs.field(default=0.15, validator=_unit)  # share of steps, at the end
+    frames_per_batch: int = attrs.field(default=8, validator=attrs.validators.gt(0))
+    w_entropy: float = 1e-4
+    w_ambient: float = 1e-3
+    w_mask: float = 1e-2
+    w_latent: float = 1e-3  # L2 on per-frame latents: appearance drift only, not expression
+    lip_weight: float = 4.0  # loss weight of mouth-box rays in the lip stage
+    grid_lr_scale: float = 10.0
+    region_margin: float = 0.03  # head / person regions grown by this share of the frame side
+    val_frames: int = attrs.field(default=0, validator=attrs.validators.ge(0))  # 0: every held-out frame
+    val_images: int = 2  # held-out frames written as truth | render | error
+
+
+def held_out_start(n_frames: int) -> int:
+    """First held-out frame: the last ceil(n / 11) frames are never trained on."""
+    return n_frames - math.ceil(n_frames / 11)
+
+
+def check_dataset(ds: Dataset) -> None:
+    """One line naming the first file a renderer needs and the dataset lacks."""
+    for rel in (C2W, IMAGE68, BACKGROUND, f"{MASKS_DIR}/{frame_name(0, '.png')}", f"{FRAMES_DIR}/{frame_name(0)}"):
+        if not (ds.path / rel).is_file():
+            what = "camera" if rel == C2W else "masks" if rel.startswith(MASKS_DIR) else rel
+            raise DatasetError(f"{ds.path}: no {ds.path / rel}: hashgrid_nerf needs the dataset's {what} "
+                               "(reprocess the video with `geneface process`)")
+
+
+def _boxes(points: np.ndarray, size: int, grow: float) -> np.ndarray:
+    """Per frame, the (x0, y0, x1, y1) box of `points` (T, K, 2+) grown by `grow` of its side, in the image."""
+    lo, hi = points[..., :2].min(1), points[..., :2].max(1)
+    pad = (hi - lo) * grow
+    box = np.concatenate([lo - pad, hi + pad + 1], axis=1)
+    return np.clip(np.round(box), 0, size).astype(np.int64)
+
+
+def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    import cv2
+
+    kernel = np.ones((2 * px + 1, 2 * px + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+class RendererTask(TrainTask):
+    name = "hashgrid_nerf"
+    best_metric = "psnr"
+    best_mode = "max"
+    progress_metrics = ("psnr",)
+    batch_unit = "rays"
+
+    def __init__(self, stage, ds: Dataset, config: Optional[RendererTaskConfig] = None, steps: int = 1):
+        check_dataset(ds)
+        self.stage, self.model = stage, stage.net
+        self.config = c = config or RendererTaskConfig()
+        self.ds, self.steps = ds, steps
+        n, s = ds.n_frames, ds.size
+        self.val_start = held_out_start(n)
+        valid = np.zeros(n, bool)
+        for name in ds.manifest["splits"]:
+            valid[ds.split(name)] = True
+        self.train_idx = np.flatnonzero(valid[: self.val_start])
+        self.val_idx = np.flatnonzero(valid[self.val_start:]) + self.val_start
+        if len(self.train_idx) == 0 or len(self.val_idx) == 0:
+            raise UsageError(f"{ds.path}: {n} frames are too few to hold out the last 1/11 and train on the rest")
+        if c.val_frames and c.val_frames < len(self.val_idx):
+            pick = np.round(np.linspace(0, len(self.val_idx) - 1, c.val_frames)).astype(int)
+            self.val_idx = self.val_idx[pick]
+        self.latent_of = np.full(n, -1)
+        self.latent_of[self.train_idx] = np.arange(len(self.train_idx))
+        # Everything sampled lives in memory: a few hundred MB at 512 px, and no decoding per step.
+        self.frames = torch.from_numpy(np.stack([ds.frame(i) for i in range(n)]))
+        self.masks = torch.from_numpy(np.stack([ds.mask(i) for i in range(n)]))
+        self.landmarks = torch.from_numpy(ds.landmarks_canonical().astype(np.float32))
+        image68 = ds.landmarks_image()
+        self.face_box = _boxes(image68, s, 0.0)
+        self.mouth_box = _boxes(image68[:, 48:68], s, 0.25)
+        self.camera = ds.camera()
+        self._fill_model(ds)
+        self.head_pixels = torch.nonzero(self.model.head_region.reshape(-1)).squeeze(1).numpy()
+        self.person_pixels = torch.nonzero(self.model.person_region.reshape(-1)).squeeze(1).numpy()
+        self.step = 0
+        self._images: dict[str, np.ndarray] = {}
+
+    # -- what the model keeps from the data ----------------------------------------------
+    def _fill_model(self, ds: Dataset) -> None:
+        m, s = self.model, ds.size
+        train = self.train_idx
+        mean, std = ds.landmark_stats()
+        with torch.no_grad():
+            m.condition.mean.copy_(torch.from_numpy(mean))
+            m.condition.std.copy_(torch.from_numpy(std))
+            m.plate.copy_(torch.from_numpy(ds.background()))
+            m.c2w.copy_(torch.from_numpy(self.camera.c2w))
+            cx, cy = self.camera.principal_point
+            m.intrinsics.copy_(torch.tensor([self.camera.focal, cx, cy]))
+            masks = self.masks[train].numpy()
+            margin = max(1, int(round(self.config.region_margin * s)))
+            head = _dilate((masks == HEAD).any(0), margin)
+            m.head_region.copy_(torch.from_numpy(head))
+            m.person_region.copy_(torch.from_numpy(_dilate((masks > 0).any(0), margin) | head))
+            from geneface.nerf.talking_head import pose_codes
+
+            codes = pose_codes(torch.from_numpy(self.camera.c2w[train]))
+            m.pose_mean.copy_(codes.mean(0))
+            m.pose_std.copy_(codes.std(0).clamp(min=1e-4))
+            lo, hi = self._head_box(ds)
+            m.occupancy.lo.copy_(torch.tensor(lo))
+            m.occupancy.hi.copy_(torch.tensor(hi))
+
+    def _head_box(self, ds: Dataset) -> tuple[list, list]:
+        """The head's box in the canonical frame: the landmarks' extent plus room for hair above,
+        the skull behind and the ears beside (in units of the dataset's head radius)."""
+        lm = self.landmarks[self.train_idx].numpy()
+        lo, hi = lm.min((0, 1)), lm.max((0, 1))
+        r = float(ds.manifest["camera"]["head_radius"])
+        return ([lo[0] - 0.5 * r, lo[1] - 1.1 * r, lo[2] - 0.3 * r],
+                [hi[0] + 0.5 * r, hi[1] + 0.4 * r, lo[2] + 2.2 * r])
+
+    # -- TrainTask ---------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {"task": unstructure(self.config), "model": unstructure(self.stage.config), "data": str(self.ds.path),
+                "train_frames": len(self.train_idx), "held_out": [int(self.val_start), self.ds.n_frames]}
+
+    def state(self) -> dict:
+        return {"step": self.step}
+
+    def load_state(self, state: dict) -> None:
+        self.step = int(state.get("step", 0))
+
+    def phase(self, step: int) -> str:
+        share = step / max(1, self.steps)
+        if share < self.config.head_stage:
+            return "head"
+        return "lip" if share >= 1.0 - self.config.lip_stage else "torso"
+
+    def optimizers(self, run_schedule: LRSchedule) -> list[OptimizerSpec]:
+        m = self.model
+        grids = [*m.head.space.parameters(), *m.head.ambient_grid.parameters(), *m.torso.grid.parameters()]
+        ids = {id(p) for p in grids} | {id(m.latents.weight)}
+        mlps = [p for p in m.parameters() if id(p) not in ids]
+        grid_schedule = attrs.evolve(run_schedule, lr=run_schedule.lr * self.config.grid_lr_scale)
+        # eps 1e-15 as instant-ngp: grid entries see rare, tiny gradients that a larger eps swallows.
+        return [OptimizerSpec("main", [ParamGroup("grids", grids, grid_schedule, {"eps": 1e-15}),
+                                       ParamGroup("mlps", mlps, None, {"eps": 1e-15}),
+                                       ParamGroup("latents", [m.latents.weight], None)])]
+
+    def _pick(self, rng, pool: np.ndarray, k: int) -> np.ndarray:
+        return pool[rng.integers(len(pool), size=k)]
+
+    def _in_box(self, rng, box, k: int) -> np.ndarray:
+        x0, y0, x1, y1 = (int(v) for v in box)
+        xs, ys = rng.integers(x0, max(x1, x0 + 1), size=k), rng.integers(y0, max(y1, y0 + 1), size=k)
+        return np.minimum(ys, self.ds.size - 1) * self.ds.size + np.minimum(xs, self.ds.size - 1)
+
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict:
+        phase = self.phase(self.step)
+        nf = min(self.config.frames_per_batch, batch_size)
+        frames = self._pick(rng, self.train_idx, nf)
+        per = np.full(nf, batch_size // nf)
+        per[: batch_size % nf] += 1
+        flat, slot = [], []
+        for j, (f, k) in enumerate(zip(frames, per)):
+            labels = self.masks[f].reshape(-1).numpy()
+            if phase == "head":
+                shares = [("head", 0.5), ("face", 0.2), ("head_region", 0.15), ("person", 0.15)]
+            elif phase == "torso":
+                shares = [("head", 0.3), ("face", 0.1), ("torso", 0.3), ("person", 0.3)]
+            else:
+                shares = [("mouth", 0.5), ("head", 0.2), ("person", 0.3)]
+            counts = rng.multinomial(k, [p for _, p in shares])
+            for (what, _), cnt in zip(shares, counts):
+                if cnt == 0:
+                    continue
+                if what == "face":
+                    picked = self._in_box(rng, self.face_box[f], cnt)
+                elif what == "mouth":
+                    picked = self._in_box(rng, self.mouth_box[f], cnt)
+                elif what == "head_region":
+                    picked = self._pick(rng, self.head_pixels, cnt)
+                elif what == "person":
+                    picked = self._pick(rng, self.person_pixels, cnt)
+                else:
+                    pool = np.flatnonzero(labels == (HEAD if what == "head" else TORSO))
+                    picked = self._pick(rng, pool if len(pool) else self.person_pixels, cnt)
+                flat.append(picked)
+                slot.append(np.full(cnt, j))
+        flat_t = torch.from_numpy(np.concatenate(flat))
+        slot_t = torch.from_numpy(np.concatenate(slot))
+        frames_t = torch.from_numpy(frames)
+        ray_frame = frames_t[slot_t]
+        size = self.ds.size
+        lip = torch.zeros(len(flat_t), dtype=torch.bool)
+        if phase == "lip":
+            xs, ys = flat_t % size, flat_t // size
+            box = torch.from_numpy(self.mouth_box[frames])[slot_t]
+            lip = (xs >= box[:, 0]) & (xs < box[:, 2]) & (ys >= box[:, 1]) & (ys < box[:, 3])
+        return {
+            "flat": flat_t,
+            "slot": slot_t,
+            "ray_frame": ray_frame,
+            "landmarks": self.landmarks[frames_t],
+            "latent": torch.from_numpy(self.latent_of[frames]),
+            "c2w": torch.from_numpy(self.camera.c2w[frames]),
+            "target": self.frames.reshape(len(self.frames), -1, 3)[ray_frame, flat_t].float() / 255.0,
+            "label": self.masks.reshape(len(self.masks), -1)[ray_frame, flat_t],
+            "lip": lip,
+        }
+
+    def compute_loss(self, net, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        c, m = self.config, self.model
+        phase = self.phase(step)
+        size = self.ds.size
+        flat, slot = batch["flat"], batch["slot"]
+        pixels = torch.stack([flat % size, flat // size], dim=-1)
+        rays = camera_rays(self.camera, batch["ray_frame"], pixels)
+        cond = m.condition(batch["landmarks"])
+        latent = m.latents(batch["latent"])
+        head, ambient = m.render_head(rays, cond[slot], latent[slot], perturb=True)
+        target, label = batch["target"], batch["label"]
+        plate = m.plate.reshape(-1, 3)[flat].float() / 255.0
+        is_head = (label == HEAD).float()
+        t_rgb, t_alpha = m.torso(m.pixel_coords(pixels), m.pose(batch["c2w"])[slot])
+        not_head = 1.0 - is_head
+        if phase == "head":
+            behind = torch.where(is_head[:, None] > 0, plate, target)
+            pred = composite([(head.rgb, head.opacity)], behind)
+            torso_pred = composite([(t_rgb * t_alpha[:, None], t_alpha)], plate)
+            loss = photometric(pred, target) + photometric(torso_pred, target, not_head)
+        else:
+            pred = composite([(head.rgb, head.opacity), (t_rgb * t_alpha[:, None], t_alpha)], plate)
+            weights = 1.0 + (c.lip_weight - 1.0) * batch["lip"].float() if phase == "lip" else None
+            loss = photometric(pred, target, weights)
+        eps = 1e-4
+        head_bce = F.binary_cross_entropy(head.opacity.clamp(eps, 1 - eps), is_head)
+        torso_bce = (F.binary_cross_entropy(t_alpha.clamp(eps, 1 - eps), (label == TORSO).float(), reduction="none")
+                     * not_head).sum() / not_head.sum().clamp(min=1.0)
+        loss = loss + c.w_mask * (head_bce + torso_bce) + c.w_entropy * opacity_entropy(head.opacity)
+        if len(ambient):
+            loss = loss + c.w_ambient * ambient_regulariser(ambient)
+        loss = loss + c.w_latent * latent.square().mean()
+        return loss, {"psnr": float(psnr(pred.detach(), target)), "samples_per_ray": len(ambient) / max(1, len(flat))}
+
+    def after_step(self, step: int) -> None:
+        self.step = step
+        m = self.model
+        with torch.no_grad():
+            conds = m.condition(self.landmarks[self.train_idx].to(m.plate.device))
+
+        def density(x: torch.Tensor) -> torch.Tensor:
+            # Occupancy must cover every expression: each point sees a random training frame's.
+            pick = torch.randint(len(conds), (len(x),), device=x.device)
+            return m.density(x, conds[pick])
+
+        m.occupancy.step(step, density)
+
+    # -- validation ----------------------------------------------------------------------
+    def validate(self) -> dict:
+        shown = self.val_idx[np.round(np.linspace(0, len(self.val_idx) - 1, max(1, self.config.val_images))).astype(int)]
+        result = evaluate_frames(self.model, self.ds, self.val_idx, shown if self.config.val_images else ())
+        self._images = result.pop("images")
+        return {**result, "occupied": self.model.occupancy.occupied_fraction}
+
+    def validation_images(self) -> dict[str, np.ndarray]:
+        return self._images
+
+    def export(self, meta: dict) -> Checkpoint:
+        return stage_checkpoint(self.stage, meta={**meta, "data": str(self.ds.path),
+                                                  "held_out": [int(self.val_start), self.ds.n_frames]})
+
+
+def evaluate_frames(net, ds: Dataset, frames, shown=()) -> dict:
+    """Render dataset frames from their own tracked landmarks and poses and compare with the video:
+    mean PSNR over frames, full frame (`psnr`) and in the box of the 68 image landmarks
+    (`psnr_face`); truth | render | error images of the frames in `shown`."""
+    landmarks, c2w = ds.landmarks_canonical(), ds.camera().c2w
+    face_box = _boxes(ds.landmarks_image(), ds.size, 0.0)
+    full, face, images = [], [], {}
+    for f in frames:
+        pred = net.render_frame(torch.from_numpy(landmarks[f]), torch.from_numpy(c2w[f])).cpu()
+        truth = torch.from_numpy(ds.frame(f)).float() / 255.0
+        full.append(float(psnr(pred, truth)))
+        x0, y0, x1, y1 = face_box[f]
+        face.append(float(psnr(pred[y0:y1, x0:x1], truth[y0:y1, x0:x1])))
+        if f in shown:
+            images[f"frame-{f:06d}"] = comparison_image(truth.numpy(), pred.numpy())
+    return {"psnr": float(np.mean(full)), "psnr_face": float(np.mean(face)), "images": images}
+
+
+def comparison_image(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """truth | render | error (mean absolute error x 4, jet colour map), uint8."""
+    import cv2
+
+    err = np.clip(np.abs(pred - truth).mean(-1) * 4.0 * 255.0, 0, 255).astype(np.uint8)
+    heat = cv2.applyColorMap(err, cv2.COLORMAP_JET)[..., ::-1]
+    as8 = lambda a: (np.clip(a, 0, 1) * 255.0).round().astype(np.uint8)  # noqa: E731
+    return np.concatenate([as8(truth), as8(pred), heat], axis=1)
+
+
+# Profiles: `quick` fits minutes on a CPU, `full` is METHOD.md's GPU run.
+PROFILES = {
+    "quick": {
+        "train": {"steps": 4000, "batch_size": 2048, "lr": 2e-3, "schedule": "cosine", "min_lr_ratio": 0.1,
+                  "val_every": 500, "ckpt_every": 500, "log_every": 25},
+        "model": {},
+        "task": {"val_frames": 8},
+    },
+    "full": {
+        "train": {"steps": 40000, "batch_size": 16384, "lr": 2e-3, "schedule": "cosine", "min_lr_ratio": 0.1,
+                  "val_every": 2000, "ckpt_every": 2000, "log_every": 100},
+        "model": {"occupancy": {"resolution": 128, "max_samples": 16}, "chunk": 65536},
+        "task": {},
+    },
+}
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _profile(options: dict) -> dict:
+    name = options.get("profile") or "quick"
+    if name not in PROFILES:
+        raise UsageError(f"--profile: unknown profile '{name}' (known: {', '.join(PROFILES)})")
+    return PROFILES[name]
+
+
+class HashGridRecipe(Recipe):
+    """`geneface train renderer --plugin hashgrid_nerf --data DATASET --out DIR [--profile quick|full]`."""
+
+    options = (TrainOption("profile", "quick (minutes on a CPU) or full (a GPU run)", default="quick"),)
+    loop_defaults = PROFILES["quick"]["train"]
+
+    def loop_defaults_for(self, options: dict) -> dict:
+        return _profile(options)["train"]
+
+    def build(self, inputs: TrainInputs) -> BuiltTask:
+        if len(inputs.data) != 1:
+            raise UsageError("--data: hashgrid_nerf trains on one person's dataset (give --data once)")
+        path = Path(inputs.data[0])
+        ds = Dataset(path)
+        check_dataset(ds)
+        profile = _profile(inputs.options)
+        n = ds.n_frames
+        fixed = {"size": ds.size, "n_poses": n, "n_latents": max(1, held_out_start(n))}
+        where = f"{inputs.config_path or '--config'}"
+        model = structure(inputs.stage_cls.Config, _merged(profile["model"], {**(inputs.file.get("model") or {}), **fixed}),
+                          f"{where}:model")
+        task_config = structure(RendererTaskConfig, _merged(profile["task"], inputs.file.get("task") or {}), f"{where}:task")
+        task = RendererTask(inputs.stage_cls(model), ds, task_config, steps=inputs.loop.steps)
+        return BuiltTask(task, {"data": str(path), "profile": inputs.options.get("profile") or "quick"})

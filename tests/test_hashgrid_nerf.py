@@ -1,0 +1,148 @@
+"""Renderer `hashgrid_nerf`: training through the shared loop, rendering, checkpoints, errors.
+
+One synthetic subject (2 s, processed at 64 px) and one short CLI training run are shared by
+the module, so the whole file stays within a couple of CPU minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from geneface.cli import main
+from geneface.core.checkpoint import read_checkpoint, save_checkpoint, stage_checkpoint
+from geneface.core.dataset import Dataset
+from geneface.core.media import iter_video_frames
+from geneface.core.motion_io import save_motion
+from geneface.core.records import Motion
+from geneface.core.runner import load_trained_stage
+from geneface.errors import CheckpointError, StageMismatchError
+from geneface.nerf.losses import psnr
+from geneface.plugins.hashgrid_nerf import HashGridNeRF
+from geneface.training.renderer_task import held_out_start
+
+STEPS = 200
+
+
+def read_metrics(path):
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
+    return {(int(s), phase, name): float(v) for s, phase, name, v in rows}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("subject")
+    assert main(["synth", "-o", str(root / "clip"), "--seconds", "2", "--size", "128", "-q"]) == 0
+    out = root / "ds"
+    assert main(["process", str(root / "clip" / "video.mp4"), "-o", str(out), "--size", "64", "--min-face", "20",
+                 "-q"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"
+    config = tmp_path_factory.mktemp("cfg") / "train.yaml"
+    config.write_text(yaml.safe_dump({"train": {"threads": 1}, "task": {"val_frames": 2}}))
+    code = main(["train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(dataset), "--out", str(out),
+                 "--steps", str(STEPS), "--batch-size", "1024", "--lr", "5e-3", "--val-every", "100",
+                 "--config", str(config), "-q"])
+    assert code == 0
+    return out
+
+
+def test_trains_through_the_cli_and_overfits_the_subject(run, dataset):
+    metrics = read_metrics(run / "metrics.csv")
+    assert metrics[(STEPS, "val", "psnr")] > metrics[(100, "val", "psnr")] - 0.5
+    assert (run / "validation" / f"step-{STEPS:08d}").is_dir()
+    image = next((run / "validation" / f"step-{STEPS:08d}").glob("*.png"))
+    import cv2
+
+    assert cv2.imread(str(image)).shape == (64, 192, 3)  # truth | render | error
+    # A training frame, rendered from its own landmarks and pose, matches the video.
+    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    ds = Dataset(dataset)
+    frame = 5
+    got = stage.net.render_frame(torch.from_numpy(ds.landmarks_canonical()[frame]),
+                                 torch.from_numpy(ds.camera().c2w[frame]))
+    truth = torch.from_numpy(ds.frame(frame)).float() / 255.0
+    assert float(psnr(got, truth)) > 25.0
+    held = json.loads((run / "run.json").read_text())["task_config"]["held_out"]
+    assert held == [held_out_start(ds.n_frames), ds.n_frames] == [45, 50]
+
+
+def test_render_streams_n_frames_and_round_trips(run, dataset, tmp_path):
+    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    motion = Dataset(dataset).motion(np.arange(3))
+    first = list(stage.render(motion))
+    assert len(first) == 3 and all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in first)
+    # Longer than the video's poses: the default camera loops them.
+    long = Motion(np.concatenate([Dataset(dataset).motion().landmarks] * 2)[:61])
+    assert sum(1 for _ in stage.render(long)) == 61
+    # Saved and loaded again (a machine without the dataset): identical frames.
+    copy = tmp_path / "copy.safetensors"
+    save_checkpoint(copy, stage_checkpoint(stage))
+    shutil.move(str(dataset), str(tmp_path / "moved"))
+    try:
+        again = list(load_trained_stage(copy, "renderer", "test").render(motion))
+    finally:
+        shutil.move(str(tmp_path / "moved"), str(dataset))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_geneface_run_writes_an_mp4(run, dataset, tmp_path):
+    save_motion(tmp_path / "motion.npz", Dataset(dataset).motion(np.arange(10)))
+    spec = {"input": {"motion": "motion.npz"},
+            "stages": {"renderer": {"plugin": "hashgrid_nerf", "checkpoint": str(run / "model.safetensors")}},
+            "output": "out.mp4"}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(tmp_path / "spec.yaml"), "-q"]) == 0
+    frames = list(iter_video_frames(tmp_path / "out.mp4"))
+    assert len(frames) == 10 and frames[0].shape == (64, 64, 3)
+
+
+def test_motion_in_another_layout_is_one_line(run, dataset):
+    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    pixels = Motion(Dataset(dataset).landmarks_image()[:4])  # crop pixels, not the canonical frame
+    with pytest.raises(StageMismatchError, match="another landmark layout or unit"):
+        next(stage.render(pixels))
+
+
+@pytest.mark.parametrize("remove, named", [("camera/c2w.npy", "camera"), ("masks", "masks")])
+def test_dataset_without_camera_or_masks(dataset, tmp_path, capsys, remove, named):
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    target = broken / remove
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    code = main(["train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(broken), "--out",
+                 str(tmp_path / "o"), "--steps", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert named in err and remove.split("/")[0] in err
+
+
+def test_checkpoint_of_another_renderer(run, tmp_path, capsys):
+    ckpt = read_checkpoint(run / "model.safetensors")
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, type(ckpt)(kind="renderer", plugin="landmark_sketch", plugin_version="1", config={},
+                                      state={}, meta={}))
+    spec = {"input": {"motion": "m.npy"}, "stages": {"renderer": {"plugin": "hashgrid_nerf", "checkpoint": str(other)}},
+            "output": "o.mp4"}
+    np.save(tmp_path / "m.npy", np.zeros((2, 68, 3), np.float32))
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", str(tmp_path / "spec.yaml"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'landmark_sketch'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(CheckpointError, match="cannot be loaded into 'hashgrid_nerf'"):
+        read_checkpoint(other, expect_plugin=HashGridNeRF.name)
+
+
+def test_plugins_lists_the_backend(capsys):
+    assert main(["plugins", "--json"]) == 0
+    (row,) = [r for r in json.loads(capsys.readouterr().out)["plugins"] if r["name"] == "hashgrid_nerf"]
+    assert row["available"] and row["trainable"] and "backend " in row["description"]

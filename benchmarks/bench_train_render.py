@@ -67,11 +67,12 @@ def evaluate(run: Path, data: str, image: Optional[Path] = None) -> dict:
     seconds = (time.perf_counter() - t0) / len(frames)
     real = [ds.frame(int(i)) for i in frames]
     boxes = [face_box(ds.landmarks_image()[int(i)], ds.size) for i in frames]
-    # The baseline: the training frame whose tracked canonical landmarks are nearest.
+    # The baseline: the training frame whose tracked landmarks (68 points in the image, so
+    # head pose counts too) are nearest.
     train = ds.split("train")
     train = train[train < start]
-    canon = ds.landmarks_canonical().reshape(ds.n_frames, -1)
-    nearest = [int(train[np.argmin(((canon[train] - canon[i]) ** 2).sum(1))]) for i in frames]
+    tracked = ds.landmarks_image()[:, :, :2].reshape(ds.n_frames, -1)
+    nearest = [int(train[np.argmin(((tracked[train] - tracked[i]) ** 2).sum(1))]) for i in frames]
     baseline = [ds.frame(i) for i in nearest]
     truth = track68(real)
     out = {"frames": len(frames), "first_frame": int(start), "seconds_per_frame": round(seconds, 2)}

@@ -385,7 +385,7 @@ class HashGridRecipe(Recipe):
     def build(self, inputs: TrainInputs) -> BuiltTask:
         if len(inputs.data) != 1:
             raise UsageError("--data: hashgrid_nerf trains on one person's dataset (give --data once)")
-        path = Path(inputs.data[0])
+        path = Path(inputs.data[0]).resolve()  # recorded in run.json: usable from any folder
         ds = Dataset(path)
         check_dataset(ds)
         profile = _profile(inputs.options)

@@ -13,6 +13,9 @@ from geneface.cli.app import app
 _VOICE = typer.Option("en-us", "--voice", "-v", help="eSpeak NG voice, optionally +variant: en-us, en-gb-x-rp+m3, de+f2 ...")
 _RATE = typer.Option(160, "--rate", "-r", help="Speaking rate in words per minute (80-450).")
 _PITCH = typer.Option(50, "--pitch", "-p", help="Voice pitch (0-99).")
+_CORNER = typer.Option(
+    0.0, "--lip-corner-offset", help="Raise the subject's left mouth corner by this x 4 mm x (0.5 + jaw opening) (style, -1..1)."
+)
 
 
 def _log(message: str) -> None:
@@ -104,6 +107,7 @@ def synth(
     coarticulation: float = typer.Option(1.0, "--coarticulation", help="Width of each phoneme's influence (>1 smoother)."),
     motion_amplitude: float = typer.Option(1.0, "--motion-amplitude", help="Head motion gain (0 = still head)."),
     blink_rate: float = typer.Option(1.0, "--blink-rate", help="Blink rate gain (0 = no blinks)."),
+    lip_corner_offset: float = _CORNER,
     audio_offset: int = typer.Option(0, "--audio-offset-frames", help="Delay the muxed audio by this many frames (negative: advance)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing clip folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -135,7 +139,7 @@ def synth(
     identity = attrs.evolve(base, **changes)
     style = Style(
         mouth_amplitude=mouth_amplitude, lip_amplitude=lip_amplitude, coarticulation=coarticulation,
-        motion_amplitude=motion_amplitude, blink_rate=blink_rate,
+        motion_amplitude=motion_amplitude, blink_rate=blink_rate, lip_corner_offset=lip_corner_offset,
     )
     spec = ClipSpec(
         text=text, seconds=seconds, size=size, seed=seed, voice=voice, rate=rate, pitch=pitch,
@@ -158,18 +162,27 @@ def synth_corpus(
     test_fraction: float = typer.Option(0.25, "--test-fraction", help="Share of clips in the test split (held-out voices and identities)."),
     sentences: int = typer.Option(1, "--sentences", help="Sentences per clip (one is about 2-3 s)."),
     identity_strength: float = typer.Option(1.0, "--identity-strength", help="How far identities stray from the photo."),
+    identity_id: Optional[int] = typer.Option(
+        None, "--identity-id", help="Every clip uses this one of the --identities (0 = the plain photo): a corpus of one person; needs --test-fraction 0."
+    ),
+    mouth_amplitude: float = typer.Option(1.0, "--mouth-amplitude", help="Jaw opening gain of every clip (style)."),
+    lip_amplitude: float = typer.Option(1.0, "--lip-amplitude", help="Lip spread/rounding gain of every clip (style)."),
+    lip_corner_offset: float = _CORNER,
     overwrite: bool = typer.Option(False, "--overwrite", help="Remake clips even if present."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-clip log."),
 ) -> None:
     """Make a corpus of short clips with many voices and identities, with a held-out test split."""
     from geneface.core.outputs import prepare_output
     from geneface.synth.corpus import DEFAULT_VOICES, CorpusSpec, make_corpus
+    from geneface.synth.variation import Style
 
     prepare_output(output, kind="dir", existing_ok=True, what="OUTPUT")  # an existing corpus is resumed
     voice_list = tuple(v.strip() for v in voices.split(",") if v.strip()) if voices else DEFAULT_VOICES
     spec = CorpusSpec(
         clips=clips, seed=seed, size=size, voices=voice_list, identities=identities,
         test_fraction=test_fraction, sentences=sentences, identity_strength=identity_strength,
+        style=Style(mouth_amplitude=mouth_amplitude, lip_amplitude=lip_amplitude, lip_corner_offset=lip_corner_offset),
+        identity_id=identity_id,
     )
     manifest = make_corpus(spec, output, overwrite=overwrite, log=None if quiet else _log)
     splits = manifest["splits"]

@@ -249,7 +249,7 @@ def render_frame(rig: FaceRig, raster: Rasterizer, perf: Performance, k: int, st
     jaw, spread, rnd, closure, tuck = perf.articulation.values[k]
     face, interior, outer = rig.deform(
         jaw, spread, rnd, closure, tuck, perf.blink[k],
-        mouth_amp=style.mouth_amplitude, lip_amp=style.lip_amplitude,
+        mouth_amp=style.mouth_amplitude, lip_amp=style.lip_amplitude, corner_offset=style.lip_corner_offset,
     )
     R, t, Rm, q = rig.pose(perf.euler_deg[k], perf.translation_cm[k])
     cam = rig.frame_vertices(face, interior, outer, R, t, Rm, q, perf.translation_cm[k])

@@ -46,6 +46,10 @@ class CorpusSpec:
     identity_strength: float = 1.0
     rate_range: tuple = (135, 185)
     pitch_range: tuple = (35, 70)
+    # One speaking style for every clip, and optionally one identity for every clip: a
+    # corpus of one "target person" who differs from a generic corpus in a known way.
+    style: Style = Style()
+    identity_id: Optional[int] = None
 
     def validate(self) -> "CorpusSpec":
         if self.clips < 1:
@@ -58,6 +62,11 @@ class CorpusSpec:
             raise UsageError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
         if not 1 <= self.sentences <= 10:
             raise UsageError(f"--sentences must be 1..10, got {self.sentences}")
+        if self.identity_id is not None:
+            if not 0 <= self.identity_id < self.identities:
+                raise UsageError(f"--identity-id must be 0..{self.identities - 1} (one of --identities {self.identities}), got {self.identity_id}")
+            if self.test_fraction > 0:
+                raise UsageError("--identity-id gives every clip the same identity, so no test split can hold out identities: add --test-fraction 0")
         if self.test_fraction > 0 and (len(self.voices) < 2 or self.identities < 2):
             raise UsageError("a held-out test split needs at least 2 voices and 2 identities (or --test-fraction 0)")
         ClipSpec(size=self.size).validate()
@@ -88,7 +97,9 @@ def plan_corpus(spec: CorpusSpec) -> list[dict]:
         f = spec.test_fraction
         split = "test" if np.floor((i + 1) * f + 1e-9) > np.floor(i * f + 1e-9) else "train"
         voice_pool, id_pool = (test_voices, test_ids) if split == "test" else (train_voices, train_ids)
-        identity_id = int(id_pool[int(crng.integers(len(id_pool)))])
+        identity_id = int(id_pool[int(crng.integers(len(id_pool)))])  # drawn anyway: same voices and texts
+        if spec.identity_id is not None:
+            identity_id = spec.identity_id
         sentences = [HARVARD[int(j)] for j in crng.choice(len(HARVARD), size=spec.sentences, replace=False)]
         entries.append({
             "id": f"clip{i:05d}",
@@ -120,7 +131,7 @@ def clip_spec(spec: CorpusSpec, entry: dict) -> ClipSpec:
         rate=entry["rate"],
         pitch=entry["pitch"],
         identity=identity_for(spec, entry["identity_id"]),
-        style=Style(),
+        style=spec.style,
     )
 
 
@@ -137,6 +148,8 @@ def make_corpus(
     manifest_path = out_dir / MANIFEST
     if manifest_path.exists() and not overwrite:
         old = json.loads(manifest_path.read_text()).get("spec", {})
+        old = {**_spec_dict(CorpusSpec(clips=1)), **old}  # older manifests lack style and identity_id
+        old["style"] = _style_dict(old["style"])
         if {k: v for k, v in old.items() if k != "clips"} != {k: v for k, v in _spec_dict(spec).items() if k != "clips"}:
             raise UsageError(
                 f"{out_dir} holds a corpus made with other settings (pass --overwrite to replace its clips)"
@@ -150,7 +163,7 @@ def make_corpus(
         folder = out_dir / entry["id"]
         meta_path = folder / "meta.json"
         if folder.exists() and meta_path.exists() and not overwrite:
-            if json.loads(meta_path.read_text()).get("spec") == cspec.to_dict():
+            if _same_clip(json.loads(meta_path.read_text()).get("spec"), cspec):
                 skipped += 1
                 continue
             raise UsageError(f"{folder} exists with other settings (pass --overwrite)")
@@ -182,6 +195,21 @@ def make_corpus(
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     log(f"{made} clips made, {skipped} already there; manifest {manifest_path}")
     return manifest
+
+
+def _style_dict(d) -> Optional[dict]:
+    """A recorded style with the defaults of keys older files lack; None if unreadable."""
+    try:
+        return Style.from_dict(d).to_dict()
+    except (TypeError, UsageError):
+        return None
+
+
+def _same_clip(old: Optional[dict], cspec: ClipSpec) -> bool:
+    """Whether a clip's recorded spec is `cspec` (older clips lack newer style keys)."""
+    if not isinstance(old, dict) or "style" not in old:
+        return False
+    return {**old, "style": _style_dict(old["style"])} == cspec.to_dict()
 
 
 def _spec_dict(spec: CorpusSpec) -> dict:

@@ -16,9 +16,9 @@ Build (once per identity and output size):
    background still.
 
 Animate (every frame): lip spread/rounding, jaw rotation about a hinge in front of the
-ears, lip closure (p b m) and lower-lip tuck (f v) against the current gap, eyelid
-closure, then the rigid head motion about a pivot near the top of the neck. The result is
-projected and textured by `render.Rasterizer`.
+ears, lip closure (p b m) and lower-lip tuck (f v) against the current gap, the style's
+lip-corner offset, eyelid closure, then the rigid head motion about a pivot near the top
+of the neck. The result is projected and textured by `render.Rasterizer`.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ EYES = (
 BIOCULAR_CM = 9.0  # adult outer-canthus distance, fixes the metric scale
 HEAD_DISTANCE_CM = 100.0
 JAW_MAX_DEG = 14.0  # jaw = 1 (before mouth_amplitude): about 2 cm between the lips
+CORNER_RAISE_CM = 0.4  # lip_corner_offset = 1 with the jaw half open: corner 4 mm up
 CROP_FACE_HEIGHTS = 2.25  # frame side in face heights at scale 1: hair to collar
 PHOTO_PAD_PX = 120  # mirrored border around the photo (photo pixels), for scale down to 0.6
 
@@ -204,6 +205,13 @@ class FaceRig:
         self.w_lips = np.exp(-((np.maximum(0.0, ax - 1.0) / 0.45) ** 2)) * np.exp(-((self.eta / 1.3) ** 2))
         self.w_pout = np.exp(-((np.maximum(0.0, ax - 0.8) / 0.3) ** 2)) * np.exp(-((self.eta / 0.7) ** 2))
         self.w_mid = np.clip(1.0 - self.xi**2, 0.0, 1.0)
+        # Lip-corner offset (Style.lip_corner_offset): the subject's left corner (+x) and the
+        # lips and skin next to it, none of the right half. Upper and lower lip get the same
+        # weight (distance past the lip gap), so the offset does not change the mouth opening;
+        # scaled so that the corner vertex itself moves by exactly the requested amount.
+        beyond = np.maximum(0.0, np.abs(self.eta) - 0.5 * self.photo_gap)
+        w = _smoothstep(self.xi) * np.exp(-((np.maximum(0.0, self.xi - 1.0) / 0.45) ** 2)) * np.exp(-((beyond / 1.0) ** 2))
+        self.w_corner = np.clip(w / w[MOUTH_CORNERS[1]], 0.0, 1.0)
 
     def _close_lips(self, P: np.ndarray) -> np.ndarray:
         out = P.copy()
@@ -413,7 +421,7 @@ class FaceRig:
         return np.array([[self.focal, 0, cx], [0, self.focal, cy], [0, 0, 1]], dtype=np.float64)
 
     # -------------------------------------------------------------------------- animate
-    def deform(self, jaw, spread, rnd, closure, tuck, blink, mouth_amp=1.0, lip_amp=1.0):
+    def deform(self, jaw, spread, rnd, closure, tuck, blink, mouth_amp=1.0, lip_amp=1.0, corner_offset=0.0):
         """Expression -> face mesh (478 x 3) and interior vertices in canonical space, and
         the outer rings in camera space before head motion."""
         V = self.rest.copy()
@@ -435,6 +443,11 @@ class FaceRig:
         a_lo = min(0.6 * closure + 0.85 * tuck * (1.0 - closure), 1.0 - a_up)
         V += G * (a_up * self.f_upper - a_lo * self.f_lower)[:, None]
         V[:, 2] += 0.25 * tuck * self.f_lower_lip
+        # Lip-corner offset last, as a pure canonical y shift, so the truth shows exactly
+        # offset x 4 mm x (0.5 + jaw opening) at the corner: a habit of speech, not only a
+        # constant shift an adapter could learn as a bias.
+        if corner_offset:
+            V[:, 1] -= corner_offset * CORNER_RAISE_CM * (0.5 + mouth_amp * max(float(jaw), 0.0)) * self.w_corner
         # Eyelids: the upper lid comes down 85 % of the opening, the lower rises 15 %.
         if blink > 0:
             for eye in self.eyes:

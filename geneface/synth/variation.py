@@ -80,6 +80,11 @@ class Style:
     `coarticulation` the width of each phoneme's influence (higher = smoother, lazier
     speech), `motion_amplitude` head rotation and translation, `blink_rate` blinks per
     minute relative to about 17.
+
+    `lip_corner_offset` is a lopsided speaking habit: the subject's left mouth corner
+    (image right, landmarks 54 and 64) rises by `lip_corner_offset x 0.4 cm x (0.5 + jaw)`,
+    jaw being the jaw opening as animated (0 closed, about 1 wide open, after
+    `mouth_amplitude`); negative values lower it. The right corner stays where it is.
     """
 
     mouth_amplitude: float = attrs.field(default=1.0, validator=_in_range(0.0, 3.0))
@@ -87,10 +92,11 @@ class Style:
     coarticulation: float = attrs.field(default=1.0, validator=_in_range(0.25, 4.0))
     motion_amplitude: float = attrs.field(default=1.0, validator=_in_range(0.0, 5.0))
     blink_rate: float = attrs.field(default=1.0, validator=_in_range(0.0, 5.0))
+    lip_corner_offset: float = attrs.field(default=0.0, validator=_in_range(-1.0, 1.0))
 
     def to_dict(self) -> dict:
         return attrs.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Style":
-        return cls(**d)
+        return cls(**d)  # keys missing from older meta.json files take their defaults

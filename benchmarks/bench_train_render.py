@@ -54,7 +54,7 @@ def evaluate(run: Path, data: str, image: Optional[Path] = None) -> dict:
     from geneface.core.runner import load_trained_stage
     from geneface.metrics.image import face_box, score_sequence
     from geneface.metrics.landmarks import lmd_of_frames, track68
-    from geneface.training.renderer_task import held_out_start
+    from geneface.core.dataset import held_out_start
 
     ds = Dataset(data)
     stage = load_trained_stage(run / "model.safetensors", "renderer", "--run")

@@ -24,7 +24,7 @@ from geneface.core.runner import load_trained_stage
 from geneface.errors import CheckpointError, StageMismatchError
 from geneface.nerf.losses import psnr
 from geneface.plugins.hashgrid_nerf import HashGridNeRF
-from geneface.training.renderer_task import held_out_start
+from geneface.core.dataset import held_out_start
 
 STEPS = 200
 

@@ -97,11 +97,28 @@ def _report(result: dict) -> None:
         return  # not rank 0
     best = result["best"][0] if result["best"] else None
     line = f"wrote {result['model']} (step {result['step']}"
-    if best:
+    if result.get("chosen") is not None:
+        line += f"; chosen: step {result['chosen']}, reasons in choice.json"
+    elif best:
         line += f"; best at step {best['step']}: {best['value']:.4f}"
     if result.get("stopped"):
         line += f"; stopped early: {result['stopped']['reason']}"
     typer.echo(line + ")")
+
+
+def _write_fitted(out: Path, built, entry) -> None:
+    """A model fitted without optimiser steps: OUT/model.safetensors and OUT/run.json."""
+    import json
+
+    from geneface.core.atomic import atomic_output
+    from geneface.core.checkpoint import save_checkpoint
+
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / "model.safetensors", built.fitted)
+    with atomic_output(out / "run.json") as tmp:
+        tmp.write_text(json.dumps({"task": entry.name, "fitted": True, **built.run_info}, indent=2, sort_keys=True,
+                                  default=str))
+    typer.echo(f"wrote {out / 'model.safetensors'} (fitted, no training steps)")
 
 
 @app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -167,6 +184,9 @@ def train(
     built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop))
     if overwrite and not resume and out.is_dir():
         shutil.rmtree(out)  # checked above: a folder holding a run, not one of the inputs
+    if built.fitted is not None:
+        _write_fitted(out, built, entry)
+        return
     trainer = Trainer(built.task, loop, out, resume=resume, progress=not quiet, extra_run_info=built.run_info)
     try:
         _report(trainer.fit())

@@ -199,6 +199,12 @@ def write_manifest(folder: Path, n_frames: int, jpeg_quality: int = 95, **sectio
     return manifest
 
 
+def held_out_start(n_frames: int) -> int:
+    """First held-out frame of a person's video: the last ceil(n / 11) frames are never
+    trained on by a person-specific model (the field's evaluation protocol, METHOD.md)."""
+    return n_frames - math.ceil(n_frames / 11)
+
+
 def is_dataset(path: Path) -> bool:
     try:
         read_manifest(path)

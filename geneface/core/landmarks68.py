@@ -135,3 +135,24 @@ def mouth_openness(lm68: np.ndarray) -> np.ndarray:
     gap = np.linalg.norm(lm[..., LIP_INNER_PAIRS[:, 0], :2] - lm[..., LIP_INNER_PAIRS[:, 1], :2], axis=-1)
     width = np.linalg.norm(lm[..., 48, :2] - lm[..., 54, :2], axis=-1)
     return gap.mean(-1) / np.maximum(width, 1e-9)
+
+
+EYE_CORNERS = (36, 45)  # outer eye corners: their distance gives a face's scale
+
+
+def layout_problem(reference: np.ndarray, landmarks: np.ndarray) -> "str | None":
+    """Why `landmarks` (T x 68 x 3) are not in the same layout and units as `reference`
+    (68 x 3, e.g. the statistics a model was trained with), or None.
+
+    Judged on the distance between the outer eye corners: canonical faces of different
+    people differ by a few per cent; another unit or layout by far more.
+    """
+    a, b = EYE_CORNERS
+    expected = float(np.linalg.norm(reference[a] - reference[b]))
+    if expected == 0.0:  # untrained: nothing to compare with
+        return None
+    got = float(np.median(np.linalg.norm(landmarks[:, a] - landmarks[:, b], axis=-1)))
+    if not 0.5 < got / expected < 2.0:
+        return (f"expects canonical 68-point landmarks (outer eye corners {expected:.3g} apart), got a distance "
+                f"of {got:.3g}: another landmark layout or unit")
+    return None

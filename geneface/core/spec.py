@@ -202,6 +202,10 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
         where = f"stages.{stage.kind}"
         entry = registry.get(stage.kind, stage.plugin, where=f"{where}.plugin")
         if stage.checkpoint is None:
+            if entry.cls.needs_checkpoint:  # before any work, not when the run reaches it
+                raise SpecError(f"{where}.checkpoint: {stage.kind} '{stage.plugin}' works only from a trained "
+                                f"checkpoint; make one with `geneface train {stage.kind} --plugin {stage.plugin} "
+                                "...` and name it here")
             structure(entry.cls.Config, stage.config, f"{where}.config")
         elif not stage.checkpoint.is_file():
             raise SpecError(f"{where}.checkpoint: no such file {stage.checkpoint}")

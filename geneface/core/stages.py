@@ -15,7 +15,9 @@ Every stage class carries:
 - `kind`: set by the base class (`audio_encoder`, `motion_generator`, ...; the table of kinds
   is `geneface.core.kinds`);
 - `training`: for a trainable plugin, "module:Class" of its `geneface.training.recipe.Recipe`,
-  imported only when `geneface train` needs it (so listing plugins stays fast).
+  imported only when `geneface train` needs it (so listing plugins stays fast);
+- `needs_checkpoint`: the plugin only works from a trained checkpoint (a fitted adapter), so a
+  spec naming it without one is refused before any work.
 
 The pipeline drives every stage through `apply(record, context)`, which calls the base
 class's own method (`run_method`: `encode`, `generate`, `adapt`; a renderer's `render` also
@@ -47,6 +49,7 @@ class Stage(abc.ABC):
     Config: ClassVar[type] = NoConfig
     requires: ClassVar[tuple[str, ...]] = ()
     training: ClassVar[Optional[str]] = None  # "module:Recipe" (geneface.training.recipe)
+    needs_checkpoint: ClassVar[bool] = False  # True: useless untrained (a spec must name a checkpoint)
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()

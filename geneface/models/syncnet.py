@@ -74,6 +74,23 @@ def sync_loss(prob: torch.Tensor) -> torch.Tensor:
     return -torch.log(prob.clamp(EPS, 1.0)).mean()
 
 
+def windows_sync_prob(net: "LandmarkSyncNet", motion: torch.Tensor, audio: torch.Tensor,
+                      starts: torch.Tensor) -> torch.Tensor:
+    """Sync probability of B x K windows, with gradients into `motion`.
+
+    motion: B x T x 204 normalised landmarks; audio: B x 2T x D features; starts: B x K
+    first video frame of each window -> (B * K) probabilities.
+    """
+    b, k = starts.shape
+    frames = starts[..., None] + torch.arange(V_FRAMES, device=starts.device)  # B x K x 5
+    mouth = motion[..., MOUTH_SLICE]
+    mouth = torch.gather(mouth[:, None].expand(b, k, -1, -1), 2,
+                         frames[..., None].expand(-1, -1, -1, mouth.shape[-1]))
+    feat = 2 * starts[..., None] + torch.arange(A_FRAMES, device=starts.device)
+    aud = torch.gather(audio[:, None].expand(b, k, -1, -1), 2, feat[..., None].expand(-1, -1, -1, audio.shape[-1]))
+    return net(mouth.reshape(b * k, V_FRAMES, -1).float(), aud.reshape(b * k, A_FRAMES, -1).float())
+
+
 def mouth_of(motion_norm: torch.Tensor) -> torch.Tensor:
     """... x T x 68 x 3 (or ... x T x 204) normalised landmarks -> ... x T x 60 mouth numbers."""
     flat = motion_norm.reshape(*motion_norm.shape[:-2], -1) if motion_norm.shape[-1] == 3 else motion_norm

@@ -17,6 +17,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.camera_io import camera_for_length
+from geneface.core.landmarks68 import layout_problem
 from geneface.core.net_stage import TorchStage
 from geneface.core.records import Camera, Motion
 from geneface.core.stages import Renderer
@@ -26,7 +27,6 @@ from geneface.nerf.talking_head import TalkingHeadConfig
 # Outer eye corners: their distance fixes the canonical frame's scale (0.09 by construction),
 # so a motion whose distance is far off is in another layout or unit (pixels, a different
 # normalisation), whatever its shape says.
-_EYE_CORNERS = (36, 45)
 
 
 def backend_status() -> tuple[str, str]:
@@ -70,16 +70,7 @@ class HashGridNeRF(TorchStage, Renderer):
         problem = super().check_input(record)
         if problem is not None:
             return problem
-        mean = self.net.condition.mean.cpu().numpy()
-        expected = float(np.linalg.norm(mean[_EYE_CORNERS[0]] - mean[_EYE_CORNERS[1]]))
-        if expected == 0.0:  # untrained: no statistics to compare with
-            return None
-        lm = record.landmarks
-        got = float(np.median(np.linalg.norm(lm[:, _EYE_CORNERS[0]] - lm[:, _EYE_CORNERS[1]], axis=-1)))
-        if not 0.5 < got / expected < 2.0:
-            return (f"expects canonical 68-point landmarks (outer eye corners {expected:.3f} apart), got a distance "
-                    f"of {got:.3g}: another landmark layout or unit")
-        return None
+        return layout_problem(self.net.condition.mean.cpu().numpy(), record.landmarks)
 
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         import torch

@@ -237,7 +237,7 @@ def synth_clip_folders(path: Path) -> Optional[list[Path]]:
     return None
 
 
-def read_synth_clips(folders: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:
+def read_synth_clips(folders: Sequence[Path], encoder: Optional["AudioEncoder"]) -> list[Clip]:
     """Clips from synthetic talking-subject folders: the exact canonical landmarks and mouth
     opening of the ground truth, and `encoder`'s features of the clip's speech (computed here:
     the folders hold audio, not features).
@@ -254,8 +254,9 @@ def read_synth_clips(folders: Sequence[Path], encoder: "AudioEncoder") -> list[C
         with np.load(folder / GROUND_TRUTH, allow_pickle=False) as gt:
             lm, opening = gt["landmarks68_canonical"], gt["mouth_opening"]
             offset = int(gt["audio_offset_frames"]) if "audio_offset_frames" in gt.files else 0
-        try:
-            feats = encoder.encode(read_audio(folder / "speech.wav")).values
+        try:  # no encoder: landmarks only (zero feature columns)
+            feats = (encoder.encode(read_audio(folder / "speech.wav")).values if encoder is not None
+                     else np.zeros((2 * len(lm), 0), np.float32))
         except UsageError as exc:
             raise UsageError(f"{folder}: computing '{encoder.name}' features failed ({exc}); "
                              "process the clips into datasets with the features instead") from None
@@ -272,7 +273,8 @@ def read_synth_clips(folders: Sequence[Path], encoder: "AudioEncoder") -> list[C
     for person in {r[1] for r in raw}:
         frames = np.concatenate([r[4] for r in raw if r[1] == person])
         stats[person] = (frames.mean(0), frames.std(0) + 1e-6)
-    return [make_clip(folder.name, speaker, lm, feats, *stats[person], encoder.name, opening, str(folder), split)
+    name = encoder.name if encoder is not None else ""
+    return [make_clip(folder.name, speaker, lm, feats, *stats[person], name, opening, str(folder), split)
             for folder, person, speaker, split, lm, opening, feats in raw]
 
 
@@ -317,7 +319,7 @@ def read_dataset_clips(path: Path, encoder: str, min_frames: int = 5) -> list[Cl
         speaker = speaker_of(ds.manifest, folder)
         n = min(motion.n_frames, features.n_frames // 2)
         good = (np.asarray(flags[:n]) & FLAG_FAILED) == 0
-        for k, (a, b) in enumerate(_runs(good)):
+        for k, (a, b) in enumerate(true_runs(good)):
             if b - a < min_frames:
                 continue
             clips.append(make_clip(
@@ -326,7 +328,7 @@ def read_dataset_clips(path: Path, encoder: str, min_frames: int = 5) -> list[Cl
     return clips
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of each run of True."""
     edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))

@@ -76,8 +76,12 @@ class TrainInputs:
 
 @attrs.frozen
 class BuiltTask:
-    task: Any  # a geneface.training.task.TrainTask
+    """What a recipe built: a task to train, or, for a model fitted in closed form (no
+    optimiser steps), the finished checkpoint (`fitted`), written as OUT/model.safetensors."""
+
+    task: Any  # a geneface.training.task.TrainTask, or None with `fitted`
     run_info: dict = attrs.field(factory=dict)  # recorded in run.json and checked on resume
+    fitted: Any = None  # a geneface.core.checkpoint.Checkpoint
 
 
 class Recipe(abc.ABC):

@@ -19,7 +19,6 @@ Grid tables learn `grid_lr_scale` times faster than the MLPs (RAD-NeRF: 10x).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +29,8 @@ import torch.nn.functional as F
 
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.core.config import structure, unstructure
-from geneface.core.dataset import BACKGROUND, C2W, FRAMES_DIR, HEAD, IMAGE68, MASKS_DIR, TORSO, Dataset, DatasetError, frame_name
+from geneface.core.dataset import (BACKGROUND, C2W, FRAMES_DIR, HEAD, IMAGE68, MASKS_DIR, TORSO, Dataset, DatasetError,
+                                   frame_name, held_out_start)
 from geneface.errors import UsageError
 from geneface.nerf.losses import ambient_regulariser, opacity_entropy, photometric, psnr
 from geneface.nerf.rays import camera_rays
@@ -58,9 +58,6 @@ class RendererTaskConfig:
     val_images: int = 2  # held-out frames written as truth | render | error
 
 
-def held_out_start(n_frames: int) -> int:
-    """First held-out frame: the last ceil(n / 11) frames are never trained on."""
-    return n_frames - math.ceil(n_frames / 11)
 
 
 def check_dataset(ds: Dataset) -> None:

@@ -130,6 +130,10 @@ class TrainTask(abc.ABC):
     # discriminator): gradients are then averaged across processes by the trainer instead
     # of by a DistributedDataParallel wrapper.
     ddp_wrap: bool = True
+    # True: the model is exported at every validation (OUT/candidates/) and `choose_model`
+    # picks the run's model.safetensors from them after the run (e.g. a GAN, whose best
+    # checkpoint is judged on the whole run's curves, not one metric at a time).
+    keep_candidates: bool = False
     progress_metrics: tuple = ()  # train metrics shown beside the loss on the progress bar ("psnr")
     batch_unit: str = ""  # what `batch_size` counts ("rays"): the bar shows them per second
 
@@ -177,6 +181,12 @@ class TrainTask(abc.ABC):
         Return a reason (one line, e.g. "collapse: generated motion lost 80 % of its variance")
         to stop the run here; it is printed and recorded in run.json.
         """
+        return None
+
+    def choose_model(self, validations: list[dict], out) -> Optional[int]:
+        """With `keep_candidates`: the step (one of `validations`' [{"step", "metrics"}]) whose
+        export becomes OUT/model.safetensors; may write its reasons into `out`. None: the best
+        by `best_metric`."""
         return None
 
     def after_step(self, step: int) -> None:

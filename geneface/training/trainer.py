@@ -12,7 +12,9 @@ way for every task:
   every optimiser, the gradient scaler, RNG states, step, task state); `resume=True` continues
   from the newest and ends with the same weights an uninterrupted run would have;
 - validation every `val_every` steps, and keep-best-k exported models by the task's metric
-  (`best/`), the best one also written as `model.safetensors`, the last as `last.safetensors`;
+  (`best/`), the best one also written as `model.safetensors`, the last as `last.safetensors`
+  (a task with `keep_candidates` exports at every validation into `candidates/` and chooses
+  the run's `model.safetensors` itself after the run, `choose_model`);
   validation images in `validation/step-XXXXXXXX/`; a task may stop the run on validation
   with a reason (printed, and recorded in run.json as `stopped`);
 - metrics to `metrics.csv` (and TensorBoard when installed), a progress bar with the loss and
@@ -106,6 +108,7 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.step = 0
         self.best: list[dict] = []  # [{"step", "value", "file"}], best first
+        self.validations: list[dict] = []  # [{"step", "metrics"}] of every validation, in order
         self._acc: dict[str, list[float]] = {}  # train metrics since the last log line
         self.stopped: Optional[dict] = None  # {"step", "reason"} when the task stopped the run
 
@@ -117,6 +120,10 @@ class Trainer:
     @property
     def best_dir(self) -> Path:
         return self.out / "best"
+
+    @property
+    def candidates_dir(self) -> Path:
+        return self.out / "candidates"
 
     def run_record(self) -> dict:
         from geneface.core.config import unstructure
@@ -179,6 +186,7 @@ class Trainer:
             "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
             "task": self.task.state(),
             "best": self.best,
+            "validations": self.validations,
             "acc": self._acc,
             "stopped": self.stopped,
         }
@@ -206,6 +214,7 @@ class Trainer:
         self.task.load_state(ckpt.meta.get("task", {}))
         self.step = int(ckpt.meta["step"])
         self.best = list(ckpt.meta.get("best", []))
+        self.validations = list(ckpt.meta.get("validations", []))
         self._acc = {k: list(v) for k, v in ckpt.meta.get("acc", {}).items()}
         self.stopped = ckpt.meta.get("stopped")
         if self.dist.is_main and self.best_dir.is_dir():
@@ -234,6 +243,14 @@ class Trainer:
         for b in dropped:
             (self.best_dir / b["file"]).unlink(missing_ok=True)
         self.best = new
+
+    def _keep_candidate(self, metrics: dict) -> None:
+        """Record every validation; a task that chooses its own model keeps every export."""
+        self.validations = [v for v in self.validations if v["step"] < self.step]  # replayed after a resume
+        self.validations.append({"step": self.step, "metrics": json_safe(metrics)})
+        if self.task.keep_candidates:
+            meta = {"step": self.step, "metrics": json_safe(metrics), "selected_by": "candidate"}
+            save_checkpoint(self.candidates_dir / f"step-{self.step:08d}.safetensors", self.task.export(meta))
 
     # -- loop ----------------------------------------------------------------------------
     def _autocast(self):
@@ -372,6 +389,7 @@ class Trainer:
                         reason = self.task.on_validation(val, self.step)
                         if is_main:
                             self._keep_best(val)
+                            self._keep_candidate(val)
                         if reason:
                             self._stop(reason, log)
                     if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or self.stopped:
@@ -416,13 +434,18 @@ class Trainer:
         last = self.out / "last.safetensors"
         save_checkpoint(last, self.task.export(meta))
         model = self.out / "model.safetensors"
-        if self.best:
+        chosen = self.task.choose_model(self.validations, self.out) if self.task.keep_candidates else None
+        if chosen is not None:
+            with atomic_output(model) as tmp:
+                shutil.copyfile(self.candidates_dir / f"step-{chosen:08d}.safetensors", tmp)
+        elif self.best:
             with atomic_output(model) as tmp:
                 shutil.copyfile(self.best_dir / self.best[0]["file"], tmp)
         else:
             with atomic_output(model) as tmp:
                 shutil.copyfile(last, tmp)
-        return {"model": model, "last": last, "step": self.step, "best": list(self.best), "stopped": self.stopped}
+        return {"model": model, "last": last, "step": self.step, "best": list(self.best), "stopped": self.stopped,
+                "chosen": chosen}
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import torch
 
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import StageMismatchError, UsageError
-from geneface.models.syncnet import A_FRAMES, V_FRAMES, offset_search, sync_loss
+from geneface.models.syncnet import V_FRAMES, offset_search, sync_loss, windows_sync_prob
 from geneface.training.data import Clip, feature_stats, motion_stats, mouth_opening, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
 from geneface.training.speaker_data import OPTIONS, load_speaker_data
@@ -110,21 +110,10 @@ class VAETask(TrainTask):
         loss = c.w_mse * mse + c.w_continuity * cont + c.w_kl * out["kl"]
         metrics = {"mse": mse.item(), "continuity": cont.item(), "kl": out["kl"].item()}
         if self.sync_on:
-            sl = sync_loss(self._sync_prob(recon, a, batch["sync_starts"]))
+            sl = sync_loss(windows_sync_prob(self.syncnet, recon, a, batch["sync_starts"]))
             loss = loss + c.w_sync * sl
             metrics["sync"] = sl.item()
         return loss, metrics
-
-    def _sync_prob(self, recon, audio, starts):
-        """SyncNet's probability on windows of the reconstruction at `starts` (B x K)."""
-        b, k = starts.shape
-        frames = starts[..., None] + torch.arange(V_FRAMES, device=starts.device)  # B x K x 5
-        mouth = recon[..., self.mouth]
-        mouth = torch.gather(mouth[:, None].expand(b, k, -1, -1), 2,
-                             frames[..., None].expand(-1, -1, -1, mouth.shape[-1]))
-        feat = 2 * starts[..., None] + torch.arange(A_FRAMES, device=starts.device)
-        aud = torch.gather(audio[:, None].expand(b, k, -1, -1), 2, feat[..., None].expand(-1, -1, -1, audio.shape[-1]))
-        return self.syncnet(mouth.reshape(b * k, V_FRAMES, -1).float(), aud.reshape(b * k, A_FRAMES, -1).float())
 
     def validate(self) -> dict:
         c = self.config

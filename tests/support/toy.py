@@ -32,18 +32,23 @@ def _envelope(rng: np.random.Generator, n: int) -> np.ndarray:
     return env
 
 
-def toy_clip(name: str, speaker: int, n_frames: int, width: int, seed: int) -> Clip:
+def toy_clip(name: str, speaker: int, n_frames: int, width: int, seed: int, amplitude: float = 1.0,
+             corner: float = 0.0) -> Clip:
+    """`amplitude` scales the mouth's opening; `corner` raises the left mouth corner (point
+    54) by `corner` x (0.5 + opening) x 0.3: a person's speaking habit for adapter tests."""
     rng = np.random.default_rng(seed)
     spk = np.random.default_rng(1000 + speaker)
     env = _envelope(rng, 2 * n_frames)
     profile = spk.uniform(0.2, 1.0, width)
     features = env[:, None] * profile[None] * 4.0 + 0.1 * rng.standard_normal((2 * n_frames, width)) + spk.normal(0, 1, width)
-    base = spk.normal(0, 1, (68, 3)) * 0.3
+    # One face for everyone with a little of each speaker's own shape (a layout check must pass).
+    base = np.random.default_rng(68).normal(0, 1, (68, 3)) * 0.3 + spk.normal(0, 1, (68, 3)) * 0.03
     lm = np.repeat(base[None], n_frames, axis=0)
-    opening = env.reshape(n_frames, 2).mean(1)
+    opening = env.reshape(n_frames, 2).mean(1) * amplitude
     lm[:, 55:60, 1] += opening[:, None] * 0.5  # outer lower lip
     lm[:, 65:68, 1] += opening[:, None] * 0.5  # inner lower lip
     lm[:, 8, 1] += opening * 0.3  # chin
+    lm[:, 54, 1] -= corner * (0.5 + opening) * 0.3
     lm += 0.01 * rng.standard_normal(lm.shape)
     mean, std = lm.mean(0), lm.std(0) + 1e-3
     return make_clip(name, f"spk{speaker}", lm, features, mean, std, encoder="toy", mouth_opening=opening,
@@ -101,7 +106,8 @@ def write_toy_dataset(folder, clip: Clip, features: bool = True) -> None:
     (folder / "landmarks").mkdir(parents=True, exist_ok=True)
     lm = clip.denormalized().astype(np.float32)
     np.save(folder / D.CANONICAL68, lm)
-    np.savez(folder / D.STATS, mean=clip.mean, std=clip.std)
+    mean, std = (clip.mean, clip.std) if clip.mean is not None else (lm.mean(0), lm.std(0) + 1e-6)
+    np.savez(folder / D.STATS, mean=mean, std=std)
     entry = {}
     if features:
         (folder / D.FEATURES_DIR).mkdir(exist_ok=True)
@@ -199,3 +205,34 @@ def train_toy_syncnet(root, steps: int = 300):
         if code != 0:
             raise RuntimeError(f"toy syncnet training failed with exit code {code}")
     return ckpt
+
+
+def train_toy_vae(root, steps: int = 200):
+    """Train (once per `root`) a tiny VAE on the toy corpus against the toy SyncNet; its checkpoint."""
+    from pathlib import Path
+
+    from geneface.cli import main
+
+    root = Path(root)
+    syncnet = train_toy_syncnet(root)
+    ckpt = root / "vae" / "model.safetensors"
+    if not ckpt.exists():
+        (root / "tiny_vae.yaml").write_text(TINY_VAE_YAML)
+        register_toy_encoder()
+        code = main(["train", "audio2motion", "--data", str(root / "data"), "--syncnet", str(syncnet),
+                     "--out", str(root / "vae"), "--config", str(root / "tiny_vae.yaml"), "--encoder", "toy",
+                     "--val-speakers", "spk1", "--quiet", "--steps", str(steps)])
+        if code != 0:
+            raise RuntimeError(f"toy vae training failed with exit code {code}")
+    return ckpt
+
+
+def toy_person(folder, n_frames: int = 330, amplitude: float = 1.5, corner: float = 1.0, seed: int = 7):
+    """A toy person dataset (speaker 9, never in the toy corpus) whose mouth opens `amplitude`
+    times as wide and whose left corner rises with speech (`corner`); its folder."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not (folder / "manifest.json").exists():
+        write_toy_dataset(folder, toy_clip("person", 9, n_frames, 16, seed, amplitude, corner))
+    return folder

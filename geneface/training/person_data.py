@@ -1,0 +1,158 @@
+"""One target person's landmarks (and audio features), split by the field's protocol.
+
+A person-specific model (a domain adapter, a renderer) learns from the person's own video
+and is judged on what it never saw: the last 1/11 of each of the person's videos is held out
+(`geneface.core.dataset.held_out_start`). The person may be
+- a dataset from `geneface process` (one video; frames whose tracking failed are left out),
+- a synthetic clip (`geneface synth`) or a corpus of one synthetic identity
+  (`geneface synth-corpus --identity-id N`): exact ground-truth landmarks; each clip's last
+  1/11 is held out.
+
+The person's statistics (mean and std of every landmark coordinate) are taken over the
+training frames only; models work on landmarks normalised by them, like the generic motion
+generator works on landmarks normalised by each speaker's own statistics. That shared
+convention is what lets generic motion be re-expressed in the person's face (`rebase`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import attrs
+import numpy as np
+
+from geneface.core.dataset import FLAG_FAILED, Dataset, DatasetError, held_out_start, is_dataset
+from geneface.core.records import N_LANDMARKS, Motion
+from geneface.errors import UsageError
+from geneface.training.data import Clip, make_clip, read_synth_clips, synth_clip_folders, true_runs
+
+if TYPE_CHECKING:
+    from geneface.core.stages import AudioEncoder
+
+MIN_HELD_OUT = 5  # a sync window: the held-out part must be scorable
+
+
+@attrs.frozen(eq=False)
+class PersonData:
+    """`train` and `held_out` clips hold landmarks normalised by the person's `mean`/`std`
+    (over the training frames); features are zero columns wide when no encoder was asked for."""
+
+    path: Path
+    name: str
+    train: tuple = attrs.field(converter=tuple)
+    held_out: tuple = attrs.field(converter=tuple)
+    mean: np.ndarray  # 68 x 3
+    std: np.ndarray  # 68 x 3
+    encoder: str = ""
+
+    @property
+    def n_train(self) -> int:
+        return sum(c.n_frames for c in self.train)
+
+    @property
+    def n_held_out(self) -> int:
+        return sum(c.n_frames for c in self.held_out)
+
+    def train_frames(self) -> np.ndarray:
+        """Every training frame, normalised: N x 204."""
+        return np.concatenate([c.landmarks for c in self.train])
+
+    def normalize(self, landmarks: np.ndarray) -> np.ndarray:
+        """T x 68 x 3 in the person's units -> T x 204 normalised."""
+        return ((np.asarray(landmarks, np.float32) - self.mean) / self.std).reshape(len(landmarks), -1)
+
+    def denormalize(self, z: np.ndarray) -> np.ndarray:
+        """T x 204 normalised -> T x 68 x 3 in the person's units."""
+        return np.asarray(z, np.float32).reshape(-1, N_LANDMARKS, 3) * self.std + self.mean
+
+    def info(self) -> dict:
+        return {"person": str(self.path), "train_frames": self.n_train, "held_out_frames": self.n_held_out,
+                "clips": len({c.name.split(":")[0] for c in self.train})}
+
+
+def rebase(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Motion -> T x 204 normalised by the person's statistics.
+
+    Motion that carries its own statistics (a generic generator's output: the average face
+    of its training speakers) is read as normalised values and re-expressed in the person's
+    face; motion without statistics is taken to be in the person's units already.
+    """
+    z = motion.normalized() if motion.mean is not None and motion.std is not None else (
+        (motion.landmarks - mean) / np.maximum(std, 1e-6))
+    return np.ascontiguousarray(z.reshape(motion.n_frames, -1), dtype=np.float32)
+
+
+def load_person(path: Path, encoder: Optional["AudioEncoder"] = None, min_train: int = 50,
+                where: str = "--person") -> PersonData:
+    """Read a person (see the module doc) with `encoder`'s features, or none."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{where} {path}: no such file or folder")
+    synth = synth_clip_folders(path)
+    if synth is not None:
+        pieces = _synth_pieces(path, synth, encoder, where)
+    elif is_dataset(path):
+        pieces = _dataset_pieces(Dataset(path), encoder)
+    else:
+        _explain_not_person(path, where)
+    train = [c for c, held in pieces if not held]
+    held = [c for c, is_held in pieces if is_held]
+    n_train, n_held = sum(c.n_frames for c in train), sum(c.n_frames for c in held)
+    if n_train < min_train or n_held < MIN_HELD_OUT:
+        total = n_train + n_held
+        raise UsageError(f"{where} {path}: {total} usable frames ({n_train} to train on, {n_held} held out as the "
+                         f"last 1/11); a person needs at least {min_train} training and {MIN_HELD_OUT} held-out "
+                         f"frames (about {(min_train + MIN_HELD_OUT) * 11 / 10 / 25:.1f} s of video)")
+    frames = np.concatenate([c.landmarks.reshape(-1, N_LANDMARKS, 3) for c in train]).astype(np.float64)
+    mean, std = frames.mean(0).astype(np.float32), (frames.std(0) + 1e-6).astype(np.float32)
+    if float(std.max()) < 1e-5:
+        raise UsageError(f"{where} {path}: the landmarks do not move over the {n_train} training frames")
+    name = encoder.name if encoder is not None else ""
+    normalise = lambda c: make_clip(c.name, c.speaker, c.landmarks.reshape(-1, N_LANDMARKS, 3), c.features,  # noqa: E731
+                                    mean, std, name, c.mouth_opening, c.source)
+    return PersonData(path, path.name, [normalise(c) for c in train], [normalise(c) for c in held], mean, std, name)
+
+
+def _explain_not_person(path: Path, where: str):
+    from geneface.core.dataset import read_manifest
+
+    if path.is_dir() and any(is_dataset(p) for p in path.iterdir() if p.is_dir()):
+        raise UsageError(f"{where} {path}: a folder of several datasets; give the dataset of one person")
+    read_manifest(path)  # the precise reason it is not a dataset
+    raise DatasetError(f"{where} {path}: not a dataset or a synthetic clip or corpus")
+
+
+def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
+    """Raw-unit clips of a processed video: cut where tracking failed, split at the last 1/11."""
+    landmarks = ds.landmarks_canonical()
+    n = landmarks.shape[0]
+    if encoder is not None:
+        feats = ds.audio_features(encoder.name)  # names the encoders the dataset has
+        n = min(n, feats.n_frames // 2)
+        values = feats.values
+    flags = ds.tracking()["flags"][:n] if (ds.path / "tracking.npz").exists() else np.zeros(n, int)
+    good = (np.asarray(flags) & FLAG_FAILED) == 0
+    start = held_out_start(n)
+    pieces = []
+    for lo, hi, held in ((0, start, False), (start, n, True)):
+        for a, b in true_runs(good[lo:hi]):
+            a, b = a + lo, b + lo
+            f = values[2 * a: 2 * b] if encoder is not None else np.zeros((2 * (b - a), 0), np.float32)
+            pieces.append((make_clip(f"{ds.path.name}:{a}", ds.path.name, landmarks[a:b], f, source=str(ds.path)), held))
+    return pieces
+
+
+def _synth_pieces(path: Path, folders: Sequence[Path], encoder, where: str) -> list[tuple[Clip, bool]]:
+    clips = read_synth_clips(folders, encoder)
+    identities = sorted({c.speaker.rsplit("/id", 1)[-1] for c in clips})
+    if len(identities) > 1:
+        raise UsageError(f"{where} {path}: clips of {len(identities)} identities ({', '.join(identities)}); "
+                         "a person is one identity (make one with `geneface synth-corpus --identity-id N`)")
+    pieces = []
+    for c in clips:
+        raw = attrs.evolve(c, landmarks=c.denormalized().reshape(c.n_frames, -1), mean=None, std=None)
+        start = held_out_start(c.n_frames)
+        pieces += [(raw.piece(0, start), False), (raw.piece(start, c.n_frames, ":held"), True)]
+    return [(c, held) for c, held in pieces if c.n_frames > 0]
+

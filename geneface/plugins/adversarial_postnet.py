@@ -1,0 +1,90 @@
+"""DomainAdapter `adversarial_postnet`: GeneFace's person-specific postnet.
+
+Generic motion is re-expressed in the person's face (`rebase`), then a residual 1-D CNN adds
+a learned correction so it moves like the person (their mouth amplitude, asymmetries and
+range). Trained adversarially against the person's own landmarks with
+`geneface train domain_adapter --plugin adversarial_postnet` (geneface.training.postnet_task),
+which also chooses the checkpoint. Long motion runs in windows with enough context that the
+result equals one pass over the whole sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import attrs
+import numpy as np
+
+from geneface import hookimpl
+from geneface.core.net_stage import TorchStage
+from geneface.core.records import N_LANDMARKS, Motion
+from geneface.core.stages import DomainAdapter
+from geneface.errors import StageMismatchError, UsageError
+
+_pos = attrs.validators.gt(0)
+
+
+def _widths(_inst, _attr, value):
+    if len(value) < 1 or any(int(v) <= 0 for v in value):
+        raise ValueError(f"widths must be positive, got {value}")
+
+
+@attrs.define
+class PostnetConfig:
+    widths: tuple = attrs.field(default=(128, 256, 128), converter=tuple, validator=_widths)
+    kernel: int = attrs.field(default=5, validator=_pos)
+    window: int = attrs.field(default=2048, validator=_pos)  # frames per inference window
+
+
+class AdversarialPostnet(TorchStage, DomainAdapter):
+    name = "adversarial_postnet"
+    description = "GeneFace's person-specific postnet: residual 1-D CNN trained adversarially on the person's landmarks"
+    Config = PostnetConfig
+    training = "geneface.training.postnet_task:PostnetRecipe"
+    needs_checkpoint = True
+
+    def build_net(self):
+        from geneface.models.postnet import PersonPostnet
+
+        return PersonPostnet(self.config.widths, self.config.kernel)
+
+    @property
+    def person_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.net.person_mean.cpu().numpy(), self.net.person_std.cpu().numpy()
+
+    def adapt(self, motion: Motion) -> Motion:
+        problem = self.check_input(motion)
+        if problem:
+            raise StageMismatchError(f"domain_adapter '{self.name}': {problem}")
+        if not self.net.fitted:
+            raise UsageError(f"domain_adapter '{self.name}' has no trained weights: train it with `geneface train "
+                             "domain_adapter --plugin adversarial_postnet --person DATASET ...` and give the spec its "
+                             "checkpoint")
+        from geneface.training.person_data import rebase
+
+        mean, std = self.person_stats
+        z = self.correct(rebase(motion, mean, std))
+        return Motion(z.reshape(-1, N_LANDMARKS, 3) * std + mean, motion.fps, mean, std)
+
+    def correct(self, z: np.ndarray, window: Optional[int] = None) -> np.ndarray:
+        """T x 204 normalised -> T x 204, window by window with the net's reach as context."""
+        import torch
+
+        gen = self.net.generator
+        window = window or self.config.window
+        n, reach = len(z), gen.reach
+        device = self.net.person_mean.device
+        out = np.empty_like(z)
+        self.net.eval()
+        with torch.no_grad():
+            for start in range(0, n, window):
+                end = min(start + window, n)
+                a, b = max(0, start - reach), min(n, end + reach)
+                piece = gen(torch.from_numpy(z[None, a:b]).to(device))[0]
+                out[start:end] = piece[start - a: end - a].cpu().numpy()
+        return out
+
+
+@hookimpl
+def register_domain_adapters(register):
+    register(AdversarialPostnet)

@@ -1,0 +1,137 @@
+"""Choosing a GAN's checkpoint from its validation curves, and noticing when it collapses.
+
+GeneFace's authors chose the postnet's checkpoint by hand (METHOD.md): validation sync loss
+and MSE low, the discriminator's confidence on real and on generated frames both near 0.5
+(it can no longer tell them apart), and as few steps as possible. `choose` writes that
+practice down as a rule:
+
+    score(step) = sync_loss / best sync_loss + mse / best mse
+                  + balance_weight * (|d_real - 0.5| + |d_fake - 0.5|)
+    chosen      = the earliest step whose score is within `slack` of the lowest score
+
+Each term is relative to the run's best, so neither loss dominates by its units. `collapse`
+says when training has gone wrong: the generated motion has lost its variance (mode
+collapse), or the held-out MSE has risen at several evaluations in a row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import attrs
+import numpy as np
+
+from geneface.core.atomic import atomic_output
+
+CURVES = ("sync_loss", "mse", "d_real", "d_fake")
+
+
+@attrs.define
+class ChoiceRule:
+    balance_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    slack: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))  # relative to the lowest score
+
+
+@attrs.define
+class CollapseRule:
+    min_variance: float = attrs.field(default=0.3, validator=attrs.validators.ge(0))  # output std / input std
+    rising: int = attrs.field(default=3, validator=attrs.validators.ge(0))  # 0: off
+    rise: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))  # above the best MSE by this share
+
+
+@attrs.frozen
+class Choice:
+    step: int
+    reason: str
+    candidates: tuple  # [{"step", "score", ...curves}] in step order
+
+
+def _usable(v: dict) -> bool:
+    m = v.get("metrics") or {}
+    return all(np.isfinite(m.get(k, np.nan)) for k in CURVES)
+
+
+def choose(validations: Sequence[dict], rule: ChoiceRule = ChoiceRule(),
+           excluded: Sequence[int] = ()) -> Optional[Choice]:
+    """The chosen step among `validations` ([{"step", "metrics"}]); None if none is usable."""
+    cands = [v for v in validations if _usable(v) and v["step"] not in set(excluded)]
+    if not cands:
+        return None
+    m = {k: np.array([c["metrics"][k] for c in cands], np.float64) for k in CURVES}
+    best_sync, best_mse = max(m["sync_loss"].min(), 1e-12), max(m["mse"].min(), 1e-12)
+    balance = np.abs(m["d_real"] - 0.5) + np.abs(m["d_fake"] - 0.5)
+    score = m["sync_loss"] / best_sync + m["mse"] / best_mse + rule.balance_weight * balance
+    limit = score.min() * (1 + rule.slack)
+    pick = int(np.flatnonzero(score <= limit)[0])  # candidates are in step order: the earliest
+    best = int(np.argmin(score))
+    c = cands[pick]["metrics"]
+    reason = (f"step {cands[pick]['step']}: score {score[pick]:.3f}, within {rule.slack:.0%} of the lowest "
+              f"({score[best]:.3f} at step {cands[best]['step']}) and the earliest such; sync loss "
+              f"{c['sync_loss']:.3f} (best {best_sync:.3f}), MSE {c['mse']:.4f} (best {best_mse:.4f}), "
+              f"discriminator on real {c['d_real']:.2f} and generated {c['d_fake']:.2f} (0.5 = undecided)")
+    rows = tuple({"step": int(v["step"]), "score": float(s), "balance": float(b),
+                  **{k: float(v["metrics"][k]) for k in v["metrics"] if _is_number(v["metrics"][k])}}
+                 for v, s, b in zip(cands, score, balance))
+    return Choice(int(cands[pick]["step"]), reason, rows)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def collapse(history: Sequence[dict], rule: CollapseRule = CollapseRule()) -> Optional[str]:
+    """Why training has collapsed, judged on the validations so far ([{"step", "metrics"}]), or None."""
+    if not history:
+        return None
+    last = history[-1]["metrics"]
+    ratio = last.get("variance_ratio")
+    if ratio is not None and ratio < rule.min_variance:
+        return (f"collapse: generated motion kept {ratio:.0%} of its input's variation over time "
+                f"(limit {rule.min_variance:.0%})")
+    if rule.rising and len(history) > rule.rising:
+        mses = [h["metrics"].get("mse", np.nan) for h in history]
+        tail = mses[-(rule.rising + 1):]
+        best_i = int(np.nanargmin(mses))
+        if all(b > a for a, b in zip(tail, tail[1:])) and tail[-1] > mses[best_i] * (1 + rule.rise):
+            return (f"collapse: held-out MSE rose at {rule.rising} evaluations in a row ({tail[0]:.4f} -> "
+                    f"{tail[-1]:.4f}; best {mses[best_i]:.4f} at step {history[best_i]['step']})")
+    return None
+
+
+def write_choice(out: Path, choice: Choice, rule: ChoiceRule, stopped: Optional[dict] = None) -> None:
+    """OUT/choice.json (every candidate's scores, the rule, the reason) and OUT/curves.png."""
+    record = {"chosen_step": choice.step, "reason": choice.reason, "rule": attrs.asdict(rule),
+              "formula": "score = sync_loss/best + mse/best + balance_weight*(|d_real-0.5|+|d_fake-0.5|); "
+                         "chosen = earliest step with score <= (1+slack)*lowest",
+              "stopped": stopped, "candidates": list(choice.candidates)}
+    out = Path(out)
+    with atomic_output(out / "choice.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2))
+    plot_curves(out / "curves.png", choice)
+
+
+def plot_curves(path: Path, choice: Choice) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    steps = [c["step"] for c in choice.candidates]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = ((("sync_loss",), "validation sync loss"), (("mse",), "held-out MSE (normalised)"),
+              (("d_real", "d_fake"), "discriminator confidence"))
+    for ax, (keys, title) in zip(axes, panels):
+        for k in keys:
+            ax.plot(steps, [c[k] for c in choice.candidates], marker=".", label=k)
+        ax.axvline(choice.step, color="crimson", linestyle="--", label=f"chosen: step {choice.step}")
+        if "d_real" in keys:
+            ax.axhline(0.5, color="grey", linewidth=0.8)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,184 @@
+"""adversarial_postnet: trains on the toy world, chooses its checkpoint, detects collapse,
+resumes, refuses bad input in one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from support.toy import register_toy_encoder, toy_clip, toy_person, train_toy_vae, write_toy_dataset
+from support.training import crash_then_resume
+
+from geneface.cli import main
+from geneface.core.checkpoint import read_checkpoint
+from geneface.core.records import AudioFeatures
+from geneface.core.runner import load_trained_stage
+from geneface.training.checkpoint_choice import ChoiceRule, CollapseRule, choose, collapse
+from geneface.training.data import make_clip
+
+TINY = """
+model: {widths: [32, 48, 32], kernel: 3}
+task: {segment: 24, val_corpus_clips: 4}
+"""
+
+
+@pytest.fixture
+def toy(tmp_path_factory, one_torch_thread):
+    root = tmp_path_factory.getbasetemp() / "toy_audio2motion"
+    vae = train_toy_vae(root)
+    register_toy_encoder()
+    (root / "tiny_postnet.yaml").write_text(TINY)
+    return {"root": root, "vae": vae, "syncnet": root / "syncnet" / "model.safetensors",
+            "person": toy_person(root / "person"), "config": root / "tiny_postnet.yaml"}
+
+
+def _args(toy, out, person=None, steps=150, extra=()):
+    return ["train", "domain_adapter", "--plugin", "adversarial_postnet", "--person", str(person or toy["person"]),
+            "--corpus", str(toy["root"] / "data"), "--motion-generator", str(toy["vae"]), "--syncnet",
+            str(toy["syncnet"]), "--out", str(out), "--config", str(toy["config"]), "--steps", str(steps),
+            "--val-every", "25", "--lr", "0.001", "--quiet", *extra]
+
+
+def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
+    out = tmp_path / "postnet"
+    assert main(_args(toy, out)) == 0, capsys.readouterr().err
+    choice = json.loads((out / "choice.json").read_text())
+    steps = [c["step"] for c in choice["candidates"]]
+    assert steps == list(range(25, 151, 25)) and choice["chosen_step"] in steps
+    assert "earliest" in choice["reason"] and (out / "curves.png").stat().st_size > 10_000
+    # The run's model is the chosen candidate, byte for byte.
+    assert (out / "model.safetensors").read_bytes() == \
+        (out / "candidates" / f"step-{choice['chosen_step']:08d}.safetensors").read_bytes()
+    assert "chosen: step" in capsys.readouterr().out
+
+    # The adapter speaks in the person's units: generic motion comes out in the person's face
+    # (the toy world's mouth statistics are too rough to judge style; benchmarks do that).
+    from geneface.training.person_data import load_person
+    from support.toy import ToyEncoder
+
+    adapter = load_trained_stage(out / "model.safetensors", "domain_adapter", "test")
+    generator = load_trained_stage(toy["vae"], "motion_generator", "test")
+    person = load_person(toy["person"], ToyEncoder())
+    clip = person.train[0]
+    generic = generator.generate(AudioFeatures(clip.features, encoder="toy"))
+    adapted = adapter.adapt(generic)
+    assert adapted.n_frames == generic.n_frames and np.allclose(adapted.mean, person.mean)
+    far = lambda m: float(np.abs(m.landmarks.mean(0) - person.mean).mean())  # noqa: E731
+    assert far(adapted) < 0.2 * far(generic)
+    # Windowed inference equals one pass.
+    z = np.random.default_rng(0).standard_normal((300, 204)).astype(np.float32)
+    assert np.allclose(adapter.correct(z, window=64), adapter.correct(z, window=1000), atol=1e-5)
+
+
+def _task_maker(toy, config):
+    from geneface.registry import get_registry
+    from geneface.training.postnet_task import PostnetRecipe
+    from geneface.training.recipe import TrainInputs, parse_options
+
+    import torch
+    import yaml
+
+    recipe = PostnetRecipe()
+    options = parse_options(recipe.options, _args(toy, "x")[4:12], "test")
+    cls = get_registry().get("domain_adapter", "adversarial_postnet").cls
+
+    def make_task():
+        torch.manual_seed(0)
+        return recipe.build(TrainInputs(cls, (), options, yaml.safe_load(TINY), None, config)).task
+
+    return make_task
+
+
+def _loop(**kw):
+    from geneface.core.config import structure
+    from geneface.training.config import TrainConfig
+    from geneface.training.postnet_task import PostnetRecipe
+
+    return structure(TrainConfig, {**PostnetRecipe.loop_defaults, "lr": 0.001, **kw})
+
+
+def test_collapse_is_detected_and_stops_the_run(toy, tmp_path, monkeypatch, capsys):
+    # Forced: from step 40 the generator's output keeps 5 % of its variation over time (a
+    # collapsed GAN's "lips that barely move"); the run must stop at the next validation,
+    # say why, and never choose the collapsed checkpoint.
+    from geneface.models.postnet import PostnetGenerator
+    from geneface.training.trainer import Trainer
+
+    forward, collapsed = PostnetGenerator.forward, []
+
+    def squashed(self, z):
+        out = forward(self, z)
+        return out.mean(1, keepdim=True) + 0.05 * (out - out.mean(1, keepdim=True)) if collapsed else out
+
+    monkeypatch.setattr(PostnetGenerator, "forward", squashed)
+    config = _loop(steps=200, val_every=20, ckpt_every=20)
+    result = Trainer(_task_maker(toy, config)(), config, tmp_path / "run", progress=False,
+                     on_step=lambda step: collapsed.append(step) if step == 40 else None).fit()
+    assert result["stopped"]["step"] == 60 and "collapse: generated motion kept" in result["stopped"]["reason"]
+    assert "stopped at step 60: collapse" in capsys.readouterr().err
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["stopped"]["step"] == 60
+    choice = json.loads((tmp_path / "run" / "choice.json").read_text())
+    assert choice["chosen_step"] in (20, 40) and 60 not in [c["step"] for c in choice["candidates"]]
+
+
+def test_choice_rule_and_collapse_rule():
+    def v(step, sync, mse, real, fake, ratio=1.0):
+        return {"step": step, "metrics": {"sync_loss": sync, "mse": mse, "d_real": real, "d_fake": fake,
+                                          "variance_ratio": ratio}}
+
+    runs = [v(100, 1.0, 1.0, 0.9, 0.1), v(200, 0.605, 0.295, 0.52, 0.48), v(300, 0.60, 0.30, 0.5, 0.5),
+            v(400, 0.60, 0.29, 0.5, 0.5)]
+    choice = choose(runs, ChoiceRule(slack=0.05))
+    assert choice.step == 200 and "earliest" in choice.reason  # within 5 % of the best, fewer steps
+    assert choose(runs, ChoiceRule(slack=0.0)).step == 400
+    assert choose(runs, ChoiceRule(), excluded=[200]).step == 300
+    assert collapse([v(100, 1, 1, .5, .5, ratio=0.1)]) .startswith("collapse: generated motion kept 10%")
+    rising = [v(i * 100, 1, m, .5, .5) for i, m in enumerate([0.3, 0.2, 0.25, 0.3, 0.35])]
+    assert "rose at 3 evaluations" in collapse(rising, CollapseRule(rising=3))
+    assert collapse(rising[:4], CollapseRule(rising=3)) is None
+
+
+def test_resume_matches_an_uninterrupted_run(toy, tmp_path):
+    import torch
+
+    from geneface.training.trainer import Trainer
+
+    config = _loop(steps=60, val_every=20, ckpt_every=20)
+    make_task = _task_maker(toy, config)
+    whole = Trainer(make_task(), config, tmp_path / "whole", progress=False).fit()
+    resumed, frm = crash_then_resume(make_task, config, tmp_path / "resumed", crash_after=30)
+    assert frm == "step-00000020.safetensors" and whole["chosen"] == resumed["chosen"]
+    a = read_checkpoint(tmp_path / "whole" / "last.safetensors").state
+    b = read_checkpoint(tmp_path / "resumed" / "last.safetensors").state
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "whole" / "choice.json").read_text())["candidates"] == \
+        json.loads((tmp_path / "resumed" / "choice.json").read_text())["candidates"]
+
+
+def test_bad_input_one_line(toy, tmp_path, capsys):
+    short = tmp_path / "short"
+    toy_person(short, n_frames=40)
+    assert main(_args(toy, tmp_path / "o1", person=short)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "too few" not in err and "40 usable frames" in err
+
+    # Landmarks in other units (centimetres instead of the corpus's scale): the generator's
+    # normalisation does not fit this person.
+    cm = tmp_path / "cm"
+    clip = toy_clip("cm", 9, 200, 16, 5)
+    write_toy_dataset(cm, make_clip("cm", "spk9", clip.denormalized() * 100, clip.features, encoder="toy"))
+    assert main(_args(toy, tmp_path / "o2", person=cm)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "landmark normalisation does not match" in err
+
+    # A corpus without audio features of the generator's encoder.
+    bare = tmp_path / "bare" / "c0"
+    write_toy_dataset(bare, toy_clip("c0", 2, 100, 16, 9), features=False)
+    args = _args(toy, tmp_path / "o3")
+    args[args.index("--corpus") + 1] = str(bare.parent)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "toy" in err and "c0" in err

@@ -9,6 +9,7 @@ from geneface.cli import cmd_core  # noqa: F401  (registers plugins, validate, r
 from geneface.cli import cmd_synth  # noqa: F401
 from geneface.cli import cmd_process  # noqa: F401
 from geneface.cli import cmd_train  # noqa: F401
+from geneface.cli import cmd_bench  # noqa: F401
 
 
 def main(argv=None) -> int:

@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0, help="the postnet's training seed (a run of its own per seed)")
     args = ap.parse_args()
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
@@ -72,11 +73,12 @@ def main() -> None:
         geneface("train", "domain_adapter", "--plugin", "landmark_projection", "--person", str(w / "person"),
                  "--out", str(w / "projection"), "--overwrite")
         timings["projection_fit_s"] = time.perf_counter() - t
-    if not (w / "postnet" / "model.safetensors").exists():
+    post = w / ("postnet" if args.seed == 0 else f"postnet_seed{args.seed}")
+    if not (post / "model.safetensors").exists():
         t = time.perf_counter()
-        resume = ["--resume"] if (w / "postnet" / "state").is_dir() else []
+        resume = ["--resume"] if (post / "state").is_dir() else []
         geneface("train", "domain_adapter", "--plugin", "adversarial_postnet", "--person", str(w / "person"),
-                 "--corpus", str(args.corpus), *common, "--out", str(w / "postnet"), "--steps", str(args.steps),
+                 "--corpus", str(args.corpus), *common, "--out", str(post), "--steps", str(args.steps), "--seed", str(args.seed),
                  "--val-every", str(args.val_every), "--ckpt-every", str(args.val_every), "--threads",
                  str(args.threads), "--quiet", *resume)
         timings["postnet_train_s"] = time.perf_counter() - t
@@ -94,15 +96,15 @@ def main() -> None:
     stats_only = type(proj)(attrs.evolve(proj.config, share=0.0, clip_low=0.0, clip_high=100.0))
     stats_only.load_state_dict(proj.state_dict())
     identity = get_registry().get("domain_adapter", "identity").cls()
-    postnet = load_stage(w / "postnet" / "model.safetensors", "domain_adapter", "postnet")
+    postnet = load_stage(post / "model.safetensors", "domain_adapter", "postnet")
     rows = [("identity", identity), ("person statistics only", stats_only), ("landmark_projection", proj),
             ("adversarial_postnet", postnet)]
     result = compare_adapters(w / "person", generator, rows, syncnet, eval_path=w / "eval")
     print(format_table(result), file=sys.stderr)
 
     # Where the automatic choice ranks by the unseen clips' ground truth.
-    choice = json.loads((w / "postnet" / "choice.json").read_text())
-    candidates = sorted((w / "postnet" / "candidates").glob("step-*.safetensors"))
+    choice = json.loads((post / "choice.json").read_text())
+    candidates = sorted((post / "candidates").glob("step-*.safetensors"))
     cand_rows = [(c.stem, load_stage(c, "domain_adapter", "candidate")) for c in candidates]
     scored = compare_adapters(w / "person", generator, cand_rows, syncnet, eval_path=w / "eval")
     held = {r["label"]: r["scores"] for r in scored["rows"] if r["label"] != "truth"}

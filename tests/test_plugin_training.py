@@ -62,10 +62,10 @@ def test_third_party_plugin_trains_and_runs(tmp_path, denoise_installed, capsys)
     assert row["origin"] == "geneface-denoise" and row["kind"] == "domain_adapter" and row["trainable"]
 
     clean = _person(tmp_path / "person")
-    assert main(["train", "domain_adapter", "--options"]) == 0
+    assert main(["train", "domain_adapter", "--plugin", "temporal_denoise", "--options"]) == 0
     assert "--noise FLOAT" in capsys.readouterr().out
     out = tmp_path / "run"
-    code = main(["train", "domain_adapter", "--data", str(tmp_path / "person"), "--out", str(out),
+    code = main(["train", "domain_adapter", "--plugin", "temporal_denoise", "--data", str(tmp_path / "person"), "--out", str(out),
                  "--steps", "150", "--val-every", "50", "--ckpt-every", "50", "--noise", "0.5", "-q"])
     assert code == 0, capsys.readouterr().err
     val = {(s, n): v for s, phase, n, v in read_metrics(out / "metrics.csv") if phase == "val"}
@@ -88,7 +88,8 @@ def test_third_party_plugin_trains_and_runs(tmp_path, denoise_installed, capsys)
 
 def test_training_flags_errors(tmp_path, denoise_installed, capsys):
     _person(tmp_path / "person", 120)
-    base = ["train", "domain_adapter", "--data", str(tmp_path / "person"), "--out", str(tmp_path / "o")]
+    base = ["train", "domain_adapter", "--plugin", "temporal_denoise", "--data", str(tmp_path / "person"),
+            "--out", str(tmp_path / "o")]
     assert main([*base, "--nois", "0.3"]) == 2
     err = capsys.readouterr().err
     assert "no such option --nois" in err and "did you mean '--noise'" in err

@@ -66,10 +66,16 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
     adapted = adapter.adapt(generic)
     assert adapted.n_frames == generic.n_frames and np.allclose(adapted.mean, person.mean)
     far = lambda m: float(np.abs(m.landmarks.mean(0) - person.mean).mean())  # noqa: E731
-    assert far(adapted) < 0.2 * far(generic)
+    assert far(adapted) < 0.3 * far(generic)
     # Windowed inference equals one pass.
     z = np.random.default_rng(0).standard_normal((300, 204)).astype(np.float32)
     assert np.allclose(adapter.correct(z, window=64), adapter.correct(z, window=1000), atol=1e-5)
+    # Choosing again with another rule needs no training.
+    from geneface.training.checkpoint_choice import rechoose
+
+    again = rechoose(out, ChoiceRule(tolerance=10.0, balance_tolerance=10.0))
+    assert again.step == 25 and json.loads((out / "choice.json").read_text())["chosen_step"] == 25
+    assert (out / "model.safetensors").read_bytes() == (out / "candidates" / "step-00000025.safetensors").read_bytes()
 
 
 def _task_maker(toy, config):
@@ -129,12 +135,17 @@ def test_choice_rule_and_collapse_rule():
         return {"step": step, "metrics": {"sync_loss": sync, "mse": mse, "d_real": real, "d_fake": fake,
                                           "variance_ratio": ratio}}
 
-    runs = [v(100, 1.0, 1.0, 0.9, 0.1), v(200, 0.605, 0.295, 0.52, 0.48), v(300, 0.60, 0.30, 0.5, 0.5),
-            v(400, 0.60, 0.29, 0.5, 0.5)]
-    choice = choose(runs, ChoiceRule(slack=0.05))
-    assert choice.step == 200 and "earliest" in choice.reason  # within 5 % of the best, fewer steps
-    assert choose(runs, ChoiceRule(slack=0.0)).step == 400
-    assert choose(runs, ChoiceRule(), excluded=[200]).step == 300
+    runs = [v(100, 1.0, 1.0, 0.5, 0.5), v(200, 0.61, 0.33, 0.5, 0.5), v(300, 0.60, 0.30, 0.9, 0.1),
+            v(400, 0.60, 0.30, 0.55, 0.45), v(500, 0.60, 0.30, 0.56, 0.44), v(600, 0.59, 0.295, 0.95, 0.05)]
+    choice = choose(runs, ChoiceRule())
+    # Losses within 2 % of the lowest (sync/lowest + MSE/lowest): 300-600; the most undecided
+    # discriminator among them (within 0.1): 400 and 500; the earliest: 400. 200's undecided
+    # discriminator does not make up for its MSE, 12 % above the lowest.
+    assert choice.step == 400 and "earliest" in choice.reason
+    assert [c["near_best"] for c in choice.candidates] == [False, False, True, True, True, True]
+    assert choose(runs, ChoiceRule(tolerance=0.0)).step == 600
+    assert choose(runs, ChoiceRule(balance_tolerance=1.0)).step == 300  # balance barely matters: earliest
+    assert choose(runs, ChoiceRule(), excluded=[400]).step == 500
     assert collapse([v(100, 1, 1, .5, .5, ratio=0.1)]) .startswith("collapse: generated motion kept 10%")
     rising = [v(i * 100, 1, m, .5, .5) for i, m in enumerate([0.3, 0.2, 0.25, 0.3, 0.35])]
     assert "rose at 3 evaluations" in collapse(rising, CollapseRule(rising=3))

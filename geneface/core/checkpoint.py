@@ -9,6 +9,7 @@ holds `geneface.format`, `geneface.kind`, `geneface.plugin`, `geneface.plugin_ve
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -46,6 +47,10 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     }
     with atomic_output(Path(path)) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
+        # safetensors writes 0600 whatever the umask; a checkpoint is meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
 
 
 def read_checkpoint(path: Path, expect_kind: Optional[str] = None, expect_plugin: Optional[str] = None) -> Checkpoint:

@@ -23,7 +23,7 @@ class ProcessConfig:
 
     size: int = attrs.field(default=512, validator=_positive)  # output crop side, px
     crop_scale: float = attrs.field(default=2.0, validator=_positive)  # crop side / face height
-    val_fraction: float = attrs.field(default=0.1, validator=_share)  # last share of time -> validation
+    val_fraction: float = attrs.field(default=1 / 11, validator=_share)  # last share of time -> validation (the field's 1/11)
     audio_encoders: tuple[str, ...] = attrs.field(default=("mel",), converter=tuple)
     no_audio: bool = False
     tracker: str = "mediapipe"

@@ -336,7 +336,8 @@ def _make_dataset(
         pose = fit_pose(mesh_crop, (config.size, config.size), stable=stable, to68=to68, **pose_args)
     else:
         pose = fit_pose(lm68_crop, (config.size, config.size), stable=L68.STABLE_68, to68=lambda p: p, **pose_args)
-    n_val = int(math.floor(n * config.val_fraction + 0.5)) if config.val_fraction > 0 else 0
+    # ceil, so the default 1/11 is exactly the held-out part of geneface.core.dataset.held_out_start
+    n_val = int(math.ceil(n * config.val_fraction - 1e-9)) if config.val_fraction > 0 else 0
     n_val = min(n_val, n - 1)
     n_train = n - n_val
     train_usable = usable.copy()

@@ -3,13 +3,18 @@
 GeneFace's authors chose the postnet's checkpoint by hand (METHOD.md): validation sync loss
 and MSE low, the discriminator's confidence on real and on generated frames both near 0.5
 (it can no longer tell them apart), and as few steps as possible. `choose` writes that
-practice down as a rule:
+practice down as a rule, in its order of importance:
 
-    score(step) = sync_loss / best sync_loss + mse / best mse
-                  + balance_weight * (|d_real - 0.5| + |d_fake - 0.5|)
-    chosen      = the earliest step whose score is within `slack` of the lowest score
+    1. near-best: loss = sync_loss / lowest sync_loss + mse / lowest mse (each relative to
+                  the run's best, so neither dominates by its units) within `tolerance` of
+                  the lowest loss
+    2. balanced:  among those, balance = |d_real - 0.5| + |d_fake - 0.5| within
+                  `balance_tolerance` of the lowest balance
+    3. chosen:    the earliest balanced step
 
-Each term is relative to the run's best, so neither loss dominates by its units. `collapse`
+The losses come first: a discriminator near 0.5 does not make up for worse sync or MSE;
+fewer steps only break near-ties (docs/adapters.md has how the rule was arrived at and
+checked). `collapse`
 says when training has gone wrong: the generated motion has lost its variance (mode
 collapse), or the held-out MSE has risen at several evaluations in a row.
 """
@@ -30,8 +35,8 @@ CURVES = ("sync_loss", "mse", "d_real", "d_fake")
 
 @attrs.define
 class ChoiceRule:
-    balance_weight: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    slack: float = attrs.field(default=0.05, validator=attrs.validators.ge(0))  # relative to the lowest score
+    tolerance: float = attrs.field(default=0.02, validator=attrs.validators.ge(0))  # of the lowest loss
+    balance_tolerance: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
 
 
 @attrs.define
@@ -45,7 +50,7 @@ class CollapseRule:
 class Choice:
     step: int
     reason: str
-    candidates: tuple  # [{"step", "score", ...curves}] in step order
+    candidates: tuple  # [{"step", "near_best", "balanced", ...curves}] in step order
 
 
 def _usable(v: dict) -> bool:
@@ -61,19 +66,21 @@ def choose(validations: Sequence[dict], rule: ChoiceRule = ChoiceRule(),
         return None
     m = {k: np.array([c["metrics"][k] for c in cands], np.float64) for k in CURVES}
     best_sync, best_mse = max(m["sync_loss"].min(), 1e-12), max(m["mse"].min(), 1e-12)
+    rel = m["sync_loss"] / best_sync + m["mse"] / best_mse
+    near = rel <= rel.min() * (1 + rule.tolerance)
     balance = np.abs(m["d_real"] - 0.5) + np.abs(m["d_fake"] - 0.5)
-    score = m["sync_loss"] / best_sync + m["mse"] / best_mse + rule.balance_weight * balance
-    limit = score.min() * (1 + rule.slack)
-    pick = int(np.flatnonzero(score <= limit)[0])  # candidates are in step order: the earliest
-    best = int(np.argmin(score))
+    balanced = near & (balance <= balance[near].min() + rule.balance_tolerance)
+    pick = int(np.flatnonzero(balanced)[0])  # candidates are in step order: the earliest
     c = cands[pick]["metrics"]
-    reason = (f"step {cands[pick]['step']}: score {score[pick]:.3f}, within {rule.slack:.0%} of the lowest "
-              f"({score[best]:.3f} at step {cands[best]['step']}) and the earliest such; sync loss "
-              f"{c['sync_loss']:.3f} (best {best_sync:.3f}), MSE {c['mse']:.4f} (best {best_mse:.4f}), "
-              f"discriminator on real {c['d_real']:.2f} and generated {c['d_fake']:.2f} (0.5 = undecided)")
-    rows = tuple({"step": int(v["step"]), "score": float(s), "balance": float(b),
+    reason = (f"step {cands[pick]['step']}: sync/lowest + MSE/lowest {rel[pick]:.3f}, within {rule.tolerance:.0%} of "
+              f"the lowest {rel.min():.3f} ({int(near.sum())} of {len(cands)} steps are), the discriminator "
+              f"the most undecided among them (real {c['d_real']:.2f}, generated {c['d_fake']:.2f}; 0.5 = "
+              f"undecided) and the earliest such; sync loss {c['sync_loss']:.3f} (lowest {best_sync:.3f}), "
+              f"MSE {c['mse']:.4f} (lowest {best_mse:.4f})")
+    rows = tuple({"step": int(v["step"]), "near_best": bool(n), "balanced": bool(b), "balance": float(bal),
+                  "relative_loss": float(r),
                   **{k: float(v["metrics"][k]) for k in v["metrics"] if _is_number(v["metrics"][k])}}
-                 for v, s, b in zip(cands, score, balance))
+                 for v, n, b, bal, r in zip(cands, near, balanced, balance, rel))
     return Choice(int(cands[pick]["step"]), reason, rows)
 
 
@@ -103,8 +110,9 @@ def collapse(history: Sequence[dict], rule: CollapseRule = CollapseRule()) -> Op
 def write_choice(out: Path, choice: Choice, rule: ChoiceRule, stopped: Optional[dict] = None) -> None:
     """OUT/choice.json (every candidate's scores, the rule, the reason) and OUT/curves.png."""
     record = {"chosen_step": choice.step, "reason": choice.reason, "rule": attrs.asdict(rule),
-              "formula": "score = sync_loss/best + mse/best + balance_weight*(|d_real-0.5|+|d_fake-0.5|); "
-                         "chosen = earliest step with score <= (1+slack)*lowest",
+              "formula": "near-best: sync_loss/lowest + mse/lowest <= (1+tolerance)*its lowest; balanced: "
+                         "|d_real-0.5|+|d_fake-0.5| <= lowest among near-best + balance_tolerance; chosen: the "
+                         "earliest balanced step",
               "stopped": stopped, "candidates": list(choice.candidates)}
     out = Path(out)
     with atomic_output(out / "choice.json") as tmp:
@@ -135,3 +143,27 @@ def plot_curves(path: Path, choice: Choice) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def rechoose(run: Path, rule: ChoiceRule) -> Choice:
+    """Choose again in a finished run folder (its saved validations and candidates) with
+    another rule, without training: rewrites choice.json, curves.png and model.safetensors."""
+    import shutil
+
+    from geneface.core.checkpoint import read_checkpoint
+    from geneface.errors import UsageError
+    from geneface.training.trainer import Trainer
+
+    run = Path(run)
+    state = Trainer.latest_state(run)
+    if state is None or not (run / "candidates").is_dir():
+        raise UsageError(f"{run}: not a run folder with candidates (train with a task that chooses its model)")
+    meta = read_checkpoint(state).meta
+    collapsed = (meta.get("task") or {}).get("collapsed_at")
+    choice = choose(meta.get("validations", []), rule, [collapsed] if collapsed is not None else [])
+    if choice is None:
+        raise UsageError(f"{run}: no usable validation to choose from")
+    write_choice(run, choice, rule, {"step": collapsed, "reason": "collapse"} if collapsed is not None else None)
+    with atomic_output(run / "model.safetensors") as tmp:
+        shutil.copyfile(run / "candidates" / f"step-{choice.step:08d}.safetensors", tmp)
+    return choice

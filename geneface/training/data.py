@@ -213,6 +213,7 @@ def check_width(clips: Sequence[Clip], width: Optional[int], what: str) -> int:
 SYNTH_CORPUS_FORMAT = "geneface-synth-corpus"
 SYNTH_CLIP_FORMAT = "geneface-synth-clip"
 GROUND_TRUTH = "ground_truth.npz"  # a synthetic clip's exact per-frame values
+CM = 0.01  # synthetic ground truth (cm) -> the canonical unit of every dataset (metres)
 
 
 def _json(path: Path) -> Optional[dict]:
@@ -239,7 +240,8 @@ def synth_clip_folders(path: Path) -> Optional[list[Path]]:
 
 def read_synth_clips(folders: Sequence[Path], encoder: Optional["AudioEncoder"]) -> list[Clip]:
     """Clips from synthetic talking-subject folders: the exact canonical landmarks and mouth
-    opening of the ground truth, and `encoder`'s features of the clip's speech (computed here:
+    opening of the ground truth (converted from centimetres to metres, the unit of processed
+    datasets), and `encoder`'s features of the clip's speech (computed here:
     the folders hold audio, not features).
 
     Landmarks are normalised per identity, over all of its clips, as a dataset of one person
@@ -252,7 +254,9 @@ def read_synth_clips(folders: Sequence[Path], encoder: Optional["AudioEncoder"])
         meta = _json(folder / "meta.json") or {}
         entry = meta.get("corpus_entry") or {}
         with np.load(folder / GROUND_TRUTH, allow_pickle=False) as gt:
-            lm, opening = gt["landmarks68_canonical"], gt["mouth_opening"]
+            # The ground truth is in centimetres; processed datasets are in metres. One unit for
+            # every clip, so corpora may mix synthetic and real speakers.
+            lm, opening = gt["landmarks68_canonical"] * CM, gt["mouth_opening"] * CM
             offset = int(gt["audio_offset_frames"]) if "audio_offset_frames" in gt.files else 0
         try:  # no encoder: landmarks only (zero feature columns)
             feats = (encoder.encode(read_audio(folder / "speech.wav")).values if encoder is not None

@@ -48,8 +48,8 @@ class PostnetTrainConfig:
     sync_windows: int = attrs.field(default=4, validator=attrs.validators.gt(0))  # per sequence
     val_corpus_clips: int = attrs.field(default=16, validator=attrs.validators.gt(0))
     # checkpoint choice (geneface.training.checkpoint_choice)
-    balance_weight: float = 1.0
-    slack: float = 0.05
+    tolerance: float = 0.02
+    balance_tolerance: float = 0.1
     # collapse: stop when the output keeps less than `min_variance` of its input's variation,
     # or the held-out MSE rose at `rising` evaluations in a row to `rise` above its best
     min_variance: float = 0.3
@@ -228,7 +228,7 @@ class PostnetTask(TrainTask):
 
     def choose_model(self, validations: list[dict], out) -> Optional[int]:
         c = self.config
-        rule = ChoiceRule(c.balance_weight, c.slack)
+        rule = ChoiceRule(c.tolerance, c.balance_tolerance)
         excluded = [self.collapsed_at] if self.collapsed_at is not None else []
         choice = choose(validations, rule, excluded)
         if choice is None:

@@ -215,12 +215,12 @@ def train_toy_vae(root, steps: int = 200):
 
     root = Path(root)
     syncnet = train_toy_syncnet(root)
-    ckpt = root / "vae" / "model.safetensors"
+    ckpt = root / "shared_vae" / "model.safetensors"  # test_vae trains its own in root / "vae"
     if not ckpt.exists():
         (root / "tiny_vae.yaml").write_text(TINY_VAE_YAML)
         register_toy_encoder()
         code = main(["train", "audio2motion", "--data", str(root / "data"), "--syncnet", str(syncnet),
-                     "--out", str(root / "vae"), "--config", str(root / "tiny_vae.yaml"), "--encoder", "toy",
+                     "--out", str(root / "shared_vae"), "--config", str(root / "tiny_vae.yaml"), "--encoder", "toy",
                      "--val-speakers", "spk1", "--quiet", "--steps", str(steps)])
         if code != 0:
             raise RuntimeError(f"toy vae training failed with exit code {code}")

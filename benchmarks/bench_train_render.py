@@ -10,8 +10,10 @@ validation, the seconds since the run started (its validation folder's time agai
 run.json's), full-frame PSNR and face-box PSNR. Validation may use a subset of the held-out
 frames (the `quick` profile: 8); `--evaluate` renders every held-out frame with the run's
 `model.safetensors` through the renderer contract (their tracked landmarks and poses) and
-adds PSNR, SSIM (full frame and face box) and LMD beside the nearest-training-frame
-baseline as `held_out`; `--image PATH` writes real | rendered | error of three of them.
+adds PSNR, SSIM (full frame and face box), LMD, speed and memory beside the
+nearest-training-frame baseline as `held_out`, with the helpers of `geneface bench
+renderers` (geneface.bench.renderers, which compares every renderer this way); `--image
+PATH` writes real | rendered | error of three of them.
 """
 
 from __future__ import annotations
@@ -43,62 +45,39 @@ def curve(run: Path) -> list[dict]:
 
 def evaluate(run: Path, data: str, image: Optional[Path] = None) -> dict:
     """Self-driven scores of the run's best model on every held-out frame, beside the
-    nearest-training-frame baseline, all with geneface.metrics: PSNR and SSIM (full frame, and
-    in the box of the real frame's 68 landmarks grown by 10 %), and LMD on mouth landmarks
-    re-tracked from both videos. `image`: real | rendered | error of three held-out frames."""
-    import time
-
-    import numpy as np
-
+    nearest-training-frame baseline, with `geneface bench renderers`' helpers
+    (geneface.bench.renderers): PSNR and SSIM (full frame, and in the box of the real
+    frame's 68 landmarks grown by 10 %), LMD on mouth landmarks re-tracked from both videos,
+    speed (median per frame) and peak memory while rendering. `image`: real | rendered |
+    error of three held-out frames."""
+    from geneface.bench.renderers import (error_grid, face_boxes, frames_camera, held_out_frames, load_renderer,
+                                          nearest_training_frames, pick_shown, render_timed, score_frames,
+                                          track_truth, write_png)
     from geneface.core.dataset import Dataset
-    from geneface.core.runner import load_trained_stage
-    from geneface.metrics.image import face_box, score_sequence
-    from geneface.metrics.landmarks import lmd_of_frames, track68
-    from geneface.core.dataset import held_out_start
 
     ds = Dataset(data)
-    stage = load_trained_stage(run / "model.safetensors", "renderer", "--run")
-    start = held_out_start(ds.n_frames)
-    frames = np.arange(start, ds.n_frames)
-    motion, camera = ds.motion(frames), ds.camera()
-    camera = type(camera)(camera.focal, camera.width, camera.height, camera.c2w[frames], camera.cx, camera.cy)
-    t0 = time.perf_counter()
-    rendered = list(stage.render(motion, camera))
-    seconds = (time.perf_counter() - t0) / len(frames)
+    frames = held_out_frames(ds)
+    rendered: list = []
+    _, stats = render_timed(lambda: load_renderer(run / "model.safetensors", where="--run"), ds.motion(frames),
+                            frames_camera(ds, frames), lambda k, frame: rendered.append(frame), (ds.size, ds.size))
     real = [ds.frame(int(i)) for i in frames]
-    boxes = [face_box(ds.landmarks_image()[int(i)], ds.size) for i in frames]
-    # The baseline: the training frame whose tracked landmarks (68 points in the image, so
-    # head pose counts too) are nearest.
-    train = ds.split("train")
-    train = train[train < start]
-    tracked = ds.landmarks_image()[:, :, :2].reshape(ds.n_frames, -1)
-    nearest = [int(train[np.argmin(((tracked[train] - tracked[i]) ** 2).sum(1))]) for i in frames]
-    baseline = [ds.frame(i) for i in nearest]
-    truth = track68(real)
-    out = {"frames": len(frames), "first_frame": int(start), "seconds_per_frame": round(seconds, 2)}
+    boxes = face_boxes(ds, frames)
+    baseline = [ds.frame(i) for i in nearest_training_frames(ds, frames)]
+    truth = track_truth(ds, frames)
+    speed = stats.as_dict()
+    out = {"frames": len(frames), "first_frame": int(frames[0]),
+           "seconds_per_frame": round(stats.total_seconds / len(frames), 2),
+           "fps_median": None if speed["fps"] is None else round(speed["fps"], 2),
+           "memory_mb": None if speed["memory_mb"] is None else round(speed["memory_mb"], 1),
+           "memory_kind": speed["memory_kind"]}
     for name, video in (("rendered", rendered), ("nearest_frame", baseline)):
-        scores, _ = score_sequence(video, real, boxes)
-        lmd = lmd_of_frames(video, truth, resolution=ds.size, allow_missing=True)
-        out[name] = {"psnr": round(scores.psnr, 3), "ssim": round(scores.ssim, 4),
-                     "psnr_face": round(scores.psnr_face, 3), "ssim_face": round(scores.ssim_face, 4),
-                     "lmd_px": round(lmd.lmd, 3), "lmd_frames": lmd.n_scored}
+        s = score_frames(iter(video), iter(real), boxes, truth, ds.size, rendered_again=iter(video))
+        out[name] = {"psnr": round(s["psnr"], 3), "ssim": round(s["ssim"], 4),
+                     "psnr_face": round(s["psnr_face"], 3), "ssim_face": round(s["ssim_face"], 4),
+                     "lmd_px": None if s["lmd_px"] is None else round(s["lmd_px"], 3), "lmd_frames": s["lmd_frames"]}
     if image is not None:
-        _comparison(image, real, rendered, [len(frames) // 6, len(frames) // 2, 5 * len(frames) // 6])
+        write_png(image, error_grid(real, rendered, pick_shown(len(frames)), scale=0.5))
     return out
-
-
-def _comparison(path: Path, real, rendered, picks) -> None:
-    import cv2
-    import numpy as np
-
-    rows = []
-    for k in picks:
-        err = np.abs(real[k].astype(np.float32) - rendered[k].astype(np.float32)).mean(-1)
-        heat = cv2.applyColorMap(np.clip(err * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-        rows.append(np.concatenate([real[k], rendered[k], heat], axis=1))
-    grid = np.concatenate(rows, axis=0)
-    grid = cv2.resize(grid, (grid.shape[1] // 2, grid.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    cv2.imwrite(str(path), np.ascontiguousarray(grid[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
 
 
 def main() -> int:

@@ -3,6 +3,9 @@
     geneface bench adapters --person DATASET --motion-generator CKPT --syncnet CKPT \\
         --adapter identity --adapter landmark_projection=runs/proj/model.safetensors --out DIR
 
+    geneface bench renderers --data DATASET [--plugins a,b] --budget 10 --out DIR \\
+        [--run NAME=RUN_DIR] [--options-for NAME="--profile quick"]
+
 Each benchmark writes DIR/<name>.json (settings, pooled rows, per-clip numbers) and
 DIR/<name>.md (a markdown table, printed too); the scoring lives in `geneface.bench`.
 """
@@ -61,3 +64,60 @@ def bench_adapters(
     json_path, _ = write_report(result, out, overwrite=overwrite)
     typer.echo(format_table(result))
     typer.echo(f"wrote {json_path} and {out / 'adapters.md'}")
+
+
+@bench_app.command("renderers")
+def bench_renderers(
+    data: Path = typer.Option(..., "--data", "-d", help="The person's dataset (`geneface process`): every renderer "
+                              "trains on it and renders its held-out last 1/11."),
+    plugins: Optional[str] = typer.Option(None, "--plugins", help="Renderers to compare, comma-separated (default: "
+                                          "every trainable renderer available here, third-party ones included)."),
+    budget: float = typer.Option(10.0, "--budget", help="Wall-clock training budget per renderer, in minutes."),
+    run: Optional[List[str]] = typer.Option(None, "--run", help="NAME=RUN_DIR: load that finished run's "
+                                            "model.safetensors instead of training NAME (repeat)."),
+    options_for: Optional[List[str]] = typer.Option(None, "--options-for", help="NAME=\"FLAGS\": the recipe's own "
+                                                    "flags for NAME (e.g. --options-for hashgrid_nerf=\"--profile quick\"; repeat)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps per renderer (default: out of reach, so the "
+                                        "budget ends every run; give about what the budget allows for step-based "
+                                        "schedules to finish)."),
+    device: str = typer.Option("auto", "--device", help="Where to train and render: auto, cpu, cuda or cuda:N."),
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: its default)."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out", help="Folder for the report (renderers.json, renderers.md, "
+                             "side_by_side.png) and the runs (runs/NAME)."),
+    overwrite: bool = _OVERWRITE,
+    quiet: bool = _QUIET,
+) -> None:
+    """Train every trainable renderer on one dataset for the same budget and score them on its held-out frames."""
+    from geneface.bench.renderers import (format_table, held_out_frames, parse_assignments, run_bench,
+                                          select_renderers)
+    from geneface.core.dataset import Dataset
+    from geneface.core.outputs import prepare_output
+    from geneface.errors import GenefaceError, UsageError
+    from geneface.training.distributed import choose_device
+
+    if not budget > 0:
+        raise UsageError(f"--budget: expected minutes > 0, got {budget:g}")
+    if steps is not None and steps <= 0:
+        raise UsageError(f"--steps: expected a count > 0, got {steps}")
+    names = None
+    if plugins is not None:
+        names = [n.strip() for n in plugins.split(",") if n.strip()]
+        if not names:
+            raise UsageError("--plugins: expected NAME[,NAME...]")
+    runs = {name: Path(p).expanduser() for name, p in parse_assignments(run or [], "--run").items()}
+    flags = parse_assignments(options_for or [], "--options-for")
+    choose_device(device)  # an unknown device or a missing GPU: one line, before any work
+    held_out_frames(Dataset(data))  # not a dataset, or too short to hold frames out: one line, before any work
+    choices, skipped = select_renderers(names, runs, flags)
+    prepare_output(out, kind="dir", overwrite=overwrite, inputs=[data, *runs.values()], what="--out",
+                   replaceable=lambda p: (p / "renderers.json").is_file())
+    result = run_bench(data, choices, budget, out, overwrite=overwrite, skipped=skipped,
+                       loop={"steps": steps, "threads": threads, "seed": seed}, device=device, progress=not quiet,
+                       echo=lambda line: typer.echo(line, err=True))
+    typer.echo(format_table(result))
+    typer.echo(f"wrote {out / 'renderers.json'}, {out / 'renderers.md'} and {out / 'side_by_side.png'}")
+    failed = [row["name"] for row in result["rows"] if row["status"] != "ok"]
+    if failed:  # the exit-code rule for a batch with failed items: 1, the rest done
+        raise GenefaceError(f"{len(failed)} of {len(result['rows'])} renderers failed ({', '.join(failed)}); "
+                            "their errors are in their rows, the others are scored")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import typer
 
@@ -118,7 +118,52 @@ def _write_fitted(out: Path, built, entry) -> None:
     with atomic_output(out / "run.json") as tmp:
         tmp.write_text(json.dumps({"task": entry.name, "fitted": True, **built.run_info}, indent=2, sort_keys=True,
                                   default=str))
-    typer.echo(f"wrote {out / 'model.safetensors'} (fitted, no training steps)")
+
+
+def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] = (), loop: Optional[dict] = None,
+                 config: Optional[Path] = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                 on_step: Optional[Callable[[int], None]] = None) -> dict:
+    """Train one registry entry into `out`, exactly as `geneface train` does (the command is
+    this plus its messages; `geneface bench renderers` calls it once per renderer).
+
+    `args`: the recipe's own flags as command-line words (`["--profile", "quick"]`); `loop`:
+    loop settings over the recipe's defaults and the `--config` file (None values ignored).
+    Returns the Trainer's result (`model`, `last`, `step`, `best`, `stopped`, `chosen`) with
+    `fitted: False`, or `{"model", "step": 0, "fitted": True}` for a model fitted in closed form.
+    """
+    import torch
+
+    from geneface.core.outputs import run_folder
+    from geneface.errors import UsageError
+    from geneface.training.distributed import shutdown
+    from geneface.training.recipe import TrainInputs, load_recipe, parse_options
+    from geneface.training.trainer import Trainer
+
+    recipe = load_recipe(entry.cls)
+    where = f"training {entry.kind} '{entry.name}'"
+    options = parse_options(recipe.options, list(args), where)
+    data = [Path(d) for d in data]
+    if recipe.needs_data and not data:
+        raise UsageError(f"{where} needs --data: a dataset or a folder of datasets")
+    paths = [*data, config, *(v for v in options.values() if isinstance(v, Path)),
+             *(p for v in options.values() if isinstance(v, list) for p in v if isinstance(p, Path))]
+    run_folder(out, overwrite=overwrite, resume=resume, inputs=paths)
+
+    file = _load_yaml(config)
+    loop_config = _train_config(file, config, dict(loop or {}), recipe.loop_defaults_for(options))
+    torch.manual_seed(loop_config.seed)  # before the model is built: its initial weights depend on --seed only
+    built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop_config))
+    if overwrite and not resume and out.is_dir():
+        shutil.rmtree(out)  # checked above: a folder holding a run, not one of the inputs
+    if built.fitted is not None:
+        _write_fitted(out, built, entry)
+        return {"model": out / "model.safetensors", "step": 0, "fitted": True}
+    trainer = Trainer(built.task, loop_config, out, resume=resume, progress=progress, extra_run_info=built.run_info,
+                      on_step=on_step)
+    try:
+        return {**trainer.fit(), "fitted": False}
+    finally:
+        shutdown(trainer.dist)
 
 
 @app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -141,6 +186,8 @@ def train(
     log_every: Optional[int] = typer.Option(None, "--log-every"),
     keep_best: Optional[int] = typer.Option(None, "--keep-best"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (0: its default)."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget: stop cleanly "
+                                                "(validated, saved, exported) after this many minutes (0: off)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished or stale run in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -151,44 +198,23 @@ def train(
     geneface train syncnet --data corpus --out runs/syncnet
     geneface train audio2motion --data corpus --syncnet runs/syncnet/model.safetensors --out runs/vae
     """
-    import torch
-
-    from geneface.core.outputs import run_folder
     from geneface.errors import UsageError
-    from geneface.training.distributed import shutdown
-    from geneface.training.recipe import TrainInputs, load_recipe, parse_options
-    from geneface.training.trainer import Trainer
+    from geneface.training.recipe import load_recipe
 
     entry = _plugin_entry(kind, plugin)
-    recipe = load_recipe(entry.cls)
-    where = f"training {entry.kind} '{entry.name}'"
     if show_options:
+        recipe = load_recipe(entry.cls)
         lines = [option.usage() for option in recipe.options] or ["(none)"]
-        typer.echo(f"{where}: its own flags\n  " + "\n  ".join(lines))
+        typer.echo(f"training {entry.kind} '{entry.name}': its own flags\n  " + "\n  ".join(lines))
         return
     if out is None:
         raise UsageError("--out is required: the folder for the run's models, states and metrics")
-    options = parse_options(recipe.options, ctx.args, where)
-    if recipe.needs_data and not data:
-        raise UsageError(f"{where} needs --data: a dataset or a folder of datasets")
-    paths = [*data, config, *(v for v in options.values() if isinstance(v, Path)),
-             *(p for v in options.values() if isinstance(v, list) for p in v if isinstance(p, Path))]
-    run_folder(out, overwrite=overwrite, resume=resume, inputs=paths)
-
-    file = _load_yaml(config)
-    loop = _train_config(file, config, {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                                        "device": device, "val_every": val_every, "ckpt_every": ckpt_every,
-                                        "log_every": log_every, "keep_best": keep_best, "threads": threads},
-                         recipe.loop_defaults_for(options))
-    torch.manual_seed(loop.seed)  # before the model is built: its initial weights depend on --seed only
-    built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop))
-    if overwrite and not resume and out.is_dir():
-        shutil.rmtree(out)  # checked above: a folder holding a run, not one of the inputs
-    if built.fitted is not None:
-        _write_fitted(out, built, entry)
-        return
-    trainer = Trainer(built.task, loop, out, resume=resume, progress=not quiet, extra_run_info=built.run_info)
-    try:
-        _report(trainer.fit())
-    finally:
-        shutdown(trainer.dist)
+    loop = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "device": device,
+            "val_every": val_every, "ckpt_every": ckpt_every, "log_every": log_every, "keep_best": keep_best,
+            "threads": threads, "max_minutes": max_minutes}
+    result = train_plugin(entry, data, out, args=ctx.args, loop=loop, config=config, resume=resume,
+                          overwrite=overwrite, progress=not quiet)
+    if result.get("fitted"):
+        typer.echo(f"wrote {out / 'model.safetensors'} (fitted, no training steps)")
+    else:
+        _report(result)

@@ -75,6 +75,10 @@ class TrainConfig:
     keep_best: int = attrs.field(default=3, validator=_non_negative)  # best exported models kept
     log_every: int = attrs.field(default=50, validator=_positive)
     threads: int = attrs.field(default=0, validator=_non_negative)  # torch CPU threads; 0: torch's choice
+    # Wall-clock budget of one invocation of the loop, in minutes (0: off). Checked between
+    # steps; when spent, the run ends like a task's own stop (validated, saved, exported, the
+    # reason in run.json). `--resume` continues a run stopped this way, with a fresh budget.
+    max_minutes: float = attrs.field(default=0.0, validator=_non_negative)
 
     def lr_schedule(self, lr: float = 0.0) -> LRSchedule:
         """The run's schedule (peak `lr`, default the run's `lr`); tasks derive group schedules from it."""
@@ -88,7 +92,7 @@ class TrainConfig:
 
 # Fields that may change between a run and its resumption without changing its result
 # (`steps` too, unless the cosine schedule is stretched by it).
-RESUMABLE_CHANGES = {"device", "log_every", "keep_ckpts", "keep_best", "ckpt_every", "threads"}
+RESUMABLE_CHANGES = {"device", "log_every", "keep_ckpts", "keep_best", "ckpt_every", "threads", "max_minutes"}
 
 
 def changed_on_resume(saved: dict, now: dict) -> list[str]:

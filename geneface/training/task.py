@@ -189,6 +189,11 @@ class TrainTask(abc.ABC):
         by `best_metric`."""
         return None
 
+    def run_share(self) -> float:
+        """How far the run is, 0..1 (the trainer replaces this: its share of the steps, or of
+        the time budget when that is further along). Tasks with stages switch on it."""
+        return 0.0
+
     def after_step(self, step: int) -> None:
         """Called on every rank after each finished step (`step` counts finished steps)."""
 

@@ -16,7 +16,9 @@ way for every task:
   (a task with `keep_candidates` exports at every validation into `candidates/` and chooses
   the run's `model.safetensors` itself after the run, `choose_model`);
   validation images in `validation/step-XXXXXXXX/`; a task may stop the run on validation
-  with a reason (printed, and recorded in run.json as `stopped`);
+  with a reason (printed, and recorded in run.json as `stopped`); so does a wall-clock budget
+  (`max_minutes`, checked between steps: the run is validated, saved and exported at the
+  step where it ran out, and `--resume` continues it with a fresh budget);
 - metrics to `metrics.csv` (and TensorBoard when installed), a progress bar with the loss and
   steps per second;
 - Ctrl-C: the step under way finishes, the state is saved, then KeyboardInterrupt is raised
@@ -35,6 +37,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -111,6 +114,8 @@ class Trainer:
         self.validations: list[dict] = []  # [{"step", "metrics"}] of every validation, in order
         self._acc: dict[str, list[float]] = {}  # train metrics since the last log line
         self.stopped: Optional[dict] = None  # {"step", "reason"} when the task stopped the run
+        self._out_of_time = False
+        self._budget_started: Optional[float] = None  # `stopped` is the time budget's (a resumed run goes on)
 
     # -- files ---------------------------------------------------------------------------
     @property
@@ -189,6 +194,7 @@ class Trainer:
             "validations": self.validations,
             "acc": self._acc,
             "stopped": self.stopped,
+            "out_of_time": self._out_of_time,
         }
         path = self.state_dir / f"step-{self.step:08d}.safetensors"
         save_checkpoint(path, Checkpoint(STATE_KIND, self.task.name, "1", json_safe(self.run_record()),
@@ -217,6 +223,8 @@ class Trainer:
         self.validations = list(ckpt.meta.get("validations", []))
         self._acc = {k: list(v) for k, v in ckpt.meta.get("acc", {}).items()}
         self.stopped = ckpt.meta.get("stopped")
+        if ckpt.meta.get("out_of_time"):
+            self.stopped = None  # the budget was that invocation's: this one has its own
         if self.dist.is_main and self.best_dir.is_dir():
             # Best models exported after this state was saved will be exported again.
             listed = {b["file"] for b in self.best}
@@ -313,10 +321,27 @@ class Trainer:
         run_schedule = self.config.lr_schedule()
         for name, optimizer in optimizers.items():
             for group, torch_group in zip(specs[name].groups, optimizer.param_groups):
-                torch_group["lr"] = (group.schedule or run_schedule).lr_at(self.step, self.config.steps)
+                torch_group["lr"] = (group.schedule or run_schedule).lr_at(self.step, self._total_steps())
                 rates[f"lr/{name}/{group.name}"] = torch_group["lr"]
         first = next(iter(rates.values()))
         return {"lr": first} if len(rates) == 1 else {"lr": first, **rates}
+
+    def run_share(self) -> float:
+        """How far the run is (0..1): its share of the steps, or of the time budget if further."""
+        share = self.step / max(1, self.config.steps)
+        if self._budget_started is not None and self.config.max_minutes > 0:
+            used = (time.monotonic() - self._budget_started) / (self.config.max_minutes * 60.0)
+            share = max(share, min(1.0, used))
+        return share
+
+    def _total_steps(self) -> int:
+        """The steps the schedules stretch over: `steps`, or under a time budget the steps the
+        budget will allow at the pace so far (so a decay still decays when time, not the
+        step count, ends the run)."""
+        share = self.run_share()
+        if self._budget_started is None or share <= self.step / max(1, self.config.steps) or self.step == 0:
+            return self.config.steps
+        return max(self.step + 1, int(self.step / share))
 
     def _average_gradients(self, params) -> None:
         """Gradients averaged over processes, for tasks whose model is not DDP-wrapped."""
@@ -328,9 +353,13 @@ class Trainer:
                 p.grad /= self.dist.world_size
 
     def fit(self) -> dict:
-        """Train to `config.steps` (or until the task stops the run); returns
+        """Train to `config.steps` (or until the task or the time budget stops the run); returns
         {"model": path, "last": path, "step": n, "best": [...], "stopped": {...} or None}."""
         cfg = self.config
+        started = time.monotonic()
+        budget = cfg.max_minutes * 60.0
+        self._budget_started = started if budget else None
+        self.task.run_share = self.run_share  # staged tasks follow the time budget too
         resume_from = self._prepare_out()
         ddp.barrier(self.dist)  # every rank has looked at --out before rank 0 writes to it
         is_main = self.dist.is_main
@@ -379,10 +408,13 @@ class Trainer:
                     self.task.after_step(self.step)
                     for k, v in {**metrics, **rates}.items():
                         self._acc.setdefault(k, []).append(float(v))
+                    # Out of time: this step ends the run as the last one would (every rank agrees).
+                    out_of_time = bool(budget) and ddp.any_rank(time.monotonic() - started >= budget, self.dist)
+                    last = self.step == cfg.steps or out_of_time
 
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    if self.step % cfg.log_every == 0 or last:
                         shown = self._log_train(log)
-                    if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                    if self.step % cfg.val_every == 0 or last:
                         val = self._validate()
                         if log is not None:
                             log.write(self.step, "val", val)
@@ -392,6 +424,9 @@ class Trainer:
                             self._keep_candidate(val)
                         if reason:
                             self._stop(reason, log)
+                    if out_of_time and self.stopped is None and self.step < cfg.steps:
+                        self._out_of_time = True
+                        self._stop(f"time budget of {cfg.max_minutes:g} min reached", log)
                     if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or self.stopped:
                         self._save_state(optimizers, scaler, data_rng)
                     bar.update(self.step, shown)

@@ -15,12 +15,17 @@ Loss = photometric + entropy of the head's opacity + the ambient coordinate's si
 layers' opacity against the dataset's masks (the masks come free with every dataset and
 settle the silhouette long before colour alone would on a CPU budget).
 Grid tables learn `grid_lr_scale` times faster than the MLPs (RAD-NeRF: 10x).
+
+What every renderer trained on one person's dataset shares lives in `PersonRendererTask`
+(data in memory, the held-out split, what the model keeps from the data, ray sampling by
+phase, validation, export) and `PersonRendererRecipe` (`--profile`, fixed model keys);
+`vanilla_nerf` (geneface.training.vanilla_task) is the other one built on them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, ClassVar, Optional
 
 import attrs
 import numpy as np
@@ -60,12 +65,12 @@ class RendererTaskConfig:
 
 
 
-def check_dataset(ds: Dataset) -> None:
+def check_dataset(ds: Dataset, plugin: str = "hashgrid_nerf") -> None:
     """One line naming the first file a renderer needs and the dataset lacks."""
     for rel in (C2W, IMAGE68, BACKGROUND, f"{MASKS_DIR}/{frame_name(0, '.png')}", f"{FRAMES_DIR}/{frame_name(0)}"):
         if not (ds.path / rel).is_file():
             what = "camera" if rel == C2W else "masks" if rel.startswith(MASKS_DIR) else rel
-            raise DatasetError(f"{ds.path}: no {ds.path / rel}: hashgrid_nerf needs the dataset's {what} "
+            raise DatasetError(f"{ds.path}: no {ds.path / rel}: {plugin} needs the dataset's {what} "
                                "(reprocess the video with `geneface process`)")
 
 
@@ -84,17 +89,28 @@ def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel) > 0
 
 
-class RendererTask(TrainTask):
-    name = "hashgrid_nerf"
+class PersonRendererTask(TrainTask):
+    """A renderer trained on one person's dataset, ray by ray (the shared part).
+
+    The model must have the buffers `plate`, `c2w`, `intrinsics`, `head_region`,
+    `person_region`, `pose_mean`, `pose_std` and `condition.mean` / `condition.std`; a
+    subclass sets where the head's box goes (`set_head_box`), which rays each phase draws
+    (`ray_shares`), what landmarks a batch carries (`batch_landmarks`), the loss and the
+    optimisers. The config needs `head_stage`, `frames_per_batch`, `region_margin`,
+    `val_frames`, `val_images` (and `lip_stage` for a lip phase at the end).
+    """
+
+    name = ""
+    config_cls: ClassVar[type] = type(None)
     best_metric = "psnr"
     best_mode = "max"
     progress_metrics = ("psnr",)
     batch_unit = "rays"
 
-    def __init__(self, stage, ds: Dataset, config: Optional[RendererTaskConfig] = None, steps: int = 1):
-        check_dataset(ds)
+    def __init__(self, stage, ds: Dataset, config=None, steps: int = 1):
+        check_dataset(ds, self.name)
         self.stage, self.model = stage, stage.net
-        self.config = c = config or RendererTaskConfig()
+        self.config = c = config or self.config_cls()
         self.ds, self.steps = ds, steps
         n, s = ds.n_frames, ds.size
         self.val_start = held_out_start(n)
@@ -147,8 +163,11 @@ class RendererTask(TrainTask):
             m.pose_mean.copy_(codes.mean(0))
             m.pose_std.copy_(codes.std(0).clamp(min=1e-4))
             lo, hi = self._head_box(ds)
-            m.occupancy.lo.copy_(torch.tensor(lo))
-            m.occupancy.hi.copy_(torch.tensor(hi))
+            self.set_head_box(lo, hi)
+
+    def set_head_box(self, lo: list, hi: list) -> None:
+        """Put the head's box (canonical frame) where the model keeps it."""
+        raise NotImplementedError
 
     def _head_box(self, ds: Dataset) -> tuple[list, list]:
         """The head's box in the canonical frame: the landmarks' extent plus room for hair above,
@@ -171,21 +190,11 @@ class RendererTask(TrainTask):
         self.step = int(state.get("step", 0))
 
     def phase(self, step: int) -> str:
-        share = step / max(1, self.steps)
+        # The trainer's share covers a time budget (bench renderers) as well as the steps.
+        share = max(step / max(1, self.steps), self.run_share())
         if share < self.config.head_stage:
             return "head"
-        return "lip" if share >= 1.0 - self.config.lip_stage else "torso"
-
-    def optimizers(self, run_schedule: LRSchedule) -> list[OptimizerSpec]:
-        m = self.model
-        grids = [*m.head.space.parameters(), *m.head.ambient_grid.parameters(), *m.torso.grid.parameters()]
-        ids = {id(p) for p in grids} | {id(m.latents.weight)}
-        mlps = [p for p in m.parameters() if id(p) not in ids]
-        grid_schedule = attrs.evolve(run_schedule, lr=run_schedule.lr * self.config.grid_lr_scale)
-        # eps 1e-15 as instant-ngp: grid entries see rare, tiny gradients that a larger eps swallows.
-        return [OptimizerSpec("main", [ParamGroup("grids", grids, grid_schedule, {"eps": 1e-15}),
-                                       ParamGroup("mlps", mlps, None, {"eps": 1e-15}),
-                                       ParamGroup("latents", [m.latents.weight], None)])]
+        return "lip" if share >= 1.0 - getattr(self.config, "lip_stage", 0.0) else "torso"
 
     def _pick(self, rng, pool: np.ndarray, k: int) -> np.ndarray:
         return pool[rng.integers(len(pool), size=k)]
@@ -195,29 +204,37 @@ class RendererTask(TrainTask):
         xs, ys = rng.integers(x0, max(x1, x0 + 1), size=k), rng.integers(y0, max(y1, y0 + 1), size=k)
         return np.minimum(ys, self.ds.size - 1) * self.ds.size + np.minimum(xs, self.ds.size - 1)
 
+    # Per phase, (what, share of the rays): "head" / "torso" (that frame's mask), "face" /
+    # "mouth" (that frame's box of the 68 / mouth points), "head_region" / "person" (where a
+    # head / a person was ever seen), or any name in `boxes()` (a per-frame box).
+    def ray_shares(self, phase: str) -> list[tuple[str, float]]:
+        raise NotImplementedError
+
+    def boxes(self) -> dict[str, np.ndarray]:
+        """Per-frame (x0, y0, x1, y1) boxes rays can be drawn from, by name."""
+        return {"face": self.face_box, "mouth": self.mouth_box}
+
+    def batch_landmarks(self, frames: torch.Tensor) -> torch.Tensor:
+        """The landmarks a batch carries for its frames (here: each frame's own, (F, 68, 3))."""
+        return self.landmarks[frames]
+
     def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict:
         phase = self.phase(self.step)
         nf = min(self.config.frames_per_batch, batch_size)
         frames = self._pick(rng, self.train_idx, nf)
         per = np.full(nf, batch_size // nf)
         per[: batch_size % nf] += 1
+        shares = self.ray_shares(phase)
+        boxes = self.boxes()
         flat, slot = [], []
         for j, (f, k) in enumerate(zip(frames, per)):
             labels = self.masks[f].reshape(-1).numpy()
-            if phase == "head":
-                shares = [("head", 0.5), ("face", 0.2), ("head_region", 0.15), ("person", 0.15)]
-            elif phase == "torso":
-                shares = [("head", 0.3), ("face", 0.1), ("torso", 0.3), ("person", 0.3)]
-            else:
-                shares = [("mouth", 0.5), ("head", 0.2), ("person", 0.3)]
             counts = rng.multinomial(k, [p for _, p in shares])
             for (what, _), cnt in zip(shares, counts):
                 if cnt == 0:
                     continue
-                if what == "face":
-                    picked = self._in_box(rng, self.face_box[f], cnt)
-                elif what == "mouth":
-                    picked = self._in_box(rng, self.mouth_box[f], cnt)
+                if what in boxes:
+                    picked = self._in_box(rng, boxes[what][f], cnt)
                 elif what == "head_region":
                     picked = self._pick(rng, self.head_pixels, cnt)
                 elif what == "person":
@@ -241,13 +258,67 @@ class RendererTask(TrainTask):
             "flat": flat_t,
             "slot": slot_t,
             "ray_frame": ray_frame,
-            "landmarks": self.landmarks[frames_t],
+            "landmarks": self.batch_landmarks(frames_t),
             "latent": torch.from_numpy(self.latent_of[frames]),
             "c2w": torch.from_numpy(self.camera.c2w[frames]),
             "target": self.frames.reshape(len(self.frames), -1, 3)[ray_frame, flat_t].float() / 255.0,
             "label": self.masks.reshape(len(self.masks), -1)[ray_frame, flat_t],
             "lip": lip,
         }
+
+    def after_step(self, step: int) -> None:
+        self.step = step
+
+    # -- validation ----------------------------------------------------------------------
+    def validation_landmarks(self) -> Optional[Callable[[np.ndarray, int], np.ndarray]]:
+        """How a validation frame's landmarks are taken from the video's (None: its own row)."""
+        return None
+
+    def validate(self) -> dict:
+        shown = self.val_idx[np.round(np.linspace(0, len(self.val_idx) - 1, max(1, self.config.val_images))).astype(int)]
+        result = evaluate_frames(self.model, self.ds, self.val_idx, shown if self.config.val_images else (),
+                                 landmarks_for=self.validation_landmarks())
+        self._images = result.pop("images")
+        return result
+
+    def validation_images(self) -> dict[str, np.ndarray]:
+        return self._images
+
+    def export(self, meta: dict) -> Checkpoint:
+        return stage_checkpoint(self.stage, meta={**meta, "data": str(self.ds.path),
+                                                  "held_out": [int(self.val_start), self.ds.n_frames]})
+
+
+class RendererTask(PersonRendererTask):
+    """`hashgrid_nerf`'s task."""
+
+    name = "hashgrid_nerf"
+    config_cls = RendererTaskConfig
+
+    def __init__(self, stage, ds: Dataset, config: Optional[RendererTaskConfig] = None, steps: int = 1):
+        super().__init__(stage, ds, config, steps)
+
+    def set_head_box(self, lo: list, hi: list) -> None:
+        self.model.occupancy.lo.copy_(torch.tensor(lo))
+        self.model.occupancy.hi.copy_(torch.tensor(hi))
+
+    def ray_shares(self, phase: str) -> list[tuple[str, float]]:
+        if phase == "head":
+            return [("head", 0.5), ("face", 0.2), ("head_region", 0.15), ("person", 0.15)]
+        if phase == "torso":
+            return [("head", 0.3), ("face", 0.1), ("torso", 0.3), ("person", 0.3)]
+        return [("mouth", 0.5), ("head", 0.2), ("person", 0.3)]
+
+    def optimizers(self, run_schedule: LRSchedule) -> list[OptimizerSpec]:
+        m = self.model
+        grids = [*m.head.space.parameters(), *m.head.ambient_grid.parameters(), *m.torso.grid.parameters()]
+        ids = {id(p) for p in grids} | {id(m.latents.weight)}
+        mlps = [p for p in m.parameters() if id(p) not in ids]
+        grid_schedule = attrs.evolve(run_schedule, lr=run_schedule.lr * self.config.grid_lr_scale)
+        # eps 1e-15 as instant-ngp: grid entries see rare, tiny gradients that a larger eps swallows.
+        return [OptimizerSpec("main", [ParamGroup("grids", grids, grid_schedule, {"eps": 1e-15}),
+                                       ParamGroup("mlps", mlps, None, {"eps": 1e-15}),
+                                       ParamGroup("latents", [m.latents.weight], None)])]
 
     def compute_loss(self, net, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         c, m = self.config, self.model
@@ -284,7 +355,7 @@ class RendererTask(TrainTask):
         return loss, {"psnr": float(psnr(pred.detach(), target)), "samples_per_ray": len(ambient) / max(1, len(flat))}
 
     def after_step(self, step: int) -> None:
-        self.step = step
+        super().after_step(step)
         m = self.model
         with torch.no_grad():
             conds = m.condition(self.landmarks[self.train_idx].to(m.plate.device))
@@ -296,30 +367,24 @@ class RendererTask(TrainTask):
 
         m.occupancy.step(step, density)
 
-    # -- validation ----------------------------------------------------------------------
     def validate(self) -> dict:
-        shown = self.val_idx[np.round(np.linspace(0, len(self.val_idx) - 1, max(1, self.config.val_images))).astype(int)]
-        result = evaluate_frames(self.model, self.ds, self.val_idx, shown if self.config.val_images else ())
-        self._images = result.pop("images")
-        return {**result, "occupied": self.model.occupancy.occupied_fraction}
-
-    def validation_images(self) -> dict[str, np.ndarray]:
-        return self._images
-
-    def export(self, meta: dict) -> Checkpoint:
-        return stage_checkpoint(self.stage, meta={**meta, "data": str(self.ds.path),
-                                                  "held_out": [int(self.val_start), self.ds.n_frames]})
+        return {**super().validate(), "occupied": self.model.occupancy.occupied_fraction}
 
 
-def evaluate_frames(net, ds: Dataset, frames, shown=()) -> dict:
+def evaluate_frames(net, ds: Dataset, frames, shown=(),
+                    landmarks_for: Optional[Callable[[np.ndarray, int], np.ndarray]] = None) -> dict:
     """Render dataset frames from their own tracked landmarks and poses and compare with the video:
     mean PSNR over frames, full frame (`psnr`) and in the box of the 68 image landmarks
-    (`psnr_face`); truth | render | error images of the frames in `shown`."""
+    (`psnr_face`); truth | render | error images of the frames in `shown`.
+
+    `net.render_frame` gets `landmarks_for(all canonical landmarks, f)` (default: row f; a
+    renderer that reads neighbouring frames takes its window there)."""
     landmarks, c2w = ds.landmarks_canonical(), ds.camera().c2w
     face_box = _boxes(ds.landmarks_image(), ds.size, 0.0)
     full, face, images = [], [], {}
     for f in frames:
-        pred = net.render_frame(torch.from_numpy(landmarks[f]), torch.from_numpy(c2w[f])).cpu()
+        lm = landmarks[f] if landmarks_for is None else landmarks_for(landmarks, f)
+        pred = net.render_frame(torch.from_numpy(np.ascontiguousarray(lm)), torch.from_numpy(c2w[f])).cpu()
         truth = torch.from_numpy(ds.frame(f)).float() / 255.0
         full.append(float(psnr(pred, truth)))
         x0, y0, x1, y1 = face_box[f]
@@ -363,34 +428,56 @@ def _merged(base: dict, over: dict) -> dict:
     return out
 
 
-def _profile(options: dict) -> dict:
+def _profile(options: dict, profiles: Optional[dict] = None) -> dict:
+    profiles = PROFILES if profiles is None else profiles
     name = options.get("profile") or "quick"
-    if name not in PROFILES:
-        raise UsageError(f"--profile: unknown profile '{name}' (known: {', '.join(PROFILES)})")
-    return PROFILES[name]
+    if name not in profiles:
+        raise UsageError(f"--profile: unknown profile '{name}' (known: {', '.join(profiles)})")
+    return profiles[name]
 
 
-class HashGridRecipe(Recipe):
+class PersonRendererRecipe(Recipe):
+    """A renderer trained on one person's dataset: `--data` once, `--profile` picks the loop,
+    model and task defaults (the file's `model` and `task` sections go over them; the keys
+    the data fixes, `fixed_model`, over everything)."""
+
+    plugin: ClassVar[str] = ""
+    profiles: ClassVar[dict] = {}
+    task_cls: ClassVar[type] = PersonRendererTask
+
+    def loop_defaults_for(self, options: dict) -> dict:
+        return _profile(options, self.profiles)["train"]
+
+    def fixed_model(self, ds: Dataset) -> dict:
+        """Model keys set by the data (buffer shapes)."""
+        return {"size": ds.size, "n_poses": ds.n_frames}
+
+    def build(self, inputs: TrainInputs) -> BuiltTask:
+        if len(inputs.data) != 1:
+            raise UsageError(f"--data: {self.plugin} trains on one person's dataset (give --data once)")
+        path = Path(inputs.data[0]).resolve()  # recorded in run.json: usable from any folder
+        ds = Dataset(path)
+        check_dataset(ds, self.plugin)
+        profile = _profile(inputs.options, self.profiles)
+        fixed = self.fixed_model(ds)
+        where = f"{inputs.config_path or '--config'}"
+        model = structure(inputs.stage_cls.Config, _merged(profile["model"], {**(inputs.file.get("model") or {}), **fixed}),
+                          f"{where}:model")
+        task_config = structure(self.task_cls.config_cls, _merged(profile["task"], inputs.file.get("task") or {}),
+                                f"{where}:task")
+        task = self.task_cls(inputs.stage_cls(model), ds, task_config, steps=inputs.loop.steps)
+        return BuiltTask(task, {"data": str(path), "profile": inputs.options.get("profile") or "quick"})
+
+
+class HashGridRecipe(PersonRendererRecipe):
     """`geneface train renderer --plugin hashgrid_nerf --data DATASET --out DIR [--profile quick|full]`."""
 
     options = (TrainOption("profile", "quick (minutes on a CPU) or full (a GPU run)", default="quick"),)
     loop_defaults = PROFILES["quick"]["train"]
+    plugin = "hashgrid_nerf"
+    profiles = PROFILES
+    task_cls = RendererTask
 
-    def loop_defaults_for(self, options: dict) -> dict:
-        return _profile(options)["train"]
-
-    def build(self, inputs: TrainInputs) -> BuiltTask:
-        if len(inputs.data) != 1:
-            raise UsageError("--data: hashgrid_nerf trains on one person's dataset (give --data once)")
-        path = Path(inputs.data[0]).resolve()  # recorded in run.json: usable from any folder
-        ds = Dataset(path)
-        check_dataset(ds)
-        profile = _profile(inputs.options)
+    def fixed_model(self, ds: Dataset) -> dict:
         n = ds.n_frames
-        fixed = {"size": ds.size, "n_poses": n, "n_latents": max(1, held_out_start(n))}
-        where = f"{inputs.config_path or '--config'}"
-        model = structure(inputs.stage_cls.Config, _merged(profile["model"], {**(inputs.file.get("model") or {}), **fixed}),
-                          f"{where}:model")
-        task_config = structure(RendererTaskConfig, _merged(profile["task"], inputs.file.get("task") or {}), f"{where}:task")
-        task = RendererTask(inputs.stage_cls(model), ds, task_config, steps=inputs.loop.steps)
-        return BuiltTask(task, {"data": str(path), "profile": inputs.options.get("profile") or "quick"})
+        return {"size": ds.size, "n_poses": n, "n_latents": max(1, held_out_start(n))}

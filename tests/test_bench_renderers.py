@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from support.toy import ToyRegressionTask
 
+from support.subject import subject_dataset
 from geneface.cli import main
 from geneface.training.config import TrainConfig
 from geneface.training.metrics import read_metrics
@@ -160,12 +161,7 @@ def test_max_minutes_flag_is_a_loop_flag(capsys):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("subject")
-    assert main(["synth", "-o", str(root / "clip"), "--seconds", "2", "--size", "128", "-q"]) == 0
-    out = root / "ds"
-    assert main(["process", str(root / "clip" / "video.mp4"), "-o", str(out), "--size", "64", "--min-face", "20",
-                 "-q"]) == 0
-    return out
+    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
 
 
 @pytest.fixture(scope="module")

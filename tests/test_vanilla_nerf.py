@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from support.subject import read_metrics, subject_dataset
 from geneface.cli import main
 from geneface.core.checkpoint import save_checkpoint, stage_checkpoint
 from geneface.core.dataset import Dataset, held_out_start
@@ -38,19 +39,9 @@ TINY = {
 }
 
 
-def read_metrics(path):
-    rows = [line.split(",") for line in path.read_text().splitlines()[1:]]
-    return {(int(s), phase, name): float(v) for s, phase, name, v in rows}
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("subject")
-    assert main(["synth", "-o", str(root / "clip"), "--seconds", "2", "--size", "128", "-q"]) == 0
-    out = root / "ds"
-    assert main(["process", str(root / "clip" / "video.mp4"), "-o", str(out), "--size", "64", "--min-face", "20",
-                 "-q"]) == 0
-    return out
+    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
 
 
 @pytest.fixture(scope="module")

@@ -189,6 +189,12 @@ class PersonRendererTask(TrainTask):
     def load_state(self, state: dict) -> None:
         self.step = int(state.get("step", 0))
 
+    def batch_rays(self, batch: dict):
+        """The batch's pixels (N x 2, x then y) and their camera rays."""
+        flat, size = batch["flat"], self.ds.size
+        pixels = torch.stack([flat % size, flat // size], dim=-1)
+        return pixels, camera_rays(self.camera, batch["ray_frame"], pixels)
+
     def phase(self, step: int) -> str:
         # The trainer's share covers a time budget (bench renderers) as well as the steps.
         share = max(step / max(1, self.steps), self.run_share())
@@ -323,10 +329,8 @@ class RendererTask(PersonRendererTask):
     def compute_loss(self, net, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         c, m = self.config, self.model
         phase = self.phase(step)
-        size = self.ds.size
         flat, slot = batch["flat"], batch["slot"]
-        pixels = torch.stack([flat % size, flat // size], dim=-1)
-        rays = camera_rays(self.camera, batch["ray_frame"], pixels)
+        pixels, rays = self.batch_rays(batch)
         cond = m.condition(batch["landmarks"])
         latent = m.latents(batch["latent"])
         head, ambient = m.render_head(rays, cond[slot], latent[slot], perturb=True)

@@ -96,10 +96,8 @@ class VanillaTask(PersonRendererTask):
     def compute_loss(self, net, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         c, m = self.config, self.model
         phase = self.phase(step)
-        size = self.ds.size
         flat, slot = batch["flat"], batch["slot"]
-        pixels = torch.stack([flat % size, flat // size], dim=-1)
-        rays = camera_rays(self.camera, batch["ray_frame"], pixels)
+        pixels, rays = self.batch_rays(batch)
         cond = m.condition(batch["landmarks"])
         pose = m.pose(batch["c2w"])
         heads = m.render_head(rays, cond[slot], perturb=True)

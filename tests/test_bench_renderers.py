@@ -149,6 +149,23 @@ def test_time_budget_stops_a_toy_training_and_resume_goes_on(tmp_path, one_torch
     assert "stopped" not in json.loads((out / "run.json").read_text())
 
 
+def test_snapshots_export_the_model_as_it_was_at_each_mark(tmp_path, one_torch_thread):
+    from geneface.core.checkpoint import read_checkpoint
+
+    cfg = dict(steps=10**7, batch_size=8, lr=1e-2, schedule="constant", val_every=10**6, ckpt_every=10**6,
+               log_every=1000)
+    out = tmp_path / "run"
+    result = Trainer(ToyRegressionTask(), TrainConfig(**cfg, max_minutes=0.006, snapshot_minutes=[0.004, 0.002, 1.0]),
+                     out, progress=False).fit()
+    assert [p.name for p in result["snapshots"]] == ["minute-0.002.safetensors", "minute-0.004.safetensors"]
+    metas = [read_checkpoint(p).meta for p in result["snapshots"]]
+    assert [m["snapshot_minutes"] for m in metas] == [0.002, 0.004]
+    assert 0 < metas[0]["step"] < metas[1]["step"] < result["step"]  # taken on the way, in order
+    assert all(m["elapsed_minutes"] >= m["snapshot_minutes"] for m in metas)
+    with pytest.raises(ValueError, match="snapshot_minutes must be > 0"):
+        TrainConfig(snapshot_minutes=[0])
+
+
 def test_max_minutes_flag_is_a_loop_flag(capsys):
     assert main(["train", "--help"]) == 0
     assert "--max-minutes" in capsys.readouterr().out
@@ -216,7 +233,7 @@ def bench(dataset, site, tmp_path_factory):
     try:
         out = tmp_path_factory.mktemp("bench") / "report"
         code = main(["bench", "renderers", "--data", str(dataset), "--budget", BUDGET, "--out", str(out),
-                     "--threads", "1", "--device", "cpu", "-q"])
+                     "--threads", "1", "--device", "cpu", "--snapshot", "mean_face=0.02", "-q"])
         expected = _expected_rows()
     finally:
         registry._REGISTRY = None
@@ -257,7 +274,16 @@ def test_bench_has_a_row_for_every_trainable_renderer(bench, capsys):
         assert (out / "runs" / name / "model.safetensors").is_file()
     assert not list((out / "runs").glob(".*.raw"))  # rendered frames are scored, then removed
 
+    # --snapshot: the model as it was 0.02 min into its training, scored on the same frames.
+    (snap,) = rows["mean_face"]["snapshots"]
+    assert snap["snapshot_minutes"] == 0.02 and snap["elapsed_minutes"] >= 0.02 and "error" not in snap
+    assert 0 < snap["step"] < rows["mean_face"]["steps"]
+    assert (out / "runs" / "mean_face" / snap["file"]).is_file()
+    assert 5.0 < snap["psnr"] < 60.0 and 0.0 < snap["ssim"] <= 1.0
+    assert all("snapshots" not in row for name, row in rows.items() if name != "mean_face")
+
     md = (out / "renderers.md").read_text()
+    assert "## Earlier in training (--snapshot)" in md and "| mean_face | " in md.split("--snapshot)")[1]
     assert "| renderer | source | steps |" in md and "recipe exploded" in md and "side_by_side.png" in md
     import cv2
 
@@ -270,7 +296,8 @@ def test_bench_loads_a_finished_run_instead_of_training(bench, dataset, installe
     out, _, _ = bench
     report = tmp_path / "again"
     code = main(["bench", "renderers", "--data", str(dataset), "--plugins", "mean_face", "--run",
-                 f"mean_face={out / 'runs' / 'mean_face'}", "--out", str(report), "--device", "cpu", "-q"])
+                 f"mean_face={out / 'runs' / 'mean_face'}", "--snapshot", "mean_face=0.02", "--out", str(report),
+                 "--device", "cpu", "-q"])
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "| mean_face | run |" in printed
@@ -279,6 +306,10 @@ def test_bench_loads_a_finished_run_instead_of_training(bench, dataset, installe
     assert row["source"] == "run" and row["train_seconds"] is None
     assert row["steps"] == first["steps"] and row["model_step"] == first["model_step"] <= first["steps"]
     assert row["scores"]["psnr"] == pytest.approx(first["scores"]["psnr"])
+    assert row["stopped"] == first["stopped"] and f"mean_face: loaded run, {first['stopped']}" in printed + (
+        report / "renderers.md").read_text()
+    (snap,) = row["snapshots"]  # a loaded run's own snapshot, scored again
+    assert snap["step"] == first["snapshots"][0]["step"] and snap["psnr"] == pytest.approx(first["snapshots"][0]["psnr"])
     assert not (report / "runs" / "mean_face").exists()
 
 
@@ -298,6 +329,12 @@ def test_one_line_errors_before_any_work(bench, dataset, installed, tmp_path, ca
     assert "no such option --profile" in capsys.readouterr().err
     assert main([*base, "--plugins", "mean_face", "--budget", "0", "--out", str(tmp_path / "a")]) == 2
     assert "--budget" in capsys.readouterr().err
+    assert main([*base, "--plugins", "mean_face", "--snapshot", "mean_face=0.5", "--out", str(tmp_path / "a")]) == 2
+    assert "--snapshot mean_face=0.5: every mark must be > 0 and below the --budget" in capsys.readouterr().err
+    assert main([*base, "--plugins", "mean_face", "--snapshot", "mean_face=0.005", "--run",
+                 f"mean_face={out / 'runs' / 'mean_face'}", "--out", str(tmp_path / "a")]) == 2
+    assert "minute-0.005.safetensors does not exist (the run was not trained with snapshot_minutes including 0.005)" \
+        in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
     # An existing report folder: refused without --overwrite, nothing touched.
     before = (out / "renderers.json").read_text()

@@ -81,6 +81,7 @@ class RendererChoice:
     entry: object  # geneface.registry.PluginEntry
     run: Optional[Path] = None
     args: tuple = attrs.field(default=(), converter=tuple)
+    snapshots: tuple = attrs.field(default=(), converter=tuple)  # minutes of training to score the model at too
 
 
 def parse_assignments(texts: Sequence[str], flag: str) -> dict[str, str]:
@@ -115,12 +116,34 @@ def trainable_renderers(registry=None) -> tuple[list, list[dict]]:
     return found, skipped
 
 
+def parse_snapshots(texts: Sequence[str], budget: float) -> dict[str, tuple[float, ...]]:
+    """`--snapshot NAME=MIN[,MIN...]` words as {name: sorted minutes}, each > 0 and < `budget`."""
+    out = {}
+    for name, value in parse_assignments(texts, "--snapshot").items():
+        try:
+            minutes = sorted({float(m) for m in value.split(",") if m.strip()})
+        except ValueError:
+            raise UsageError(f"--snapshot {name}={value}: expected minutes, e.g. {name}=3,6") from None
+        if not minutes or not all(0 < m < budget for m in minutes):
+            raise UsageError(f"--snapshot {name}={value}: every mark must be > 0 and below the --budget of "
+                             f"{budget:g} min")
+        out[name] = tuple(minutes)
+    return out
+
+
+def snapshot_path(run: Path, minutes: float) -> Path:
+    """Where a run keeps its model as it was `minutes` into training (the Trainer's `snapshot_minutes`)."""
+    return Path(run) / "snapshots" / f"minute-{minutes:g}.safetensors"
+
+
 def select_renderers(plugins: Optional[Sequence[str]] = None, runs: Optional[dict] = None,
-                     options_for: Optional[dict] = None, registry=None) -> tuple[list[RendererChoice], list[dict]]:
+                     options_for: Optional[dict] = None, registry=None,
+                     snapshots: Optional[dict] = None) -> tuple[list[RendererChoice], list[dict]]:
     """The renderers to compare: `plugins` (names), else every trainable one available.
 
     `runs`: name -> a finished run folder to load instead of training; `options_for`: name ->
-    the recipe's own flags as one string ("--profile quick"). Everything is checked here,
+    the recipe's own flags as one string ("--profile quick"); `snapshots`: name -> minutes of
+    its training at which its model is exported and scored too. Everything is checked here,
     before any work: unknown or untrainable names, a run folder without a model of that
     plugin, flags the recipe does not take.
     """
@@ -129,7 +152,7 @@ def select_renderers(plugins: Optional[Sequence[str]] = None, runs: Optional[dic
     from geneface.training.recipe import load_recipe, parse_options
 
     registry = registry or get_registry()
-    runs, options_for = dict(runs or {}), dict(options_for or {})
+    runs, options_for, snapshots = dict(runs or {}), dict(options_for or {}), dict(snapshots or {})
     available, skipped = trainable_renderers(registry)
     if plugins:
         entries = []
@@ -148,7 +171,7 @@ def select_renderers(plugins: Optional[Sequence[str]] = None, runs: Optional[dic
         raise UsageError("no trainable renderer plugin is available here"
                          + (f" (skipped: {'; '.join(s['name'] + ': ' + s['reason'] for s in skipped)})" if skipped else ""))
     names = [e.name for e in entries]
-    for flag, given in (("--run", runs), ("--options-for", options_for)):
+    for flag, given in (("--run", runs), ("--options-for", options_for), ("--snapshot", snapshots)):
         for name in given:
             if name not in names:
                 raise UsageError(f"{flag} {name}: not among the renderers compared ({', '.join(names)})")
@@ -161,13 +184,17 @@ def select_renderers(plugins: Optional[Sequence[str]] = None, runs: Optional[dic
             check_checkpoint(run / "model.safetensors", "renderer", entry.name, f"--run {entry.name}")
             if entry.name in options_for:
                 raise UsageError(f"--options-for {entry.name}: it is loaded from --run, not trained")
+            for minutes in snapshots.get(entry.name, ()):  # a loaded run's own snapshots (`snapshot_minutes`)
+                if not snapshot_path(run, minutes).is_file():
+                    raise UsageError(f"--snapshot {entry.name}: {snapshot_path(run, minutes)} does not exist (the run "
+                                     f"was not trained with snapshot_minutes including {minutes:g})")
         elif entry.name in options_for:
             try:
                 args = tuple(shlex.split(options_for[entry.name]))
             except ValueError as exc:
                 raise UsageError(f"--options-for {entry.name}: {exc}") from None
             parse_options(load_recipe(entry.cls).options, args, f"training renderer '{entry.name}'")
-        choices.append(RendererChoice(entry.name, entry, run, args))
+        choices.append(RendererChoice(entry.name, entry, run, args, snapshots.get(entry.name, ())))
     return choices, skipped
 
 
@@ -611,13 +638,14 @@ def _train(choice: RendererChoice, data: Path, out: Path, budget: float, loop: d
         display.set(min(seconds, time.monotonic() - started), f"step {step}")
 
     result = train_plugin(choice.entry, [data], out, args=choice.args,
-                          loop={**loop, "steps": loop.get("steps") or BENCH_STEPS, "max_minutes": budget},
+                          loop={**loop, "steps": loop.get("steps") or BENCH_STEPS, "max_minutes": budget,
+                                "snapshot_minutes": choice.snapshots},
                           progress=False, on_step=on_step)
     display.set(seconds, force=True)
     stopped = result.get("stopped")
     return {"train_seconds": time.monotonic() - started, "steps": int(result.get("step", 0)),
             "fitted": bool(result.get("fitted")), "stopped": None if not stopped else stopped.get("reason"),
-            "model": Path(result["model"])}
+            "model": Path(result["model"]), "snapshot_files": list(result.get("snapshots") or [])}
 
 
 def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: float, runs_dir: Path,
@@ -658,15 +686,18 @@ def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: flo
             try:
                 if choice.run is not None:
                     model = Path(choice.run) / "model.safetensors"
+                    snapshot_files = [snapshot_path(choice.run, m) for m in choice.snapshots]
                     row["run"] = str(choice.run)
                     info = _run_info(Path(choice.run))
                     if info.get("data") and Path(info["data"]).resolve() != data:
                         row["note"] = f"trained on {info['data']}, not on {data}"
+                    row["stopped"] = (info.get("stopped") or {}).get("reason")
                 else:
                     out = runs_dir / choice.name
                     row["run"] = str(out)
                     row.update(_train(choice, data, out, budget, loop, display, label))
                     model = row.pop("model")
+                    snapshot_files = row.pop("snapshot_files")
                 stage_phase = "evaluation"
                 display.phase(f"{label}: rendering held-out frames", len(frames))
                 stored = runs_dir / f".{choice.name}.frames.raw"
@@ -705,13 +736,22 @@ def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: flo
                     stored.unlink(missing_ok=True)
                 row["scores"] = scores
                 columns.append((choice.name, [shown_frames[k] for k in picks]))
+                if choice.snapshots:
+                    row["snapshots"] = [
+                        _score_snapshot(path, ds, frames, motion, camera, boxes, runs_dir / f".{choice.name}.snapshot.raw",
+                                        render_device, display, f"{label}: snapshot {path.stem}")
+                        for path in snapshot_files]
+                    taken = {s.get("snapshot_minutes") for s in row["snapshots"]}
+                    row["snapshots"] += [{"snapshot_minutes": m, "error": "not taken: the run ended before this mark"}
+                                         for m in choice.snapshots if m not in taken]
             except Exception as exc:  # any failure of one renderer is its row's, never the bench's
                 row["status"], row["error"] = "failed", f"{stage_phase} failed: {one_line(exc)}"
                 row.setdefault("scores", None)
                 columns.append((choice.name, None))
                 echo(f"{choice.name}: {row['error']}")
             finally:
-                for leftover in runs_dir.glob(f".{choice.name}.frames.raw"):
+                for leftover in [*runs_dir.glob(f".{choice.name}.frames.raw"),
+                                 *runs_dir.glob(f".{choice.name}.snapshot.raw")]:
                     leftover.unlink(missing_ok=True)
             rows.append(row)
             display.done(choice.name)
@@ -733,6 +773,36 @@ def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: flo
         settings["lmd_note"] = lmd_note
     image = side_by_side(columns, [f"frame {int(frames[k])}" for k in picks])
     return {"benchmark": "renderers", "settings": settings, "rows": rows, "image": image}
+
+
+def _score_snapshot(path: Path, ds, frames, motion: Motion, camera: Camera, boxes, stored: Path, device: str,
+                    display: _Display, phase: str) -> dict:
+    """A training snapshot (`TrainConfig.snapshot_minutes`) rendered on the held-out frames and
+    scored (PSNR and SSIM; no LMD or speed, which the final model's row has)."""
+    from geneface.core.checkpoint import read_checkpoint
+
+    meta = read_checkpoint(path).meta
+    entry = {"snapshot_minutes": meta.get("snapshot_minutes"), "elapsed_minutes": meta.get("elapsed_minutes"),
+             "step": meta.get("step"), "file": f"snapshots/{path.name}"}  # in the renderer's run folder
+    size = ds.size
+    display.phase(phase, len(frames))
+    try:
+        with open(stored, "wb") as handle:
+            stage, _ = render_timed(lambda: load_renderer(path, device, f"snapshot {path.name}"), motion, camera,
+                                    lambda k, frame: handle.write(np.ascontiguousarray(frame).tobytes()),
+                                    (size, size), display.advance)
+        del stage
+        rendered = np.memmap(stored, np.uint8, "r", shape=(len(frames), size, size, 3))
+        try:
+            scores = score_frames(rendered, (ds.frame(int(f)) for f in frames), boxes)
+        finally:
+            del rendered
+        entry.update({k: scores[k] for k in ("psnr", "ssim", "psnr_face", "ssim_face")})
+    except Exception as exc:  # a snapshot that cannot be scored is noted; the row stands
+        entry["error"] = one_line(exc)
+    finally:
+        stored.unlink(missing_ok=True)
+    return entry
 
 
 def _advancing(frames, display: _Display):
@@ -795,6 +865,31 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+SNAPSHOT_COLUMNS = ("renderer", "at min", "step", "PSNR", "SSIM", "PSNR face", "SSIM face", "reaches the final PSNR of")
+
+
+def format_snapshots(result: dict) -> str:
+    """The table of the `--snapshot` models (empty when none): each one's scores, and which
+    renderers' final models (trained for the whole budget, or loaded) it already matches in PSNR."""
+    finals = [(r["name"], r["scores"]["psnr"], r.get("train_seconds")) for r in result["rows"]
+              if r.get("scores") and r["scores"].get("psnr") is not None]
+    lines = []
+    for row in result["rows"]:
+        for snap in row.get("snapshots") or []:
+            psnr = snap.get("psnr")
+            reached = [f"{name} ({value:.2f} dB" + (f", {seconds / 60:.1f} min)" if seconds else ")")
+                       for name, value, seconds in finals if name != row["name"] and psnr is not None and psnr >= value]
+            cells = [row["name"], _num(snap.get("elapsed_minutes") or snap.get("snapshot_minutes"), 1),
+                     "-" if snap.get("step") is None else str(snap["step"]), _num(psnr), _num(snap.get("ssim"), 3),
+                     _num(snap.get("psnr_face")), _num(snap.get("ssim_face"), 3),
+                     _cell(snap["error"]) if snap.get("error") else (", ".join(reached) or "none")]
+            lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    head = ["| " + " | ".join(SNAPSHOT_COLUMNS) + " |", "|" + "|".join(" --- " for _ in SNAPSHOT_COLUMNS) + "|"]
+    return "\n".join(head + lines)
+
+
 def format_markdown(result: dict) -> str:
     s = result["settings"]
     start, n = s["held_out"]
@@ -811,10 +906,17 @@ def format_markdown(result: dict) -> str:
     if s.get("lmd_note"):
         head += f"- {s['lmd_note']}\n"
     notes = [f"- {r['name']}: {r['note']}" for r in result["rows"] if r.get("note")]
+    notes += [f"- {r['name']}: loaded run, {r['stopped']}" for r in result["rows"]
+              if r["source"] == "run" and r.get("stopped")]
     notes += [f"- {r['name']}: {r['scores']['lmd_note']}" for r in result["rows"]
               if r.get("scores") and r["scores"].get("lmd_note")]
     skipped = [f"- {x['name']}: skipped ({x['reason']})" for x in result.get("skipped", [])]
     tail = "\n" + "\n".join(notes + skipped) + "\n" if notes or skipped else ""
+    snapshots = format_snapshots(result)
+    if snapshots:
+        tail += ("\n## Earlier in training (--snapshot)\n\nThe model as it was when its training's wall clock "
+                 "passed each mark (at min: when it was taken), scored on the same held-out frames; the last column "
+                 "lists the renderers whose final model's PSNR it already matches.\n\n" + snapshots + "\n")
     return (head + "\n" + format_table(result) + "\n" + tail
             + "\n![held-out frames: truth and each renderer](side_by_side.png)\n")
 

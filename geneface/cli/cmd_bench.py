@@ -77,6 +77,8 @@ def bench_renderers(
                                             "model.safetensors instead of training NAME (repeat)."),
     options_for: Optional[List[str]] = typer.Option(None, "--options-for", help="NAME=\"FLAGS\": the recipe's own "
                                                     "flags for NAME (e.g. --options-for hashgrid_nerf=\"--profile quick\"; repeat)."),
+    snapshot: Optional[List[str]] = typer.Option(None, "--snapshot", help="NAME=MIN[,MIN...]: also score NAME's "
+                                                 "model as it was at these minutes of its training (repeat)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Steps per renderer (default: out of reach, so the "
                                         "budget ends every run; give about what the budget allows for step-based "
                                         "schedules to finish)."),
@@ -89,8 +91,8 @@ def bench_renderers(
     quiet: bool = _QUIET,
 ) -> None:
     """Train every trainable renderer on one dataset for the same budget and score them on its held-out frames."""
-    from geneface.bench.renderers import (format_table, held_out_frames, parse_assignments, run_bench,
-                                          select_renderers)
+    from geneface.bench.renderers import (format_snapshots, format_table, held_out_frames, parse_assignments,
+                                          parse_snapshots, run_bench, select_renderers)
     from geneface.core.dataset import Dataset
     from geneface.core.outputs import prepare_output
     from geneface.errors import GenefaceError, UsageError
@@ -109,13 +111,16 @@ def bench_renderers(
     flags = parse_assignments(options_for or [], "--options-for")
     choose_device(device)  # an unknown device or a missing GPU: one line, before any work
     held_out_frames(Dataset(data))  # not a dataset, or too short to hold frames out: one line, before any work
-    choices, skipped = select_renderers(names, runs, flags)
+    snapshots = parse_snapshots(snapshot or [], budget)
+    choices, skipped = select_renderers(names, runs, flags, snapshots=snapshots)
     prepare_output(out, kind="dir", overwrite=overwrite, inputs=[data, *runs.values()], what="--out",
                    replaceable=lambda p: (p / "renderers.json").is_file())
     result = run_bench(data, choices, budget, out, overwrite=overwrite, skipped=skipped,
                        loop={"steps": steps, "threads": threads, "seed": seed}, device=device, progress=not quiet,
                        echo=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(result))
+    if format_snapshots(result):
+        typer.echo("\nearlier in training (--snapshot):\n" + format_snapshots(result))
     typer.echo(f"wrote {out / 'renderers.json'}, {out / 'renderers.md'} and {out / 'side_by_side.png'}")
     failed = [row["name"] for row in result["rows"] if row["status"] != "ok"]
     if failed:  # the exit-code rule for a batch with failed items: 1, the rest done

@@ -79,6 +79,11 @@ class TrainConfig:
     # steps; when spent, the run ends like a task's own stop (validated, saved, exported, the
     # reason in run.json). `--resume` continues a run stopped this way, with a fresh budget.
     max_minutes: float = attrs.field(default=0.0, validator=_non_negative)
+    # Export the model as it is when the loop's wall clock first passes each of these minutes
+    # (`snapshots/minute-M.safetensors`): how a model trained for a long budget looked earlier,
+    # without a second run (`geneface bench renderers --snapshot`). Timed like `max_minutes`.
+    snapshot_minutes: tuple = attrs.field(default=(), converter=lambda v: tuple(sorted(float(m) for m in v or ())),
+                                          validator=attrs.validators.deep_iterable(_positive))
 
     def lr_schedule(self, lr: float = 0.0) -> LRSchedule:
         """The run's schedule (peak `lr`, default the run's `lr`); tasks derive group schedules from it."""
@@ -92,7 +97,8 @@ class TrainConfig:
 
 # Fields that may change between a run and its resumption without changing its result
 # (`steps` too, unless the cosine schedule is stretched by it).
-RESUMABLE_CHANGES = {"device", "log_every", "keep_ckpts", "keep_best", "ckpt_every", "threads", "max_minutes"}
+RESUMABLE_CHANGES = {"device", "log_every", "keep_ckpts", "keep_best", "ckpt_every", "threads", "max_minutes",
+                     "snapshot_minutes"}
 
 
 def changed_on_resume(saved: dict, now: dict) -> list[str]:

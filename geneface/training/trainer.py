@@ -18,7 +18,8 @@ way for every task:
   validation images in `validation/step-XXXXXXXX/`; a task may stop the run on validation
   with a reason (printed, and recorded in run.json as `stopped`); so does a wall-clock budget
   (`max_minutes`, checked between steps: the run is validated, saved and exported at the
-  step where it ran out, and `--resume` continues it with a fresh budget);
+  step where it ran out, and `--resume` continues it with a fresh budget); `snapshot_minutes`
+  exports the model as it is when that clock passes each mark (`snapshots/minute-M.safetensors`);
 - metrics to `metrics.csv` (and TensorBoard when installed), a progress bar with the loss and
   steps per second;
 - Ctrl-C: the step under way finishes, the state is saved, then KeyboardInterrupt is raised
@@ -359,6 +360,7 @@ class Trainer:
         started = time.monotonic()
         budget = cfg.max_minutes * 60.0
         self._budget_started = started if budget else None
+        pending_snapshots = list(cfg.snapshot_minutes)
         self.task.run_share = self.run_share  # staged tasks follow the time budget too
         resume_from = self._prepare_out()
         ddp.barrier(self.dist)  # every rank has looked at --out before rank 0 writes to it
@@ -429,6 +431,8 @@ class Trainer:
                         self._stop(f"time budget of {cfg.max_minutes:g} min reached", log)
                     if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or self.stopped:
                         self._save_state(optimizers, scaler, data_rng)
+                    while pending_snapshots and time.monotonic() - started >= pending_snapshots[0] * 60.0:
+                        self._snapshot(pending_snapshots.pop(0), time.monotonic() - started)
                     bar.update(self.step, shown)
                     if self.on_step is not None:
                         self.on_step(self.step)
@@ -446,6 +450,18 @@ class Trainer:
             bar.close()
             if log is not None:
                 log.close()
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.out / "snapshots"
+
+    def _snapshot(self, minutes: float, elapsed: float) -> None:
+        """Export the model as it is now, for the `snapshot_minutes` mark `minutes`."""
+        if not self.dist.is_main:
+            return
+        meta = {"step": self.step, "selected_by": "snapshot", "snapshot_minutes": minutes,
+                "elapsed_minutes": elapsed / 60.0}
+        save_checkpoint(self.snapshots_dir / f"minute-{minutes:g}.safetensors", self.task.export(meta))
 
     def _write_run_record(self) -> None:
         record = json_safe(self.run_record())
@@ -479,8 +495,9 @@ class Trainer:
         else:
             with atomic_output(model) as tmp:
                 shutil.copyfile(last, tmp)
+        snapshots = sorted(self.snapshots_dir.glob("minute-*.safetensors")) if self.snapshots_dir.is_dir() else []
         return {"model": model, "last": last, "step": self.step, "best": list(self.best), "stopped": self.stopped,
-                "chosen": chosen}
+                "chosen": chosen, "snapshots": snapshots}
 
 
 @contextlib.contextmanager

@@ -42,6 +42,6 @@ def _declare_hooks() -> None:
 
 
 # One hook per kind of component, from geneface.core.kinds.KINDS: register_audio_encoders,
-# register_motion_generators, register_domain_adapters, register_renderers,
-# register_face_trackers, register_syncnets.
+# register_motion_generators, register_domain_adapters, register_post_processors,
+# register_renderers, register_face_trackers, register_syncnets.
 _declare_hooks()

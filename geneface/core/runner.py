@@ -27,7 +27,7 @@ from geneface.core.media import VideoWriter, read_audio
 from geneface.core.motion_io import load_motion, save_motion
 from geneface.core.records import Audio, AudioFeatures, Camera, Motion
 from geneface.core.spec import PipelineSpec, validate_spec
-from geneface.core.stages import Renderer, RunContext, Stage
+from geneface.core.stages import PostProcessor, Renderer, RunContext, Stage
 from geneface.errors import CheckpointError, GenefaceError, StageMismatchError, UsageError
 
 
@@ -108,17 +108,20 @@ class Pipeline:
         producer = f"input '{motion_path or audio_path}'"
         output = Path(output) if output is not None else self.spec.default_output()
         poses = load_camera(poses_path) if poses_path is not None else None
+        chosen_camera = None  # a post-processor's head path (the spec's input.poses still wins)
 
         for stage in self.stages:
             self._seam(record, producer, stage)
             label = f"{stage.kind} '{stage.name}'"
             kind = STAGE_KINDS[stage.kind]
             if kind.produces == "video":
-                camera = _renderer_camera(stage, record, poses, poses_path)
+                camera = _renderer_camera(stage, record, poses, poses_path, chosen_camera)
                 return self._render(stage, record, RunContext(audio, camera), output, progress)
             result = stage.apply(record, RunContext(audio, poses))
             if kind.optional and isinstance(result, Motion) and result.n_frames != record.n_frames:
                 raise StageMismatchError(f"{label} changed the length from {record.n_frames} to {result.n_frames} frames")
+            if isinstance(stage, PostProcessor):
+                chosen_camera = stage.camera(result.n_frames)
             record, producer = result, label
 
         if isinstance(record, Motion):
@@ -147,14 +150,17 @@ class Pipeline:
 
 
 def _renderer_camera(renderer: Renderer, motion: Motion, poses: Optional[Camera],
-                     poses_path: Optional[Path]) -> Optional[Camera]:
-    """One pose per motion frame: the spec's, else the renderer's own; None only if it needs none."""
+                     poses_path: Optional[Path], chosen: Optional[Camera] = None) -> Optional[Camera]:
+    """One pose per motion frame: the spec's, else a post-processor's (`chosen`), else the
+    renderer's own; None only if it needs none."""
     n = motion.n_frames
     if poses is not None:
         if poses.n_frames != n:
             warn(f"input.poses: {poses_path} has {poses.n_frames} poses for {n} motion frames; "
                  + ("using the first ones" if poses.n_frames > n else "looping them back and forth"))
         return camera_for_length(poses, n)
+    if chosen is not None:
+        return camera_for_length(chosen, n)
     camera = renderer.default_camera(n)
     if camera is None and renderer.needs_camera:
         raise UsageError(f"renderer '{renderer.name}' needs a camera path and has none: set input.poses "

@@ -1,7 +1,8 @@
 """The abstract stages of the pipeline. A plugin is a subclass plus an attrs config class.
 
     audio --AudioEncoder--> AudioFeatures --MotionGenerator--> Motion
-          --DomainAdapter--> Motion --Renderer--> frames (streamed) --mux audio--> mp4
+          --DomainAdapter--> Motion --PostProcessor--> Motion (+ head poses)
+          --Renderer--> frames (streamed) --mux audio--> mp4
 
 FaceTracker sits beside the pipeline: it turns a raw video into tracked landmarks for
 `geneface process`; SyncScorer judges lip sync (a training loss and an evaluation metric).
@@ -175,6 +176,33 @@ class DomainAdapter(Stage):
     @abc.abstractmethod
     def adapt(self, motion: Motion) -> Motion:
         ...
+
+    def check_input(self, record) -> Optional[str]:
+        return _motion_problem(record)
+
+
+class PostProcessor(Stage):
+    """Motion -> motion ready to render (same length and rate), and optionally the head poses.
+
+    What made published results stable sits here (METHOD.md, "Inference post-processing"):
+    clamping to the person's range, smoothing, blinks, a closed mouth on silence, a head
+    path. It sees the run's context (the driving audio, for silence) and may choose the
+    camera path (`camera`): the pipeline gives the renderer the spec's `input.poses` when
+    set, else this stage's path, else the renderer's own default.
+    """
+
+    kind = "post_processor"
+
+    @abc.abstractmethod
+    def process(self, motion: Motion, context: "RunContext") -> Motion:
+        ...
+
+    def camera(self, n_frames: int) -> Optional[Camera]:
+        """The head poses (one per frame) this stage chooses for the renderer, or None."""
+        return None
+
+    def apply(self, record: Motion, context: "RunContext") -> Motion:
+        return self.process(record, context)
 
     def check_input(self, record) -> Optional[str]:
         return _motion_problem(record)

@@ -129,3 +129,16 @@ def test_run_wrong_shape_landmarks_exits_2(tmp_path, wav_file):
 def test_unknown_command_and_internal_error_policy(tmp_path):
     r = gf("frobnicate")
     assert r.returncode == 2
+
+
+def test_run_leaves_a_record_of_its_speed_next_to_the_video(tmp_path, wav_file, motion_file):
+    pytest.importorskip("geneface_landmark_viz")
+    import json
+
+    r = gf("run", _sketch_spec(tmp_path, motion_file, wav_file), "-q")
+    assert r.returncode == 0, r.stderr
+    record = json.loads((tmp_path / "out" / "sketch.run.json").read_text())
+    assert record["frames"] == media.probe_video(tmp_path / "out" / "sketch.mp4").n_frames()
+    assert record["fps"] > 0 and record["seconds"] > 0 and record["device"] == "cpu"
+    assert record["renderer"] == "landmark_sketch" and record["paste_back"] is False
+    assert "rendered at" in r.stdout and "fps" in r.stdout

@@ -84,3 +84,27 @@ def test_missing_input_file_and_wrong_output_suffix(tmp_path, wav_file):
     spec = parse_spec({"input": {"audio": str(wav_file)}, "stages": {"audio_encoder": "mel"}, "output": "x.mp4"}, tmp_path)
     with pytest.raises(SpecError, match=r"output: .*must end in .npz"):
         validate_spec(spec, reg)
+
+
+def test_output_as_a_mapping_with_paste_back(tmp_path, wav_file, motion_file):
+    base = f"input: {{audio: {wav_file}, motion: {motion_file}}}\n"
+    spec = load_spec(_write(tmp_path, base + "stages: {renderer: landmark_sketch}\n"
+                            "output: {path: out/v.mp4, paste_back: true}\n"))
+    assert spec.output == tmp_path.resolve() / "out" / "v.mp4" and spec.paste_back and spec.paste_dataset is None
+    for text, pattern in (
+        ("stages: {renderer: landmark_sketch}\noutput: {path: v.mp4, paste_bak: true}\n",
+         r"output.paste_bak: unknown key; did you mean 'paste_back'"),
+        ("stages: {renderer: landmark_sketch}\noutput: {path: v.mp4, paste_back: yes please}\n",
+         r"output.paste_back: expected true or false"),
+    ):
+        with pytest.raises(SpecError, match=pattern):
+            load_spec(_write(tmp_path, base + text))
+    registry = get_registry()
+    motion_only = load_spec(_write(tmp_path, f"input: {{audio: {wav_file}}}\nstages: {{audio_encoder: mel}}\n"
+                                   "output: {path: f.npz, paste_back: true}\n"))
+    with pytest.raises(SpecError, match="output.paste_back: pasting back needs a renderer"):
+        validate_spec(motion_only, registry)
+    no_dataset = load_spec(_write(tmp_path, base + "stages: {renderer: landmark_sketch}\n"
+                                  f"output: {{path: v.mp4, paste_back: true, dataset: {tmp_path / 'nowhere'}}}\n"))
+    with pytest.raises(SpecError, match="output.dataset: .*nowhere is not a dataset folder"):
+        validate_spec(no_dataset, registry)

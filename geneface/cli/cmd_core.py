@@ -78,6 +78,8 @@ def run(
     motion: Optional[Path] = typer.Option(None, "--motion", "-m", help="Landmark file; overrides input.motion."),
     poses: Optional[Path] = typer.Option(None, "--poses", help="Camera path (pose file or dataset); overrides input.poses."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file; overrides `output`."),
+    paste_back: bool = typer.Option(False, "--paste-back", help="Put the rendered crop back into the full-size "
+                                    "source video of the renderer's dataset (as output.paste_back: true)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -88,5 +90,6 @@ def run(
     from geneface.registry import get_registry
 
     result = run_spec(load_spec(spec), get_registry(), audio=audio, motion=motion, output=output,
-                      progress=None if quiet else track, poses=poses, overwrite=overwrite)
-    typer.echo(f"wrote {result.output} ({result.kind}, {result.n_frames} frames, {result.duration:.2f} s)")
+                      progress=None if quiet else track, poses=poses, overwrite=overwrite, paste_back=paste_back)
+    speed = f", rendered at {result.fps:.1f} fps" if result.fps else ""
+    typer.echo(f"wrote {result.output} ({result.kind}, {result.n_frames} frames, {result.duration:.2f} s{speed})")

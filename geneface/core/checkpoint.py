@@ -53,6 +53,18 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         os.chmod(tmp, 0o666 & ~umask)
 
 
+def read_meta(path: Path) -> dict:
+    """A checkpoint's `meta` (training step, dataset, ...) without loading its tensors; {} when unreadable."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {}).get("geneface.meta", "{}"))
+    except Exception:  # a damaged file is read_checkpoint's to report
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def read_checkpoint(path: Path, expect_kind: Optional[str] = None, expect_plugin: Optional[str] = None) -> Checkpoint:
     """Load a checkpoint; refuses a corrupt file or one meant for another plugin."""
     from safetensors import SafetensorError

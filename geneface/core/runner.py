@@ -12,13 +12,16 @@ renderer through the run context.
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import attrs
 import numpy as np
 
+from geneface.core.atomic import atomic_output
 from geneface.core.camera_io import camera_for_length, load_camera
 from geneface.core.checkpoint import read_checkpoint
 from geneface.core.config import structure
@@ -28,7 +31,7 @@ from geneface.core.motion_io import load_motion, save_motion
 from geneface.core.records import Audio, AudioFeatures, Camera, Motion
 from geneface.core.spec import PipelineSpec, validate_spec
 from geneface.core.stages import PostProcessor, Renderer, RunContext, Stage
-from geneface.errors import CheckpointError, GenefaceError, StageMismatchError, UsageError
+from geneface.errors import CheckpointError, GenefaceError, SpecError, StageMismatchError, UsageError
 
 
 def warn(message: str) -> None:
@@ -81,6 +84,14 @@ class RunResult:
     kind: str  # "video", "motion" or "audio features"
     n_frames: int
     duration: float
+    fps: Optional[float] = None  # frames per second of rendering and writing (video only)
+    record: Optional[Path] = None  # the run's sidecar JSON (video only): `<output stem>.run.json`
+
+
+def run_record_path(video: Path) -> Path:
+    """Where `geneface run` leaves the facts of the run that made `video` (`geneface eval` reads them)."""
+    video = Path(video)
+    return video.with_name(video.stem + ".run.json")
 
 
 class Pipeline:
@@ -115,8 +126,11 @@ class Pipeline:
             label = f"{stage.kind} '{stage.name}'"
             kind = STAGE_KINDS[stage.kind]
             if kind.produces == "video":
+                paste, paste_camera = self._paste_back(record.n_frames)
+                if paste is not None:  # the source frames' own head poses, frame for frame
+                    chosen_camera = paste_camera
                 camera = _renderer_camera(stage, record, poses, poses_path, chosen_camera)
-                return self._render(stage, record, RunContext(audio, camera), output, progress)
+                return self._render(stage, record, RunContext(audio, camera), output, progress, paste)
             result = stage.apply(record, RunContext(audio, poses))
             if kind.optional and isinstance(result, Motion) and result.n_frames != record.n_frames:
                 raise StageMismatchError(f"{label} changed the length from {record.n_frames} to {result.n_frames} frames")
@@ -128,17 +142,43 @@ class Pipeline:
             save_motion(output, record, overwrite=self.overwrite)
             return RunResult(output, "motion", record.n_frames, record.duration)
         if isinstance(record, AudioFeatures):
-            from geneface.core.atomic import atomic_output
-
             with atomic_output(output, overwrite=self.overwrite) as tmp, open(tmp, "wb") as handle:
                 np.savez(handle, values=record.values, frame_rate=np.float32(record.frame_rate))
             return RunResult(output, "audio features", record.n_frames, record.duration)
         raise GenefaceError(f"the pipeline ended with {type(record).__name__}, which cannot be written")
 
-    def _render(self, renderer, motion: Motion, context: RunContext, output: Path, progress) -> RunResult:
+    def _paste_back(self, n_frames: int):
+        """(paste-back, the source frames' camera path) for `output.paste_back`, (None, None) when
+        off; checked before rendering starts."""
+        if not self.spec.paste_back:
+            return None, None
+        from geneface.core.dataset import Dataset
+        from geneface.core.paste_back import PasteBack
+
+        path = self._paste_dataset()
+        paste = PasteBack.from_dataset(path, n_frames)
+        # Rendered frame i goes onto source frame ping_pong(...)[i]: the same order as this path.
+        return paste, camera_for_length(Dataset(path).camera(), n_frames)
+
+    def _paste_dataset(self) -> Path:
+        if self.spec.paste_dataset is not None:
+            return self.spec.paste_dataset
+        from geneface.core.checkpoint import read_meta
+
+        renderer = self.spec.stage("renderer")
+        data = read_meta(renderer.checkpoint).get("data") if renderer.checkpoint is not None else None
+        if not data:
+            raise SpecError("output.paste_back: set output.dataset (the renderer's checkpoint does not name the "
+                            "dataset it was trained on)")
+        return Path(data)
+
+    def _render(self, renderer, motion: Motion, context: RunContext, output: Path, progress, paste=None) -> RunResult:
         frames = renderer.apply(motion, context)
+        if paste is not None:
+            frames = paste.frames(frames)
         if progress is not None:
             frames = progress(frames, motion.n_frames, f"rendering ({renderer.name})")
+        started = time.perf_counter()
         with VideoWriter(output, fps=motion.fps, audio=context.audio, overwrite=self.overwrite) as writer:
             for i, frame in enumerate(frames):
                 if i >= motion.n_frames:
@@ -146,7 +186,23 @@ class Pipeline:
                 writer.write(frame)
             if writer.n_frames != motion.n_frames:  # inside the block: no file is left behind
                 raise StageMismatchError(f"renderer '{renderer.name}' yielded {writer.n_frames} frames for {motion.n_frames} motion frames")
-        return RunResult(output, "video", writer.n_frames, writer.n_frames / motion.fps)
+        seconds = time.perf_counter() - started
+        fps = writer.n_frames / seconds if seconds > 0 else None
+        record = run_record_path(output)
+        facts = {"fps": fps, "frames": writer.n_frames, "seconds": seconds, "device": _device_of(renderer),
+                 "renderer": renderer.name, "video": output.name, "paste_back": paste is not None,
+                 "stages": [f"{s.kind}:{s.name}" for s in self.stages], "spec": str(self.spec.source)}
+        with atomic_output(record, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(facts, indent=2) + "\n")
+        return RunResult(output, "video", writer.n_frames, writer.n_frames / motion.fps, fps, record)
+
+
+def _device_of(stage) -> str:
+    """Where a stage's torch module runs ("cpu" for a stage without one)."""
+    net = getattr(stage, "net", None)
+    for tensor in (getattr(net, "parameters", lambda: iter(()))()):
+        return str(tensor.device)
+    return "cpu"
 
 
 def _renderer_camera(renderer: Renderer, motion: Motion, poses: Optional[Camera],
@@ -170,13 +226,14 @@ def _renderer_camera(renderer: Renderer, motion: Motion, poses: Optional[Camera]
 
 def run_spec(spec: PipelineSpec, registry, audio: Optional[Path] = None, motion: Optional[Path] = None,
              output: Optional[Path] = None, progress=None, poses: Optional[Path] = None,
-             overwrite: bool = False) -> RunResult:
+             overwrite: bool = False, paste_back: bool = False) -> RunResult:
     """Validate `spec` with any command-line overrides and check its output, then run it."""
     from geneface.core.outputs import prepare_spec_output
 
     inputs = attrs.evolve(spec.input, audio=audio or spec.input.audio, motion=motion or spec.input.motion,
                           poses=poses or spec.input.poses)
-    spec = attrs.evolve(spec, input=inputs, output=output if output is not None else spec.output)
+    spec = attrs.evolve(spec, input=inputs, output=output if output is not None else spec.output,
+                        paste_back=spec.paste_back or paste_back)
     validate_spec(spec, registry)
     # Before any stage is built: an output that exists, is an input or cannot be written.
     target = prepare_spec_output(spec, overwrite=overwrite)

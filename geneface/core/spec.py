@@ -9,7 +9,11 @@
       motion_generator: {plugin: vae, checkpoint: a2m.safetensors}
       domain_adapter:   {plugin: postnet, checkpoint: postnet.safetensors}
       renderer:         {plugin: landmark_sketch, config: {size: 256}}
-    output: out.mp4        # .mp4 when the last stage renders, .npz otherwise
+    output: out.mp4        # .mp4 when the last stage renders, .npz otherwise; or a mapping:
+    output:
+      path: out.mp4
+      paste_back: true     # the rendered crop put back into the dataset's full-size source video
+      dataset: data/me     # whose source video (default: the dataset the renderer was trained on)
 
 Relative paths resolve against the spec's folder. Every error names the key path at fault;
 unknown keys are errors, with the closest known key or plugin suggested.
@@ -32,6 +36,7 @@ from geneface.errors import GenefaceError, SpecError
 TOP_KEYS = ("input", "stages", "output")
 INPUT_KEYS = (*INPUTS, "poses")
 STAGE_KEYS = ("plugin", "config", "checkpoint")
+OUTPUT_KEYS = ("path", "paste_back", "dataset")
 
 
 @attrs.frozen
@@ -55,6 +60,8 @@ class PipelineSpec:
     input: InputSpec
     stages: tuple[StageSpec, ...]  # in pipeline order
     output: Optional[Path]
+    paste_back: bool = False  # output.paste_back: the crop put back into the full-size source video
+    paste_dataset: Optional[Path] = None  # output.dataset (None: the renderer checkpoint's dataset)
 
     def stage(self, kind: str) -> Optional[StageSpec]:
         return next((s for s in self.stages if s.kind == kind), None)
@@ -131,12 +138,22 @@ def parse_spec(data: Any, base: Path, source: Path = Path("<string>")) -> Pipeli
             )
         )
 
-    output = data.get("output")
+    output, paste_back, paste_dataset = data.get("output"), False, None
+    if isinstance(output, Mapping):
+        _check_keys(output, OUTPUT_KEYS, "output")
+        paste_back = output.get("paste_back", False)
+        if not isinstance(paste_back, bool):
+            raise SpecError(f"output.paste_back: expected true or false, got {paste_back!r}")
+        if output.get("dataset") is not None:
+            paste_dataset = _path(output["dataset"], base, "output.dataset")
+        output = output.get("path")
     return PipelineSpec(
         source=source,
         input=inputs,
         stages=tuple(stages),
         output=_path(output, base, "output") if output is not None else None,
+        paste_back=paste_back,
+        paste_dataset=paste_dataset,
     )
 
 
@@ -232,6 +249,14 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
         except GenefaceError as exc:
             raise SpecError(f"input.poses: {exc}") from None
     check_flow(spec, have_audio, have_motion)
+    if spec.paste_back or spec.paste_dataset is not None:
+        if spec.produces != "video":
+            raise SpecError("output.paste_back: pasting back needs a renderer as the last stage")
+        if spec.paste_back and spec.input.poses is not None:
+            raise SpecError("output.paste_back: the crop goes back onto the source frames with their own head poses; "
+                            "remove input.poses")
+        if spec.paste_dataset is not None and not (spec.paste_dataset / "manifest.json").is_file():
+            raise SpecError(f"output.dataset: {spec.paste_dataset} is not a dataset folder (no manifest.json)")
     out = spec.output
     if out is not None:
         want = ".mp4" if spec.produces == "video" else ".npz"

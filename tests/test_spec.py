@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from geneface.core.config import structure
 from geneface.core.spec import load_spec, parse_spec, validate_spec
 from geneface.errors import PluginError, SpecError
 from geneface.registry import get_registry
@@ -108,3 +109,19 @@ def test_output_as_a_mapping_with_paste_back(tmp_path, wav_file, motion_file):
                                   f"output: {{path: v.mp4, paste_back: true, dataset: {tmp_path / 'nowhere'}}}\n"))
     with pytest.raises(SpecError, match="output.dataset: .*nowhere is not a dataset folder"):
         validate_spec(no_dataset, registry)
+
+
+def test_relative_paths_in_stage_configs_resolve_against_the_spec_folder(tmp_path, wav_file, motion_file):
+    from geneface.core.runner import build_stage
+
+    sub = tmp_path / "specs"
+    sub.mkdir()
+    spec = load_spec(_write(sub, f"input: {{motion: {motion_file}}}\n"
+                            "stages: {post_processor: {plugin: person_postprocess, config: "
+                            "{person: ../data/me, pose: {mode: file, pose_file: poses.npz}}}}\noutput: m.npz\n"))
+    config = structure(get_registry().get("post_processor", "person_postprocess").cls.Config,
+                       spec.stages[0].config, "c", spec.base)
+    assert config.person == tmp_path.resolve() / "data" / "me"
+    assert config.pose.pose_file == sub.resolve() / "poses.npz"
+    with pytest.raises(Exception, match="person"):  # built from the resolved path: not a dataset there
+        build_stage(spec.stages[0], get_registry(), spec.base)

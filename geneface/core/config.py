@@ -8,9 +8,10 @@ JSON and checkpoint metadata.
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import attrs
 
@@ -22,8 +23,9 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check (and gently convert) `value` against the annotation `tp`."""
+def _convert(value: Any, tp: Any, where: str, base: Optional[Path] = None) -> Any:
+    """Check (and gently convert) `value` against the annotation `tp`; a relative Path
+    resolves against `base` when given (a spec's folder)."""
     if tp is Any or tp is None:
         return value
     origin = typing.get_origin(tp)
@@ -36,7 +38,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _convert(value, arg, where)
+                return _convert(value, arg, where, base)
             except SpecError as exc:
                 errors.append(str(exc))
         raise SpecError(errors[0] if len(errors) == 1 else f"{where}: {value!r} does not match {_type_name(tp)}")
@@ -51,17 +53,17 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise SpecError(f"{where}: expected {len(args)} items, got {len(value)}")
-            items = [_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))]
+            items = [_convert(v, a, f"{where}[{i}]", base) for i, (v, a) in enumerate(zip(value, args))]
         else:
             item_tp = args[0] if args else Any
-            items = [_convert(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+            items = [_convert(v, item_tp, f"{where}[{i}]", base) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise SpecError(f"{where}: expected a mapping, got {type(value).__name__}")
         return dict(value)
     if attrs.has(tp):
-        return structure(tp, value, where)
+        return structure(tp, value, where, base)
     if tp is bool:
         if not isinstance(value, bool):
             raise SpecError(f"{where}: expected true or false, got {value!r}")
@@ -81,12 +83,14 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if tp is Path:
         if not isinstance(value, (str, Path)):
             raise SpecError(f"{where}: expected a path, got {value!r}")
-        return Path(value)
+        path = Path(value).expanduser()
+        return path if base is None or path.is_absolute() else Path(os.path.normpath(Path(base) / path))
     return value
 
 
-def structure(cls: type, data: Any, where: str = "config") -> Any:
-    """Build attrs class `cls` from a mapping, naming `where` in every error."""
+def structure(cls: type, data: Any, where: str = "config", base: Optional[Path] = None) -> Any:
+    """Build attrs class `cls` from a mapping, naming `where` in every error; relative paths
+    (fields typed Path) resolve against `base` when given."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -97,7 +101,7 @@ def structure(cls: type, data: Any, where: str = "config") -> Any:
     for key, value in data.items():
         if key not in fields:
             raise SpecError(f"{where}.{key}: unknown key{did_you_mean(key, fields)} (known: {', '.join(fields) or 'none'})")
-        kwargs[key] = _convert(value, hints.get(key, Any), f"{where}.{key}")
+        kwargs[key] = _convert(value, hints.get(key, Any), f"{where}.{key}", base)
     missing = [
         name
         for name, f in fields.items()

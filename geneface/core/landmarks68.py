@@ -137,7 +137,7 @@ def mouth_openness(lm68: np.ndarray) -> np.ndarray:
     return gap.mean(-1) / np.maximum(width, 1e-9)
 
 
-EYE_CORNERS = (36, 45)  # outer eye corners: their distance gives a face's scale
+OUTER_EYE_CORNERS = (36, 45)  # their distance gives a face's scale
 
 
 def layout_problem(reference: np.ndarray, landmarks: np.ndarray) -> "str | None":
@@ -147,7 +147,7 @@ def layout_problem(reference: np.ndarray, landmarks: np.ndarray) -> "str | None"
     Judged on the distance between the outer eye corners: canonical faces of different
     people differ by a few per cent; another unit or layout by far more.
     """
-    a, b = EYE_CORNERS
+    a, b = OUTER_EYE_CORNERS
     expected = float(np.linalg.norm(reference[a] - reference[b]))
     if expected == 0.0:  # untrained: nothing to compare with
         return None

@@ -15,7 +15,7 @@
       paste_back: true     # the rendered crop put back into the dataset's full-size source video
       dataset: data/me     # whose source video (default: the dataset the renderer was trained on)
 
-Relative paths resolve against the spec's folder. Every error names the key path at fault;
+Relative paths resolve against the spec's folder, in stage configs too (fields typed Path). Every error names the key path at fault;
 unknown keys are errors, with the closest known key or plugin suggested.
 """
 
@@ -69,6 +69,11 @@ class PipelineSpec:
     @property
     def produces(self) -> str:
         return STAGE_KINDS[self.stages[-1].kind].produces
+
+    @property
+    def base(self) -> Path:
+        """The folder relative paths resolve against: the spec's, or the working folder."""
+        return self.source.parent if self.source.name != "<string>" else Path.cwd()
 
     def default_output(self) -> Path:
         suffix = ".mp4" if self.produces == "video" else ".npz"
@@ -223,14 +228,14 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
                 raise SpecError(f"{where}.checkpoint: {stage.kind} '{stage.plugin}' works only from a trained "
                                 f"checkpoint; make one with `geneface train {stage.kind} --plugin {stage.plugin} "
                                 "...` and name it here")
-            structure(entry.cls.Config, stage.config, f"{where}.config")
+            structure(entry.cls.Config, stage.config, f"{where}.config", spec.base)
         elif not stage.checkpoint.is_file():
             raise SpecError(f"{where}.checkpoint: no such file {stage.checkpoint}")
         else:  # kind, plugin, readability (no pickle), finite weights; then the config it implies
             from geneface.core.checkpoint import check_checkpoint
 
             ckpt = check_checkpoint(stage.checkpoint, stage.kind, stage.plugin, f"{where}.checkpoint")
-            structure(entry.cls.Config, {**ckpt.config, **stage.config}, f"{where}.config")
+            structure(entry.cls.Config, {**ckpt.config, **stage.config}, f"{where}.config", spec.base)
     have_audio = spec.input.audio is not None if have_audio is None else have_audio
     have_motion = spec.input.motion is not None if have_motion is None else have_motion
     for key in INPUTS:

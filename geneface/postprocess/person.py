@@ -1,0 +1,114 @@
+"""The target person's training material for post-processing, read once from a dataset folder.
+
+Everything post-processing learns about the person (landmark range, blinks, closed mouth, head
+path) comes from the frames a person-specific model may train on: those before
+`held_out_start(n_frames)` (the last 1/11 is held out, METHOD.md), minus frames whose
+tracking failed. Frames are kept as contiguous runs (`segments`), because blinks and
+intervals between them must not be measured across a gap.
+
+Motion reaches post-processing in the units of whoever made it (`Motion.mean`/`std`); the
+steps work in the person's own units (`to_person_units`) and the result is handed back in the
+motion's units (`from_person_units`), the convention `geneface.training.person_data.rebase`
+set for every person-specific stage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import attrs
+import numpy as np
+
+from geneface.core.records import N_LANDMARKS, Camera, Motion
+from geneface.errors import UsageError
+
+MIN_TRAIN_FRAMES = 25  # one second: less says nothing about a person's range or blinking
+
+
+@attrs.frozen(eq=False)
+class PersonFrames:
+    """One person's training frames: landmark runs (person units), statistics, poses."""
+
+    path: Path
+    segments: tuple = attrs.field(converter=tuple)  # each T_i x 68 x 3, contiguous training frames
+    mean: np.ndarray  # 68 x 3, over every training frame
+    std: np.ndarray  # 68 x 3 (+1e-6, as geneface.training.person_data, so it never divides by 0)
+    camera: Camera  # the person's camera with the training frames' poses only
+    fps: float
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """Every training frame, N x 68 x 3."""
+        return np.concatenate(self.segments)
+
+    @property
+    def n_frames(self) -> int:
+        return sum(len(s) for s in self.segments)
+
+    @property
+    def seconds(self) -> float:
+        return self.n_frames / self.fps
+
+
+def person_from_arrays(path: Path, segments, camera: Camera, fps: float = 25.0) -> PersonFrames:
+    """A PersonFrames from landmark runs already split off (tests, third parties)."""
+    segments = [np.asarray(s, np.float32).reshape(-1, N_LANDMARKS, 3) for s in segments if len(s)]
+    frames = np.concatenate(segments).astype(np.float64)
+    mean = frames.mean(0).astype(np.float32)
+    std = (frames.std(0) + 1e-6).astype(np.float32)
+    return PersonFrames(Path(path), segments, mean, std, camera, float(fps))
+
+
+def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
+    """The training frames of the dataset at `path`; one-line UsageError naming `where` otherwise."""
+    from geneface.core.dataset import FLAG_FAILED, Dataset, DatasetError, held_out_start
+    from geneface.training.data import true_runs
+
+    if path is None:
+        raise UsageError(f"{where}: required, the target person's dataset folder (made by `geneface process`)")
+    path = Path(path).expanduser()
+    try:
+        ds = Dataset(path)
+        landmarks = ds.landmarks_canonical()
+        camera = ds.camera()
+        n = min(len(landmarks), ds.n_frames, camera.n_frames)
+        flags = ds.tracking()["flags"][:n] if (ds.path / "tracking.npz").exists() else np.zeros(n, np.int64)
+    except DatasetError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (N_LANDMARKS, 3):
+        raise UsageError(f"{where}: {path}: canonical landmarks must be T x 68 x 3, got {landmarks.shape}")
+    start = held_out_start(n)  # the last 1/11 is never looked at
+    good = (np.asarray(flags) & FLAG_FAILED) == 0
+    good[start:] = False
+    segments = [landmarks[a:b] for a, b in true_runs(good)]
+    n_train = sum(len(s) for s in segments)
+    if n_train < MIN_TRAIN_FRAMES:
+        raise UsageError(f"{where}: {path}: {n_train} usable training frames (before the held-out last 1/11); "
+                         f"post-processing needs at least {MIN_TRAIN_FRAMES}")
+    if not np.all(np.isfinite(landmarks[:start])):
+        raise UsageError(f"{where}: {path}: canonical landmarks contain NaN or infinite values")
+    # Poses: the whole training range, failed frames included (geneface process fills them for
+    # continuity), so the looped head path has no jumps.
+    camera = attrs.evolve(camera, c2w=camera.c2w[:start])
+    return person_from_arrays(path, segments, camera, ds.fps)
+
+
+def to_person_units(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """T x 68 x 3 landmarks of `motion` in the person's units (float64).
+
+    Motion with its own statistics is read as z-scores and re-expressed in the person's face;
+    motion without them is taken to be in the person's units already.
+    """
+    if motion.mean is None or motion.std is None:
+        return motion.landmarks.astype(np.float64)
+    return motion.normalized().astype(np.float64) * std + mean
+
+
+def from_person_units(landmarks: np.ndarray, motion: Motion, mean: np.ndarray, std: np.ndarray) -> Motion:
+    """The inverse of `to_person_units`: a Motion like `motion` (fps, mean, std) holding `landmarks`."""
+    x = np.asarray(landmarks, np.float64)
+    if motion.mean is not None and motion.std is not None:
+        # The same floor on std as Motion.normalized, so an untouched frame comes back as it was.
+        x = (x - mean) / std * np.maximum(motion.std, 1e-6) + motion.mean
+    return Motion(x.astype(np.float32), motion.fps, motion.mean, motion.std)

@@ -48,15 +48,16 @@ def check_audio(audio: Audio, path: Path) -> Audio:
     return audio
 
 
-def build_stage(stage_spec, registry) -> Stage:
-    """Instantiate one stage: plugin from the registry, config from the spec or checkpoint."""
+def build_stage(stage_spec, registry, base: Optional[Path] = None) -> Stage:
+    """Instantiate one stage: plugin from the registry, config from the spec or checkpoint
+    (relative paths in it resolve against `base`, the spec's folder)."""
     where = f"stages.{stage_spec.kind}"
     entry = registry.get(stage_spec.kind, stage_spec.plugin, where=f"{where}.plugin")
     cls = entry.cls
     if stage_spec.checkpoint is None:
-        return cls(structure(cls.Config, stage_spec.config, f"{where}.config"))
+        return cls(structure(cls.Config, stage_spec.config, f"{where}.config", base))
     ckpt = read_checkpoint(stage_spec.checkpoint, expect_kind=stage_spec.kind, expect_plugin=stage_spec.plugin)
-    return _restore(cls, ckpt, stage_spec.checkpoint, stage_spec.config, f"{where}.config")
+    return _restore(cls, ckpt, stage_spec.checkpoint, stage_spec.config, f"{where}.config", base)
 
 
 def load_trained_stage(path: Path, kind: str, where: str, registry=None) -> Stage:
@@ -69,8 +70,8 @@ def load_trained_stage(path: Path, kind: str, where: str, registry=None) -> Stag
     return _restore(entry.cls, ckpt, path, {}, f"{path}:config")
 
 
-def _restore(cls, ckpt, path: Path, overrides: dict, where: str) -> Stage:
-    stage = cls(structure(cls.Config, {**ckpt.config, **overrides}, where))
+def _restore(cls, ckpt, path: Path, overrides: dict, where: str, base: Optional[Path] = None) -> Stage:
+    stage = cls(structure(cls.Config, {**ckpt.config, **overrides}, where, base))
     try:
         stage.load_checkpoint(ckpt)
     except (KeyError, ValueError, RuntimeError) as exc:
@@ -98,7 +99,7 @@ class Pipeline:
     def __init__(self, spec: PipelineSpec, registry, overwrite: bool = False):
         self.spec = spec
         self.overwrite = overwrite  # False: a file that appears at the output meanwhile is not replaced
-        self.stages: list[Stage] = [build_stage(s, registry) for s in spec.stages]
+        self.stages: list[Stage] = [build_stage(s, registry, spec.base) for s in spec.stages]
 
     def _seam(self, record, producer: str, stage: Stage) -> None:
         problem = stage.check_input(record)
@@ -127,6 +128,9 @@ class Pipeline:
             kind = STAGE_KINDS[stage.kind]
             if kind.produces == "video":
                 paste, paste_camera = self._paste_back(record.n_frames)
+                if paste is not None and tuple(stage.frame_size()) != (paste.placement.size, paste.placement.size):
+                    raise UsageError(f"output.paste_back: renderer '{stage.name}' renders {stage.frame_size()[1]} x "
+                                     f"{stage.frame_size()[0]} px, not the {paste.placement.size} px crop of the dataset")
                 if paste is not None:  # the source frames' own head poses, frame for frame
                     chosen_camera = paste_camera
                 camera = _renderer_camera(stage, record, poses, poses_path, chosen_camera)

@@ -10,6 +10,8 @@ from geneface.cli import cmd_synth  # noqa: F401
 from geneface.cli import cmd_process  # noqa: F401
 from geneface.cli import cmd_train  # noqa: F401
 from geneface.cli import cmd_bench  # noqa: F401
+from geneface.cli import cmd_eval  # noqa: F401
+from geneface.cli import cmd_demo  # noqa: F401
 
 
 def main(argv=None) -> int:

@@ -41,13 +41,10 @@ from geneface.metrics.video_eval import (
     video_facts,
 )
 
+from support.mel_models import mel_syncnet
+
 SHIFT = 6  # frames the audio is delayed by in the "out of sync" case
 MAX_OFFSET = 8
-SYNCNET_YAML = """
-train: {batch_size: 32, lr: 0.002, val_every: 1000, ckpt_every: 1000, log_every: 50, keep_best: 1}
-model: {channels: [16, 32, 64], embed: 32}
-task: {val_pairs: 100, val_offset_clips: 2}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -63,23 +60,9 @@ def clip(root) -> Path:
 
 
 @pytest.fixture(scope="module")
-def syncnet(root) -> Path:
-    """A tiny SyncNet (mel) trained in process on four other synthetic clips, ~10 s."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        corpus = root / "corpus"
-        assert main(["synth-corpus", str(corpus), "-n", "4", "--size", "64", "--identities", "1",
-                     "--identity-id", "0", "--test-fraction", "0", "--seed", "0", "-q"]) == 0
-        (root / "syncnet.yaml").write_text(SYNCNET_YAML)
-        assert main(["train", "syncnet", "--data", str(corpus), "--out", str(root / "syncnet"), "--config",
-                     str(root / "syncnet.yaml"), "--steps", "150", "--encoder", "mel", "--threads", "1",
-                     "--quiet"]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return root / "syncnet" / "model.safetensors"
+def syncnet(tmp_path_factory) -> Path:
+    """A tiny SyncNet (mel) trained on four other synthetic clips, ~10 s (shared by the session)."""
+    return mel_syncnet(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="module")

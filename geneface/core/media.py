@@ -72,6 +72,17 @@ def read_audio(path: Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     return Audio(np.clip(samples, -1.0, 1.0), sample_rate)
 
 
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file (a dataset records its source's, to notice a changed video)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_wav(path: Path, audio: Audio, overwrite: bool = True) -> None:
     """16-bit PCM wav, written atomically."""
     import soundfile

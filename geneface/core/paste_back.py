@@ -48,7 +48,6 @@ padded size and `source_size` the real one. Every source pixel is kept.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -59,7 +58,7 @@ import numpy as np
 
 from geneface.core.camera_io import ping_pong
 from geneface.core.dataset import MASK_EXT, MASKS_DIR, Dataset, frame_name
-from geneface.core.media import _open, probe_video
+from geneface.core.media import _open, probe_video, sha256_file
 from geneface.core.prefetch import prefetch
 from geneface.errors import MediaError, StageMismatchError, UsageError
 
@@ -71,14 +70,6 @@ SKIP_THROUGH = 50
 DEFAULT_CACHE_BYTES = 256 << 20
 # Frames (source + weights) prepared ahead on a thread while the renderer works.
 PREFETCH_DEPTH = 3
-
-
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -417,7 +408,7 @@ def _check_source(path: Path, recorded: dict, ds: Dataset, verify_sha256: bool) 
     actual_bytes = path.stat().st_size
     if expected_bytes is not None and actual_bytes != expected_bytes:
         raise UsageError(f"{path}: changed since dataset {ds.path} was made ({actual_bytes} bytes, its manifest says {expected_bytes})")
-    if verify_sha256 and recorded.get("sha256") and _sha256(path) != recorded["sha256"]:
+    if verify_sha256 and recorded.get("sha256") and sha256_file(path) != recorded["sha256"]:
         raise UsageError(f"{path}: changed since dataset {ds.path} was made (its sha256 differs from the manifest's)")
     info = probe_video(path)  # UsageError / MediaError naming the file
     if (info.width, info.height) != (recorded["width"], recorded["height"]):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import attrs
 
-from geneface.core.media import VideoInfo, probe_video
+from geneface.core.media import VideoInfo, probe_video, sha256_file
 from geneface.errors import MediaError
 
 # A stream whose packets stop this long before the stated duration was cut off.
@@ -36,14 +35,6 @@ class SourceInfo:
             "codec": self.info.codec,
             "has_audio": self.info.has_audio,
         }
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _video_end(path: Path) -> float:

@@ -40,32 +40,26 @@ def mel_corpus(root: Path) -> Path:
     return corpus
 
 
-def mel_syncnet(root: Path) -> Path:
-    """A tiny SyncNet on mel features (150 steps on four synthetic clips)."""
+def _trained(root: Path, name: str, yaml: str, args: list) -> Path:
+    """`geneface train ARGS --out ROOT/NAME --config ROOT/NAME.yaml` once per session; its model."""
     from geneface.cli import main
 
-    root = Path(root)
-    ckpt = root / "mel_syncnet" / "model.safetensors"
+    ckpt = Path(root) / name / "model.safetensors"
     if not ckpt.exists():
-        corpus = mel_corpus(root)
-        (root / "mel_syncnet.yaml").write_text(SYNCNET_YAML)
-        assert _one_thread(lambda: main(["train", "syncnet", "--data", str(corpus), "--out", str(ckpt.parent),
-                                         "--config", str(root / "mel_syncnet.yaml"), "--steps", "150", "--encoder",
-                                         "mel", "--threads", "1", "--quiet"])) == 0
+        config = Path(root) / f"{name}.yaml"
+        config.write_text(yaml)
+        code = _one_thread(lambda: main(["train", *map(str, args), "--out", str(ckpt.parent), "--config", str(config),
+                                         "--encoder", "mel", "--threads", "1", "--quiet"]))
+        assert code == 0, f"training {name} failed"
     return ckpt
+
+
+def mel_syncnet(root: Path) -> Path:
+    """A tiny SyncNet on mel features (150 steps on four synthetic clips)."""
+    return _trained(root, "mel_syncnet", SYNCNET_YAML, ["syncnet", "--data", mel_corpus(root), "--steps", 150])
 
 
 def mel_vae(root: Path) -> Path:
     """A tiny VAE on mel features against the tiny SyncNet (60 steps)."""
-    from geneface.cli import main
-
-    root = Path(root)
-    ckpt = root / "mel_vae" / "model.safetensors"
-    if not ckpt.exists():
-        syncnet = mel_syncnet(root)
-        (root / "mel_vae.yaml").write_text(VAE_YAML)
-        assert _one_thread(lambda: main(["train", "audio2motion", "--data", str(mel_corpus(root)), "--syncnet",
-                                         str(syncnet), "--out", str(ckpt.parent), "--config",
-                                         str(root / "mel_vae.yaml"), "--steps", "60", "--encoder", "mel",
-                                         "--threads", "1", "--quiet"])) == 0
-    return ckpt
+    return _trained(root, "mel_vae", VAE_YAML, ["audio2motion", "--data", mel_corpus(root), "--syncnet",
+                                                mel_syncnet(root), "--steps", 60])

@@ -121,18 +121,16 @@ class Pipeline:
         output = Path(output) if output is not None else self.spec.default_output()
         poses = load_camera(poses_path) if poses_path is not None else None
         chosen_camera = None  # a post-processor's head path (the spec's input.poses still wins)
+        paste_dataset = self._check_paste_back()  # before any stage runs
 
         for stage in self.stages:
             self._seam(record, producer, stage)
             label = f"{stage.kind} '{stage.name}'"
             kind = STAGE_KINDS[stage.kind]
             if kind.produces == "video":
-                paste, paste_camera = self._paste_back(record.n_frames)
-                if paste is not None and tuple(stage.frame_size()) != (paste.placement.size, paste.placement.size):
-                    raise UsageError(f"output.paste_back: renderer '{stage.name}' renders {stage.frame_size()[1]} x "
-                                     f"{stage.frame_size()[0]} px, not the {paste.placement.size} px crop of the dataset")
-                if paste is not None:  # the source frames' own head poses, frame for frame
-                    chosen_camera = paste_camera
+                paste = None
+                if paste_dataset is not None:  # the source frames' own head poses, frame for frame
+                    paste, chosen_camera = self._paste_back(paste_dataset, record.n_frames)
                 camera = _renderer_camera(stage, record, poses, poses_path, chosen_camera)
                 return self._render(stage, record, RunContext(audio, camera), output, progress, paste)
             result = stage.apply(record, RunContext(audio, poses))
@@ -151,17 +149,28 @@ class Pipeline:
             return RunResult(output, "audio features", record.n_frames, record.duration)
         raise GenefaceError(f"the pipeline ended with {type(record).__name__}, which cannot be written")
 
-    def _paste_back(self, n_frames: int):
-        """(paste-back, the source frames' camera path) for `output.paste_back`, (None, None) when
-        off; checked before rendering starts."""
+    def _check_paste_back(self) -> Optional[Path]:
+        """The dataset of `output.paste_back` (None when off), its source video, crop and masks
+        checked, and the renderer seen to draw its crop: one line before any work."""
         if not self.spec.paste_back:
-            return None, None
-        from geneface.core.dataset import Dataset
+            return None
         from geneface.core.paste_back import PasteBack
 
         path = self._paste_dataset()
-        paste = PasteBack.from_dataset(path, n_frames)
-        # Rendered frame i goes onto source frame ping_pong(...)[i]: the same order as this path.
+        side = PasteBack.from_dataset(path, 1).placement.size
+        renderer = self.stages[-1]
+        if tuple(renderer.frame_size()) != (side, side):
+            height, width = renderer.frame_size()
+            raise UsageError(f"output.paste_back: renderer '{renderer.name}' renders {width} x {height} px, not the "
+                             f"{side} px crop of the dataset")
+        return path
+
+    def _paste_back(self, path: Path, n_frames: int):
+        """(paste-back for `n_frames`, the source frames' camera path in the same looped order)."""
+        from geneface.core.dataset import Dataset
+        from geneface.core.paste_back import PasteBack
+
+        paste = PasteBack.from_dataset(path, n_frames, verify_sha256=False)  # checked before any work
         return paste, camera_for_length(Dataset(path).camera(), n_frames)
 
     def _paste_dataset(self) -> Path:

@@ -55,8 +55,8 @@ def _trained(root: Path, name: str, yaml: str, args: list) -> Path:
 
 
 def mel_syncnet(root: Path) -> Path:
-    """A tiny SyncNet on mel features (150 steps on four synthetic clips)."""
-    return _trained(root, "mel_syncnet", SYNCNET_YAML, ["syncnet", "--data", mel_corpus(root), "--steps", 150])
+    """A tiny SyncNet on mel features (300 steps on four synthetic clips)."""
+    return _trained(root, "mel_syncnet", SYNCNET_YAML, ["syncnet", "--data", mel_corpus(root), "--steps", 300])
 
 
 def mel_vae(root: Path) -> Path:

@@ -20,7 +20,6 @@ stopped.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys

@@ -45,6 +45,21 @@ class TalkingHeadConfig:
     chunk: int = attrs.field(default=16384, validator=_pos)  # rays per pass when rendering
 
 
+def frame_canvas(model, c2w: torch.Tensor):
+    """What rendering one whole frame starts from, for a person NeRF with `person_region`,
+    `head_region`, `plate` and `camera`: the person's flat pixel indices and their (x, y), the
+    plate as float colours (flat), empty head colour and opacity buffers, which of the
+    person's pixels are on the head, and the frame's Camera."""
+    s, device = model.config.size, model.plate.device
+    person = torch.nonzero(model.person_region.reshape(-1)).squeeze(1)
+    pixels = torch.stack([person % s, person // s], dim=-1)
+    image = model.plate.reshape(-1, 3).float() / 255.0
+    head_rgb = torch.zeros(len(person), 3, device=device)
+    head_alpha = torch.zeros(len(person), device=device)
+    on_head = torch.nonzero(model.head_region.reshape(-1)[person]).squeeze(1)
+    return person, pixels, image, head_rgb, head_alpha, on_head, model.camera(c2w[None].cpu().numpy())
+
+
 def pose_codes(c2w: torch.Tensor) -> torch.Tensor:
     """(F, 4, 4) camera-to-world -> (F, 9): the first two rotation columns and the camera
     position; the head is fixed, so this is the head's pose relative to the camera."""
@@ -140,13 +155,7 @@ class TalkingHeadNet(nn.Module):
         cond = self.condition(landmarks[None].to(device))[0]
         latent = self.mean_latent() if latent is None else latent
         c2w = c2w.to(device)
-        person = torch.nonzero(self.person_region.reshape(-1)).squeeze(1)
-        pixels = torch.stack([person % s, person // s], dim=-1)
-        image = self.plate.reshape(-1, 3).float() / 255.0
-        head_rgb = torch.zeros(len(person), 3, device=device)
-        head_alpha = torch.zeros(len(person), device=device)
-        on_head = torch.nonzero(self.head_region.reshape(-1)[person]).squeeze(1)
-        camera = self.camera(c2w[None].cpu().numpy())
+        person, pixels, image, head_rgb, head_alpha, on_head, camera = frame_canvas(self, c2w)
         for part in on_head.split(self.config.chunk):
             head_rgb[part], head_alpha[part] = self._head_front_to_back(camera_rays(camera, 0, pixels[part]), cond, latent)
         pose = self.pose(c2w[None])

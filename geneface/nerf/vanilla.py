@@ -38,7 +38,7 @@ from geneface.nerf.fields.torso import POSE_DIM
 from geneface.nerf.mlp import MLP, MLPConfig
 from geneface.nerf.rays import Rays, camera_rays, intersect_box
 from geneface.nerf.samplers import importance, intervals, merge, stratified
-from geneface.nerf.talking_head import pose_codes
+from geneface.nerf.talking_head import frame_canvas, pose_codes
 from geneface.nerf.volume import Rendered, composite, render_padded
 
 _pos = attrs.validators.gt(0)
@@ -313,13 +313,7 @@ class VanillaNeRFNet(nn.Module):
         s = self.config.size
         cond = self.condition(self.windows(landmarks.to(device)))[0]
         c2w = c2w.to(device)
-        person = torch.nonzero(self.person_region.reshape(-1)).squeeze(1)
-        pixels = torch.stack([person % s, person // s], dim=-1)
-        image = self.plate.reshape(-1, 3).float() / 255.0
-        head_rgb = torch.zeros(len(person), 3, device=device)
-        head_alpha = torch.zeros(len(person), device=device)
-        on_head = torch.nonzero(self.head_region.reshape(-1)[person]).squeeze(1)
-        camera = self.camera(c2w[None].cpu().numpy())
+        person, pixels, image, head_rgb, head_alpha, on_head, camera = frame_canvas(self, c2w)
         for part in on_head.split(self.config.chunk):
             rays = camera_rays(camera, 0, pixels[part])
             _, fine = self.render_head(rays, cond.expand(len(part), -1))

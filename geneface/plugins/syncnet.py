@@ -28,6 +28,7 @@ class SyncNetConfig:
     audio_width: int = attrs.field(default=80, validator=attrs.validators.gt(0))  # set from the data
     channels: tuple[int, int, int] = attrs.field(default=(128, 256, 512), converter=tuple, validator=_three_widths)
     embed: int = attrs.field(default=512, validator=attrs.validators.gt(0))
+    utterance_norm: bool = False  # trained on per-utterance normalised features (set by training)
 
 
 class SyncNet(AudioConditioned, TorchStage, SyncScorer):
@@ -68,7 +69,12 @@ class SyncNet(AudioConditioned, TorchStage, SyncScorer):
         norm = _normalized(motion)
         mouth = mouth_of(torch.from_numpy(norm[:n]))
         self.net.eval()
-        found = offset_search(self.net, mouth, torch.from_numpy(features.values[: 2 * n]), max_offset)
+        values = features.values[: 2 * n]
+        if self.config.utterance_norm:
+            from geneface.core.features import utterance_normalize
+
+            values = utterance_normalize(values)
+        found = offset_search(self.net, mouth, torch.from_numpy(values), max_offset)
         return SyncResult(
             confidence=found.prob_at_zero,
             offset=found.best_offset,

@@ -38,6 +38,7 @@ class VAEConfig:
     flow_hidden: int = attrs.field(default=64, validator=_pos)
     flow_layers: int = attrs.field(default=4, validator=_pos)
     n_flows: int = attrs.field(default=4, validator=_pos)
+    utterance_norm: bool = False  # trained on per-utterance normalised features (set by training)
     # inference
     temperature: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     seed: int = 0
@@ -91,6 +92,10 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
         net = self.net
         down = net.down
         n = features.shape[0] // 2
+        if self.config.utterance_norm:
+            from geneface.core.features import utterance_normalize
+
+            features = utterance_normalize(features[: 2 * n])
         padded = int(math.ceil(n / down)) * down
         device = net.motion_mean.device
         feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)

@@ -12,6 +12,7 @@ never saw.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
@@ -283,30 +284,69 @@ def read_synth_clips(folders: Sequence[Path], encoder: Optional["AudioEncoder"])
 
 
 def dataset_folders(path: Path) -> list[Path]:
-    """`path` itself when it is a dataset, else the datasets directly inside it (a corpus)."""
+    """`path` itself when it is a dataset, else every dataset below it (a corpus, at any depth:
+    `process-corpus` keeps an LRS3-like SPEAKER/CLIP layout)."""
     from geneface.core.dataset import DatasetError, is_dataset, read_manifest
 
     path = Path(path)
     if is_dataset(path):
         return [path]
-    inside = sorted(p for p in path.iterdir() if p.is_dir() and is_dataset(p)) if path.is_dir() else []
-    if not inside:
+    found: list[Path] = []
+
+    def walk(folder: Path) -> None:
+        for p in sorted(folder.iterdir()):
+            if not p.is_dir() or p.name.startswith("."):
+                continue
+            if is_dataset(p):
+                found.append(p)
+            else:
+                walk(p)
+
+    if path.is_dir():
+        walk(path)
+    if not found:
         read_manifest(path)  # raises the precise reason `path` is not a dataset
         raise DatasetError(f"{path}: no datasets inside")
-    return inside
+    return found
 
 
-def speaker_of(manifest: dict, path: Path) -> str:
-    """Who speaks in a dataset: its manifest's `speaker` (synthetic and corpus datasets name
-    one), else the source video's name."""
+# Numbered takes of one person (`Obama_clip1`, `feifeili_clip2_short`) are one speaker.
+_TAKE = re.compile(r"_clip\d+.*$")
+
+
+def speaker_of(manifest: dict, path: Path, root: Optional[Path] = None) -> str:
+    """Who speaks in a dataset, by one rule:
+    1. the manifest's `speaker` (synthetic and corpus datasets may name one);
+    2. a dataset nested in a corpus (ROOT/SPEAKER/.../CLIP, LRS3's and VoxCeleb's layout): the
+       first folder below the corpus root;
+    3. the source video's name, less a numbered-take suffix (`NAME_clip2...` -> `NAME`)."""
     for where in (manifest, manifest.get("source") or {}):
         if where.get("speaker"):
             return str(where["speaker"])
+    if root is not None:
+        try:
+            rel = Path(path).relative_to(root).parts
+        except ValueError:
+            rel = ()
+        if len(rel) > 1:
+            return rel[0]
     source = (manifest.get("source") or {}).get("name")
-    return Path(source).stem if source else path.name
+    return _TAKE.sub("", Path(source).stem if source else Path(path).name)
 
 
-def read_dataset_clips(path: Path, encoder: str, min_frames: int = 5) -> list[Clip]:
+def dataset_features(ds, encoder: "AudioEncoder") -> np.ndarray:
+    """The dataset's stored features of `encoder`, else computed here from its audio.wav (so a
+    corpus processed with mel can train a whisper model without being processed again)."""
+    if encoder.name in ds.feature_names:
+        return ds.audio_features(encoder.name).values
+    if not ds.has_audio:
+        have = ", ".join(ds.feature_names) or "none"
+        raise UsageError(f"{ds.path}: no '{encoder.name}' audio features (it has: {have}) and no audio.wav "
+                         "to compute them from")
+    return encoder.encode(ds.audio()).values
+
+
+def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5) -> list[Clip]:
     """The clips of one dataset (or of each dataset in a corpus folder).
 
     One dataset is one clip, cut where tracking failed (those frames hold interpolated
@@ -315,20 +355,21 @@ def read_dataset_clips(path: Path, encoder: str, min_frames: int = 5) -> list[Cl
     from geneface.core.dataset import FLAG_FAILED, Dataset
 
     clips = []
-    for folder in dataset_folders(path):
+    root = Path(path)
+    for folder in dataset_folders(root):
         ds = Dataset(folder)
-        features = ds.audio_features(encoder)  # DatasetError naming the encoders it does have
+        values = dataset_features(ds, encoder)
         motion = ds.motion()
         flags = ds.tracking()["flags"] if (folder / "tracking.npz").exists() else np.zeros(motion.n_frames, int)
-        speaker = speaker_of(ds.manifest, folder)
-        n = min(motion.n_frames, features.n_frames // 2)
+        speaker = speaker_of(ds.manifest, folder, root)
+        n = min(motion.n_frames, len(values) // 2)
         good = (np.asarray(flags[:n]) & FLAG_FAILED) == 0
         for k, (a, b) in enumerate(true_runs(good)):
             if b - a < min_frames:
                 continue
             clips.append(make_clip(
                 folder.name if k == 0 else f"{folder.name}:{a}", speaker, motion.landmarks[a:b],
-                features.values[2 * a: 2 * b], motion.mean, motion.std, encoder, None, str(folder)))
+                values[2 * a: 2 * b], motion.mean, motion.std, encoder.name, None, str(folder)))
     return clips
 
 
@@ -345,7 +386,7 @@ def load_clips(paths: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:
     for path in paths:
         synth = synth_clip_folders(Path(path))
         clips.extend(read_synth_clips(synth, encoder) if synth is not None
-                     else read_dataset_clips(Path(path), encoder.name))
+                     else read_dataset_clips(Path(path), encoder))
     if not clips:
         raise UsageError("no usable clips in " + ", ".join(str(p) for p in paths))
     sources = [c.source for c in clips if c.name == Path(c.source).name]
@@ -357,3 +398,28 @@ def load_clips(paths: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:
 def mouth_slice() -> slice:
     """The mouth's 60 numbers in a flattened 204-number frame."""
     return slice(MOUTH.start * 3, MOUTH.stop * 3)
+
+
+# -- sampling ----------------------------------------------------------------------------
+
+BALANCE = ("speaker", "window")
+
+
+def clip_weights(clips: Sequence[Clip], window: int, balance: str = "speaker") -> np.ndarray:
+    """The probability of drawing each clip for a training window of `window` frames.
+
+    `window`: every window of every clip equally likely, so a speaker weighs as much as their
+    minutes (one long-recorded speaker, e.g. GRID's s1, dominates). `speaker`: every speaker
+    equally likely, then windows uniform within the speaker's clips.
+    """
+    if balance not in BALANCE:
+        raise UsageError(f"balance must be one of {', '.join(BALANCE)}, got '{balance}'")
+    n = np.array([max(0, c.n_frames - window + 1) for c in clips], dtype=np.float64)
+    if balance == "speaker":
+        totals: dict[str, float] = {}
+        for c, k in zip(clips, n):
+            totals[c.speaker] = totals.get(c.speaker, 0.0) + k
+        n = np.array([k / totals[c.speaker] if totals[c.speaker] else 0.0 for c, k in zip(clips, n)])
+    if n.sum() <= 0:
+        raise UsageError(f"no clip is {window} frames long")
+    return n / n.sum()

@@ -18,7 +18,7 @@ import torch
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import UsageError
 from geneface.models.syncnet import A_FRAMES, V_FRAMES, offset_search, sync_bce
-from geneface.training.data import Clip, feature_stats, mouth_slice
+from geneface.training.data import Clip, clip_weights, feature_stats, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs
 from geneface.training.speaker_data import OPTIONS, load_speaker_data
 from geneface.training.task import TrainTask
@@ -53,13 +53,13 @@ class Pair:
 class PairSampler:
     """Draws (mouth window, audio window, label) pairs from clips, with one numpy Generator."""
 
-    def __init__(self, clips: Sequence[Clip], config: SyncNetTrainConfig):
+    def __init__(self, clips: Sequence[Clip], config: SyncNetTrainConfig, balance: str = "window"):
         self.clips = [c for c in clips if c.n_frames >= V_FRAMES]
         if not self.clips:
             raise UsageError(f"no clip has the {V_FRAMES} frames one SyncNet window needs")
         self.config = config
         self.n_windows = np.array([c.n_frames - V_FRAMES + 1 for c in self.clips])
-        self.p_clip = self.n_windows / self.n_windows.sum()  # uniform over windows
+        self.p_clip = clip_weights(self.clips, V_FRAMES, balance)
         self.by_speaker: dict[str, list[int]] = {}
         for i, c in enumerate(self.clips):
             self.by_speaker.setdefault(c.speaker, []).append(i)
@@ -122,8 +122,9 @@ class SyncNetTask(TrainTask):
     best_mode = "min"
 
     def __init__(self, stage, train: Sequence[Clip], val: Sequence[Clip], config: Optional[SyncNetTrainConfig] = None,
-                 encoder: str = "", data_info: Optional[dict] = None):
-        """`stage`: a `syncnet` plugin instance (its net is trained in place)."""
+                 encoder: str = "", data_info: Optional[dict] = None, balance: str = "window"):
+        """`stage`: a `syncnet` plugin instance (its net is trained in place); `balance`: how
+        training windows are drawn (`clip_weights`); validation pairs stay uniform over windows."""
         self.stage = stage
         self.config = config or SyncNetTrainConfig()
         self.encoder = encoder
@@ -132,7 +133,7 @@ class SyncNetTask(TrainTask):
         mean, std = feature_stats(train)
         self.model.audio_mean.copy_(torch.from_numpy(mean))
         self.model.audio_std.copy_(torch.from_numpy(std))
-        self.sampler = PairSampler(train, self.config)
+        self.sampler = PairSampler(train, self.config, balance)
         self.val_sampler = PairSampler(val, self.config)
         rng = np.random.default_rng(12345)  # fixed validation pairs: comparable across steps
         self.val_pairs = [self.val_sampler.draw(rng) for _ in range(self.config.val_pairs)]
@@ -175,8 +176,9 @@ class SyncNetRecipe(Recipe):
 
     def build(self, inputs: TrainInputs) -> BuiltTask:
         data = load_speaker_data(inputs)
-        stage = inputs.stage_cls(inputs.model_config(audio_width=data.width))
-        task = SyncNetTask(stage, data.train, data.val, inputs.task_config(SyncNetTrainConfig), data.encoder, data.info)
+        stage = inputs.stage_cls(inputs.model_config(audio_width=data.width, utterance_norm=data.utterance_norm))
+        task = SyncNetTask(stage, data.train, data.val, inputs.task_config(SyncNetTrainConfig), data.encoder, data.info,
+                           data.balance)
         return BuiltTask(task, {"data": data.info})
 
 

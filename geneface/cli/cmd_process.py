@@ -107,7 +107,9 @@ def process_corpus_cmd(
     audio_encoder: List[str] = _ENCODERS,
     no_audio: bool = _NO_AUDIO,
     tracker: str = _TRACKER,
-    max_failed: float = _MAX_FAILED,
+    max_failed: float = typer.Option(0.5, "--max-failed", help="Largest share of frames without a face before a clip "
+                                     "is refused. Higher than `process`'s 0.05: audio-to-motion training cuts a clip "
+                                     "where tracking failed (a cut-away shot, a turned head) and keeps the rest."),
     max_gap: int = _MAX_GAP,
     min_face: float = _MIN_FACE,
     fov: Optional[float] = _FOV,

@@ -63,7 +63,14 @@ def is_done(clip: Path, out: Path, config: ProcessConfig) -> Optional[dict]:
     return manifest
 
 
-def _run_worker(clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str]:
+def _run_worker(clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str, float]:
+    """(ok, result or error, seconds the worker ran: from its start, not from when it was queued)."""
+    started = time.perf_counter()
+    ok, result = _worker(clip, out, config)
+    return ok, result, round(time.perf_counter() - started, 2)
+
+
+def _worker(clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str]:
     cmd = [sys.executable, "-m", "geneface.processing.corpus", json.dumps(unstructure(config)), str(clip), str(out)]
     env = dict(os.environ)
     env.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
@@ -135,11 +142,10 @@ def process_corpus(
     with ProgressBars(quiet) as bars:
         advance = bars.task("clips", len(todo), unit="clip") if todo else (lambda n=1: None)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_run_worker, clip, out, config): (clip, rel, out, time.perf_counter()) for clip, rel, out in todo}
+            futures = {pool.submit(_run_worker, clip, out, config): (clip, rel, out) for clip, rel, out in todo}
             for future in as_completed(futures):
-                clip, rel, out, t0 = futures[future]
-                ok, result = future.result()
-                seconds = round(time.perf_counter() - t0, 2)
+                clip, rel, out = futures[future]
+                ok, result, seconds = future.result()
                 if ok:
                     outcome = ClipOutcome(str(rel), str(out.relative_to(out_dir)), "done", seconds, n_frames=result.get("n_frames"))
                 else:

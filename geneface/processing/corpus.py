@@ -51,6 +51,15 @@ def find_clips(in_dir: Path) -> list[Path]:
     )
 
 
+# Settings that only decide whether a clip is refused, never what a finished dataset holds: a
+# rerun with another threshold keeps the clips already done and retries the refused ones.
+ACCEPTANCE_SETTINGS = ("max_failed", "min_face_px")
+
+
+def _output_settings(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in ACCEPTANCE_SETTINGS}
+
+
 def is_done(clip: Path, out: Path, config: ProcessConfig) -> Optional[dict]:
     """The manifest of `out` if it is a finished dataset of this clip with these settings."""
     try:
@@ -58,7 +67,9 @@ def is_done(clip: Path, out: Path, config: ProcessConfig) -> Optional[dict]:
     except fmt.DatasetError:
         return None
     source = manifest.get("source", {})
-    if source.get("size_bytes") != clip.stat().st_size or manifest.get("settings") != unstructure(config):
+    if source.get("size_bytes") != clip.stat().st_size:
+        return None
+    if _output_settings(manifest.get("settings") or {}) != _output_settings(unstructure(config)):
         return None
     return manifest
 

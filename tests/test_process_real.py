@@ -60,3 +60,17 @@ def test_variable_frame_rate_clip_becomes_25_fps(tmp_path):
     assert ds.fps == 25.0 and ds.n_frames == probe_video(src).n_frames(25.0) == 152
     assert len(ds.audio().samples) == ds.n_frames * 640
     assert ds.manifest["quality"]["tracking_failures"] == 0
+
+
+def test_german_news_offset_is_in_sync_and_a_shift_comes_back(german):
+    from geneface.core.landmarks68 import mouth_openness
+    from geneface.processing import av_offset as av
+
+    section = german.manifest["av_offset"]
+    # Measured +1 frame (within the estimate's spread, so left alone by `auto`).
+    assert section["status"] == "ok" and abs(section["estimated_frames"]) <= 1
+    assert section["applied_frames"] == 0 and not section["skip_training"]
+    mouth, samples = mouth_openness(german.landmarks_image()), german.audio().samples
+    for late in (-5, 3):
+        moved = av.estimate_offset(mouth, av.shift_audio(samples, -late))
+        assert moved.status == "ok" and moved.frames == section["estimated_frames"] + late

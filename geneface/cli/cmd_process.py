@@ -27,9 +27,13 @@ _MAX_GAP = typer.Option(5, "--max-gap", help="Longest run of faceless frames (at
 _MIN_FACE = typer.Option(80.0, "--min-face", help="Smallest face width (source pixels) accepted.")
 _FOV = typer.Option(None, "--fov", help="Camera field of view in degrees (default 12.6, GeneFace's face-fitting camera).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+_AV_OFFSET = typer.Option("auto", "--av-offset", help="Audio-to-video offset: auto (estimate it; correct 2 frames or "
+                          "more, flag a clip that cannot tell so training skips it), 0 (take the file as it is) or "
+                          "FRAMES (move the audio that many frames earlier; negative: later). docs/av-offset.md.")
 
 
-def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_failed, max_gap, min_face, fov):
+def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_failed, max_gap, min_face, fov,
+            av_offset="auto"):
     from geneface.errors import UsageError
     from geneface.processing.config import ProcessConfig
 
@@ -43,6 +47,7 @@ def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_fai
         max_failed=max_failed,
         max_gap=max_gap,
         min_face_px=min_face,
+        av_offset=av_offset,
     )
     if fov is not None:
         kwargs["fov_degrees"] = fov
@@ -70,6 +75,7 @@ def process(
     max_gap: int = _MAX_GAP,
     min_face: float = _MIN_FACE,
     fov: Optional[float] = _FOV,
+    av_offset: str = _AV_OFFSET,
     resume: bool = typer.Option(False, "--resume", help="Keep a finished identical dataset; continue an interrupted run."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
     quiet: bool = _QUIET,
@@ -78,7 +84,8 @@ def process(
     from geneface.core.outputs import prepare_output
     from geneface.processing.process import process_video
 
-    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov)
+    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
+                     av_offset)
     # Type, inputs and writability here; an existing folder is process_video's to judge
     # (--resume keeps an identical dataset, --overwrite replaces datasets only).
     prepare_output(output, kind="dir", inputs=(video,), existing_ok=True)
@@ -113,6 +120,7 @@ def process_corpus_cmd(
     max_gap: int = _MAX_GAP,
     min_face: float = _MIN_FACE,
     fov: Optional[float] = _FOV,
+    av_offset: str = _AV_OFFSET,
     quiet: bool = _QUIET,
 ) -> None:
     """Process every clip under IN_DIR, skipping finished ones; one bad clip never stops the others."""
@@ -120,7 +128,8 @@ def process_corpus_cmd(
     from geneface.errors import GenefaceError
     from geneface.processing.corpus import REPORT, process_corpus
 
-    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov)
+    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
+                     av_offset)
     prepare_output(out_dir, kind="dir", inputs=(in_dir,), existing_ok=True, what="OUT_DIR")  # resumed if it exists
     outcomes = process_corpus(in_dir, out_dir, config, workers=workers, quiet=quiet, log=_log)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
@@ -148,6 +157,7 @@ def dataset_info(
 ) -> None:
     """Summarise a dataset: frames, splits, tracking quality, timings."""
     from geneface.core.dataset import Dataset
+    from geneface.processing.offset_stage import offset_summary
 
     ds = Dataset(path)
     summary = ds.summary()
@@ -163,6 +173,8 @@ def dataset_info(
         f"splits     " + ", ".join(f"{k} {v[0]}-{v[1]}" for k, v in summary["splits"].items()),
         f"camera     focal {m['camera']['focal']:.1f} px (fov {m['camera']['fov_degrees']:.1f} deg)",
         f"audio      " + (f"{m['audio']['duration']:.2f} s, features: {', '.join(summary['audio_features']) or 'none'}" if ds.has_audio else "none (--no-audio)"),
+        f"av offset  " + (offset_summary(m) or ("not estimated (processed before the offset step; "
+                                                 "`geneface dataset av-offset` estimates it)" if ds.has_audio else "-")),
         f"reproj     {_fmt_stats(q['reprojection_error_px'], ' px')}",
         f"head mask  covers {100 * cov['min']:.2f}% (min) / {100 * cov['mean']:.2f}% (mean) of the 68-point face hull" if cov.get("min") is not None else "head mask  -",
         f"tracking   {q['tracking_failures']} failed, {q['interpolated_frames']} interpolated, {q['multi_face_frames']} with several faces, confidence {_fmt_stats(q['confidence'])}",
@@ -171,6 +183,28 @@ def dataset_info(
     for warning in m.get("warnings", []):
         lines.append(f"warning    {warning}")
     typer.echo("\n".join(lines))
+
+
+@dataset_app.command("av-offset")
+def dataset_av_offset(
+    paths: List[Path] = typer.Argument(..., help="Datasets, or corpus folders of datasets (searched recursively)."),
+    av_offset: str = _AV_OFFSET,
+) -> None:
+    """Estimate the audio-to-video offset of finished datasets and apply the --av-offset rule, in place."""
+    from geneface.errors import UsageError
+    from geneface.processing.offset_stage import offset_summary, reestimate_dataset
+    from geneface.training.data import dataset_folders
+
+    try:
+        from geneface.processing.av_offset import parse_mode
+
+        mode = parse_mode(av_offset)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    folders = [f for p in paths for f in dataset_folders(p)]
+    for folder in folders:
+        manifest = reestimate_dataset(folder, mode)
+        typer.echo(f"{folder}: {offset_summary(manifest)}")
 
 
 @dataset_app.command("preview")

@@ -419,6 +419,8 @@ class Dataset:
             "focal": m["camera"]["focal"],
             "splits": {k: list(v) for k, v in m["splits"].items()},
             "audio_features": self.feature_names,
+            # None: processed before the offset step existed (`geneface dataset av-offset` adds it)
+            "av_offset": m.get("av_offset"),
             "quality": m["quality"],
             "timings": m["timings"],
             "tracker": m["tracker"],

@@ -19,23 +19,19 @@ from geneface.processing.source import SourceInfo
 from geneface.processing.work import WorkFolder
 
 
-def audio_stage(work: WorkFolder, source: SourceInfo, encoders: Sequence, n_frames: int) -> tuple[Optional[dict], float]:
-    """Runs on a thread beside tracking (it needs only the frame count): (info, seconds).
-
-    `encoders` are AudioEncoder instances; none means a dataset without audio (--no-audio).
-    """
-    started = time.perf_counter()
-    if not encoders:
-        return None, 0.0
-    done = work.done("audio")
-    if done:
-        return done, 0.0
+def source_audio(source: SourceInfo, n_frames: int) -> tuple[Audio, float]:
+    """The source's audio at 16 kHz, exactly as long as the frames; (audio, seconds of silence added)."""
     audio = read_audio(source.info.path)
     target = int(round(n_frames / VIDEO_FPS * SAMPLE_RATE))
     padded = max(0, target - len(audio.samples)) / SAMPLE_RATE
     # An audio track that ends early gets silence to the last frame.
-    audio = Audio(fit_rows(audio.samples, target, pad="zeros"), SAMPLE_RATE)
-    write_wav(work.path / fmt.AUDIO, audio)
+    return Audio(fit_rows(audio.samples, target, pad="zeros"), SAMPLE_RATE), padded
+
+
+def write_audio(folder, audio: Audio, encoders: Sequence, n_frames: int) -> dict:
+    """audio.wav and each encoder's features (2 rows per frame) into `folder`; the manifest's
+    `audio` section (without padded_seconds)."""
+    write_wav(folder / fmt.AUDIO, audio)
     features = {}
     for encoder in encoders:
         name = encoder.name
@@ -47,7 +43,7 @@ def audio_stage(work: WorkFolder, source: SourceInfo, encoders: Sequence, n_fram
             )
         values = fit_rows(np.asarray(encoded.values, np.float32), 2 * n_frames)
         rel = f"{fmt.FEATURES_DIR}/{name}.npy"
-        save_npy(work.path / rel, values)
+        save_npy(folder / rel, values)
         features[name] = {
             "file": rel,
             "width": int(values.shape[1]),
@@ -55,12 +51,27 @@ def audio_stage(work: WorkFolder, source: SourceInfo, encoders: Sequence, n_fram
             "channels": list(encoded.channels),
             "config": unstructure(encoder.config) if attrs.has(type(encoder.config)) else {},
         }
-    info = {
+    return {
         "file": fmt.AUDIO,
         "sample_rate": SAMPLE_RATE,
-        "duration": round(target / SAMPLE_RATE, 4),
-        "padded_seconds": round(padded, 3),
+        "duration": round(len(audio.samples) / SAMPLE_RATE, 4),
         "features": features,
     }
+
+
+def audio_stage(work: WorkFolder, source: SourceInfo, encoders: Sequence, n_frames: int) -> tuple[Optional[dict], float]:
+    """Runs on a thread beside tracking (it needs only the frame count): (info, seconds).
+
+    `encoders` are AudioEncoder instances; none means a dataset without audio (--no-audio).
+    """
+    started = time.perf_counter()
+    if not encoders:
+        return None, 0.0
+    done = work.done("audio")
+    if done:
+        return done, 0.0
+    audio, padded = source_audio(source, n_frames)
+    info = write_audio(work.path, audio, encoders, n_frames)
+    info["padded_seconds"] = round(padded, 3)
     work.mark("audio", info)
     return info, time.perf_counter() - started

@@ -17,6 +17,12 @@ def _share(_inst, attribute, value):
         raise ValueError(f"{attribute.name} must be in [0, 1), got {value}")
 
 
+def _offset_mode(value) -> str:
+    from geneface.processing.av_offset import parse_mode
+
+    return parse_mode(value)
+
+
 @attrs.define
 class ProcessConfig:
     """Every setting of `geneface process`; stored in the manifest."""
@@ -35,6 +41,9 @@ class ProcessConfig:
     min_confidence: float = 0.5  # frames under it are flagged LOW_CONFIDENCE (not dropped)
     jpeg_quality: int = 95
     background_samples: int = 40
+    # Audio-to-video offset: "auto" (estimate, correct >= 2 frames, flag unknown), "0" or a
+    # number of frames to shift by; geneface.processing.av_offset, docs/av-offset.md.
+    av_offset: str = attrs.field(default="auto", converter=lambda v: _offset_mode(v))
 
     def __attrs_post_init__(self):
         if self.size % 2 or self.size < 16:

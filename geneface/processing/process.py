@@ -11,6 +11,8 @@ Stages, each timed and recorded in the manifest:
 5. pose     canonical face, similarity per frame, perspective camera, canonical keypoints;
 6. audio    16 kHz mono wav as long as the frames; features per AudioEncoder, 2 per frame
             (`audio`, on a thread beside tracking);
+   offset   the audio-to-video offset estimated from the mouth and the loudness, and the
+            --av-offset rule applied (`offset_stage`; the audio moved, or the clip flagged);
 7. finish   arrays, statistics, manifest (last), rename the work folder into place.
 
 The crop needs the whole track, so frames are needed twice: a clip whose decoded frames fit
@@ -52,6 +54,7 @@ from geneface.processing.audio import audio_stage
 from geneface.processing.config import ProcessConfig
 from geneface.processing.crop import choose_crop
 from geneface.processing.frames import render_stage
+from geneface.processing.offset_stage import offset_stage
 from geneface.processing.pose import PoseFit, fit_pose
 from geneface.processing.source import SourceInfo, inspect_source
 from geneface.processing.work import TRACK_FILE, WorkFolder
@@ -194,6 +197,14 @@ def _warnings(track: trk.TrackResult) -> list[str]:
     return warnings
 
 
+def _offset_warnings(section: dict) -> list[str]:
+    if section["skip_training"]:
+        return [f"audio-to-video offset unknown ({section['reason']}); flagged so that training skips this clip"]
+    if section["applied_frames"]:
+        return [f"audio was {section['applied_frames']:+d} frames off the picture; moved into sync"]
+    return []
+
+
 # -- the whole thing -----------------------------------------------------------------------
 
 
@@ -277,7 +288,7 @@ def process_video(
         audio_pool = ThreadPoolExecutor(max_workers=1)
         audio_job = audio_pool.submit(audio_stage, work, source, encoders, source.info.n_frames(VIDEO_FPS))
         try:
-            manifest = _make_dataset(work, source, config, tracker, tracker_entry, audio_job, timings, quiet, log)
+            manifest = _make_dataset(work, source, config, tracker, tracker_entry, encoders, audio_job, timings, quiet, log)
             work.finish(overwrite)
         except GenefaceError:
             audio_pool.shutdown(wait=True)  # never delete the folder under the audio thread
@@ -296,6 +307,7 @@ def _make_dataset(
     config: ProcessConfig,
     tracker,
     tracker_entry,
+    encoders: list,
     audio_job: Future,
     timings: _Timings,
     quiet: bool,
@@ -367,6 +379,13 @@ def _make_dataset(
     audio, audio_seconds = audio_job.result()
     timings["audio"] = round(audio_seconds, 3)
     timings.lap("audio_wait")
+    offset = None
+    if audio is not None:
+        offset, audio = offset_stage(work, source, config.av_offset, lm68_crop, usable, encoders, audio)
+        for msg in _offset_warnings(offset):
+            warnings.append(msg)
+            log(f"warning: {video.name}: {msg}")
+        timings.lap("av_offset")
     timings["total"] = round(time.perf_counter() - timings.started, 3)
     return fmt.write_manifest(
         work.path,
@@ -377,6 +396,7 @@ def _make_dataset(
         camera=camera,
         splits={"train": [0, n_train], "val": [n_train, n]},
         audio=audio,
+        av_offset=offset,
         tracker={
             "name": tracker.name,
             "points": int(track.points.shape[1]),

@@ -350,14 +350,19 @@ def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5)
     """The clips of one dataset (or of each dataset in a corpus folder).
 
     One dataset is one clip, cut where tracking failed (those frames hold interpolated
-    guesses, not motion); pieces shorter than `min_frames` are dropped.
+    guesses, not motion); pieces shorter than `min_frames` are dropped, and so are datasets
+    flagged because their audio-to-video offset is unknown (`av_offset.skip_training`).
     """
     from geneface.core.dataset import FLAG_FAILED, Dataset
 
     clips = []
     root = Path(path)
+    skipped = []
     for folder in dataset_folders(root):
         ds = Dataset(folder)
+        if (ds.manifest.get("av_offset") or {}).get("skip_training"):
+            skipped.append(folder.name)  # its audio-to-video offset is unknown: the pairing may be wrong
+            continue
         values = dataset_features(ds, encoder)
         motion = ds.motion()
         flags = ds.tracking()["flags"] if (folder / "tracking.npz").exists() else np.zeros(motion.n_frames, int)
@@ -370,6 +375,9 @@ def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5)
             clips.append(make_clip(
                 folder.name if k == 0 else f"{folder.name}:{a}", speaker, motion.landmarks[a:b],
                 values[2 * a: 2 * b], motion.mean, motion.std, encoder.name, None, str(folder)))
+    if skipped:
+        print(f"{root}: skipped {len(skipped)} clips whose audio-to-video offset is unknown "
+              f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''}; docs/av-offset.md)", file=sys.stderr)
     return clips
 
 

@@ -126,3 +126,49 @@ def bench_renderers(
     if failed:  # the exit-code rule for a batch with failed items: 1, the rest done
         raise GenefaceError(f"{len(failed)} of {len(result['rows'])} renderers failed ({', '.join(failed)}); "
                             "their errors are in their rows, the others are scored")
+
+
+@bench_app.command("motion")
+def bench_motion(
+    model: List[str] = typer.Option(..., "--model", help="NAME=CHECKPOINT: a trained motion generator (e.g. a `vae` "
+                                    "run's model.safetensors) to score (repeat). Its audio encoder must be the "
+                                    "SyncNet's."),
+    data: Optional[List[Path]] = typer.Option(None, "--data", "-d", help="Datasets or corpora of held-out speakers "
+                                              "(repeat): every clip is scored, or those of --speakers."),
+    speakers: Optional[str] = typer.Option(None, "--speakers", help="Only these speakers of --data, comma-separated."),
+    person: Optional[Path] = typer.Option(None, "--person", help="A person's dataset: its held-out last 1/11 is "
+                                          "scored as a group of its own."),
+    syncnet: Path = typer.Option(..., "--syncnet", help="SyncScorer checkpoint, the lip-sync judge; its audio "
+                                 "encoder names the features read."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Sampling temperature (default: each "
+                                                "checkpoint's own)."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed: the same figures every run."),
+    out: Path = typer.Option(..., "--out", help="Folder for the report (motion_bench.json and motion_bench.md)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of the table."),
+    overwrite: bool = _OVERWRITE,
+    quiet: bool = _QUIET,
+) -> None:
+    """Score audio-to-motion models on held-out speakers (and a person's held-out frames): mouth correlation and
+    lag, amplitude, mouth LMD, lip sync."""
+    import json
+
+    from geneface.bench.motion import REPORT, check_request, format_table, load_checkpoint_stage, parse_models
+    from geneface.bench.motion import bench_motion as run_bench
+    from geneface.bench.motion import parse_speakers, write_report
+    from geneface.core.outputs import prepare_output
+
+    specs = parse_models(model)
+    names = parse_speakers(speakers)
+    check_request(data or [], names, person, temperature)  # flags that do not fit: one line, before any work
+    inputs = [syncnet, person, *(data or []), *(s.checkpoint for s in specs)]
+    prepare_output(out, kind="dir", overwrite=overwrite, inputs=inputs, what="--out",
+                   replaceable=lambda p: (p / f"{REPORT}.json").is_file())
+    judge = load_checkpoint_stage(syncnet, "syncnet", "--syncnet")
+    stages = [(s, load_checkpoint_stage(s.checkpoint, "motion_generator", f"--model {s.label}")) for s in specs]
+    result = run_bench(stages, judge, syncnet, data=data or [], speakers=names, person=person,
+                       temperature=temperature, seed=seed, progress=not quiet)
+    json_path, md_path = write_report(result, out, overwrite=overwrite)
+    for line in result["settings"]["warnings"]:
+        typer.echo(f"warning: {line}", err=True)
+    typer.echo(json.dumps(result, indent=2, allow_nan=False) if as_json else format_table(result))
+    typer.echo(f"wrote {json_path} and {md_path}", err=as_json)

@@ -134,3 +134,19 @@ def test_training_skips_a_clip_whose_offset_is_unknown(tmp_path, capsys):
     clips = read_dataset_clips(tmp_path, ToyEncoder())
     assert [c.source for c in clips] == [str(tmp_path / "c0")]
     assert "skipped 1 clips whose audio-to-video offset is unknown (c1" in capsys.readouterr().err
+
+
+def test_a_person_without_the_encoders_features_gets_them_from_its_audio(late_clip):
+    """Fine-tuning a whisper model on a person processed with mel alone: the features are
+    computed from the dataset's audio.wav, not refused."""
+    from geneface.plugins.mel import MelEncoder
+    from geneface.training.person_data import load_person
+
+    class Renamed(MelEncoder):
+        name = "mel_again"  # stored under no such name in the dataset
+
+    person = load_person(late_clip, Renamed())
+    stored = Dataset(late_clip).audio_features("mel").values
+    first = person.train[0]
+    assert first.features.shape[1] == stored.shape[1]
+    assert np.abs(first.features - stored[: len(first.features)]).max() < 0.1

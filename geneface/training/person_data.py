@@ -128,9 +128,10 @@ def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
     landmarks = ds.landmarks_canonical()
     n = landmarks.shape[0]
     if encoder is not None:
-        feats = ds.audio_features(encoder.name)  # names the encoders the dataset has
-        n = min(n, feats.n_frames // 2)
-        values = feats.values
+        from geneface.training.data import dataset_features
+
+        values = dataset_features(ds, encoder)  # stored, else computed from audio.wav
+        n = min(n, len(values) // 2)
     flags = ds.tracking()["flags"][:n] if (ds.path / "tracking.npz").exists() else np.zeros(n, int)
     good = (np.asarray(flags) & FLAG_FAILED) == 0
     start = held_out_start(n)

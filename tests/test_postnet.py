@@ -51,7 +51,7 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
     # The run's model is the chosen candidate, byte for byte.
     assert (out / "model.safetensors").read_bytes() == \
         (out / "candidates" / f"step-{choice['chosen_step']:08d}.safetensors").read_bytes()
-    assert "chosen: step" in capsys.readouterr().out
+    assert "chosen: candidates/step-" in capsys.readouterr().out
 
     # The adapter speaks in the person's units: generic motion comes out in the person's face
     # (the toy world's mouth statistics are too rough to judge style; benchmarks do that).
@@ -76,6 +76,36 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
     again = rechoose(out, ChoiceRule(tolerance=10.0, balance_tolerance=10.0))
     assert again.step == 25 and json.loads((out / "choice.json").read_text())["chosen_step"] == 25
     assert (out / "model.safetensors").read_bytes() == (out / "candidates" / "step-00000025.safetensors").read_bytes()
+    # Averaging: every candidate is near-best under this tolerance, so the model is the mean of
+    # all six candidates' weights (and still an adapter that loads and runs).
+    import torch
+
+    averaged = rechoose(out, ChoiceRule(tolerance=10.0, average=True))
+    assert averaged.averaged == tuple(steps) and "mean of the weights" in averaged.reason
+    assert json.loads((out / "choice.json").read_text())["averaged_steps"] == steps
+    model = read_checkpoint(out / "model.safetensors")
+    cands = [read_checkpoint(out / "candidates" / f"step-{s:08d}.safetensors").state for s in steps]
+    for k, v in model.state.items():
+        assert torch.allclose(v, sum(c[k] for c in cands) / len(cands), atol=1e-6), k
+    assert model.meta["averaged_steps"] == steps and model.meta["selected_by"] == "average"
+    assert not torch.equal(model.state["generator.out.weight"], cands[-1]["generator.out.weight"])
+    assert load_trained_stage(out / "model.safetensors", "domain_adapter", "test").adapt(generic).n_frames == \
+        generic.n_frames
+
+
+def test_average_refuses_different_models(toy, tmp_path):
+    from geneface.core.checkpoint import save_checkpoint
+    from geneface.errors import UsageError
+    from geneface.training.checkpoint_choice import average_checkpoints
+
+    a = read_checkpoint(toy["vae"])
+    b = read_checkpoint(toy["syncnet"])
+    save_checkpoint(tmp_path / "a.safetensors", a)
+    save_checkpoint(tmp_path / "b.safetensors", b)
+    with pytest.raises(UsageError, match="b.safetensors: not the same model"):
+        average_checkpoints([tmp_path / "a.safetensors", tmp_path / "b.safetensors"])
+    same = average_checkpoints([tmp_path / "a.safetensors", tmp_path / "a.safetensors"])
+    assert all((same.state[k] == a.state[k]).all() for k in a.state)
 
 
 def _task_maker(toy, config):

@@ -97,8 +97,10 @@ def _report(result: dict) -> None:
         return  # not rank 0
     best = result["best"][0] if result["best"] else None
     line = f"wrote {result['model']} (step {result['step']}"
-    if result.get("chosen") is not None:
-        line += f"; chosen: step {result['chosen']}, reasons in choice.json"
+    chosen = result.get("chosen")
+    if chosen is not None:
+        what = f"step {chosen}" if isinstance(chosen, int) else f"{Path(chosen).parent.name}/{Path(chosen).name}"
+        line += f"; chosen: {what}, reasons in choice.json"
     elif best:
         line += f"; best at step {best['step']}: {best['value']:.4f}"
     if result.get("stopped"):

@@ -12,6 +12,11 @@ practice down as a rule, in its order of importance:
                   `balance_tolerance` of the lowest balance
     3. chosen:    the earliest balanced step
 
+or, with `average`, the element-wise mean of the weights of every near-best candidate
+(`average_checkpoints`): a pick among candidates that held-out frames cannot tell apart is
+luck, while their mean is one model that stands in the middle of them (docs/adapters.md has
+the regret of both, measured).
+
 The losses come first: a discriminator near 0.5 does not make up for worse sync or MSE;
 fewer steps only break near-ties (docs/adapters.md has how the rule was arrived at and
 checked). `collapse`
@@ -37,6 +42,8 @@ CURVES = ("sync_loss", "mse", "d_real", "d_fake")
 class ChoiceRule:
     tolerance: float = attrs.field(default=0.02, validator=attrs.validators.ge(0))  # of the lowest loss
     balance_tolerance: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
+    # average the near-best candidates' weights instead of picking one of them
+    average: bool = False
 
 
 @attrs.define
@@ -51,6 +58,7 @@ class Choice:
     step: int
     reason: str
     candidates: tuple  # [{"step", "near_best", "balanced", ...curves}] in step order
+    averaged: tuple = ()  # with ChoiceRule.average: the steps whose weights are averaged (>= 2)
 
 
 def _usable(v: dict) -> bool:
@@ -81,7 +89,43 @@ def choose(validations: Sequence[dict], rule: ChoiceRule = ChoiceRule(),
                   "relative_loss": float(r),
                   **{k: float(v["metrics"][k]) for k in v["metrics"] if _is_number(v["metrics"][k])}}
                  for v, n, b, bal, r in zip(cands, near, balanced, balance, rel))
+    averaged = tuple(int(cands[i]["step"]) for i in np.flatnonzero(near)) if rule.average else ()
+    if len(averaged) >= 2:
+        reason = (f"the mean of the weights of steps {', '.join(map(str, averaged))}: sync/lowest + MSE/lowest "
+                  f"within {rule.tolerance:.0%} of the lowest {rel.min():.3f}")
+        return Choice(int(cands[pick]["step"]), reason, rows, averaged)
     return Choice(int(cands[pick]["step"]), reason, rows)
+
+
+def average_checkpoints(paths: Sequence[Path], meta: Optional[dict] = None):
+    """One checkpoint whose floating-point tensors are the element-wise mean of `paths`'
+    (checkpoints of one model: the same plugin, config and tensor names and shapes; other
+    tensors must be equal). Kind, plugin and config are the first one's; `meta` replaces its meta."""
+    import torch
+
+    from geneface.core.checkpoint import Checkpoint, read_checkpoint
+    from geneface.errors import UsageError
+
+    if not paths:
+        raise UsageError("no checkpoints to average")
+    first = read_checkpoint(Path(paths[0]))
+    sums = {k: v.to(torch.float64) if v.is_floating_point() else v for k, v in first.state.items()}
+    for path in paths[1:]:
+        ck = read_checkpoint(Path(path))
+        if (ck.plugin, ck.config, sorted(ck.state)) != (first.plugin, first.config, sorted(first.state)):
+            raise UsageError(f"{path}: not the same model as {paths[0]} (plugin, config or tensors differ); "
+                             "cannot average them")
+        for k, v in ck.state.items():
+            if v.shape != sums[k].shape:
+                raise UsageError(f"{path}: tensor {k} is {tuple(v.shape)}, {tuple(sums[k].shape)} in {paths[0]}")
+            if v.is_floating_point():
+                sums[k] += v.to(torch.float64)
+            elif not torch.equal(v, sums[k]):
+                raise UsageError(f"{path}: tensor {k} (not floating point) differs from {paths[0]}'s; "
+                                 "cannot average it")
+    state = {k: (v / len(paths)).to(first.state[k].dtype) if v.is_floating_point() else v for k, v in sums.items()}
+    return Checkpoint(first.kind, first.plugin, first.plugin_version, first.config, state,
+                      dict(first.meta if meta is None else meta))
 
 
 def _is_number(x) -> bool:
@@ -109,10 +153,11 @@ def collapse(history: Sequence[dict], rule: CollapseRule = CollapseRule()) -> Op
 
 def write_choice(out: Path, choice: Choice, rule: ChoiceRule, stopped: Optional[dict] = None) -> None:
     """OUT/choice.json (every candidate's scores, the rule, the reason) and OUT/curves.png."""
-    record = {"chosen_step": choice.step, "reason": choice.reason, "rule": attrs.asdict(rule),
+    record = {"chosen_step": choice.step, "averaged_steps": list(choice.averaged), "reason": choice.reason,
+              "rule": attrs.asdict(rule),
               "formula": "near-best: sync_loss/lowest + mse/lowest <= (1+tolerance)*its lowest; balanced: "
                          "|d_real-0.5|+|d_fake-0.5| <= lowest among near-best + balance_tolerance; chosen: the "
-                         "earliest balanced step",
+                         "earliest balanced step, or with average the mean of the near-best steps' weights",
               "stopped": stopped, "candidates": list(choice.candidates)}
     out = Path(out)
     with atomic_output(out / "choice.json") as tmp:
@@ -133,7 +178,11 @@ def plot_curves(path: Path, choice: Choice) -> None:
     for ax, (keys, title) in zip(axes, panels):
         for k in keys:
             ax.plot(steps, [c[k] for c in choice.candidates], marker=".", label=k)
-        ax.axvline(choice.step, color="crimson", linestyle="--", label=f"chosen: step {choice.step}")
+        if choice.averaged:
+            for i, step in enumerate(choice.averaged):
+                ax.axvline(step, color="crimson", linestyle=":", label="averaged" if i == 0 else None)
+        else:
+            ax.axvline(choice.step, color="crimson", linestyle="--", label=f"chosen: step {choice.step}")
         if "d_real" in keys:
             ax.axhline(0.5, color="grey", linewidth=0.8)
         ax.set_title(title)
@@ -165,5 +214,20 @@ def rechoose(run: Path, rule: ChoiceRule) -> Choice:
         raise UsageError(f"{run}: no usable validation to choose from")
     write_choice(run, choice, rule, {"step": collapsed, "reason": "collapse"} if collapsed is not None else None)
     with atomic_output(run / "model.safetensors") as tmp:
-        shutil.copyfile(run / "candidates" / f"step-{choice.step:08d}.safetensors", tmp)
+        shutil.copyfile(chosen_model(run, choice), tmp)
     return choice
+
+
+def chosen_model(run: Path, choice: Choice) -> Path:
+    """The file of the chosen model in a run folder: the chosen candidate, or for an averaged
+    choice RUN/averaged.safetensors (written here from the candidates)."""
+    from geneface.core.checkpoint import read_meta, save_checkpoint
+
+    candidate = lambda step: Path(run) / "candidates" / f"step-{step:08d}.safetensors"  # noqa: E731
+    if not choice.averaged:
+        return candidate(choice.step)
+    meta = {**read_meta(candidate(choice.averaged[-1])), "selected_by": "average",
+            "averaged_steps": list(choice.averaged)}
+    out = Path(run) / "averaged.safetensors"
+    save_checkpoint(out, average_checkpoints([candidate(s) for s in choice.averaged], meta))
+    return out

@@ -33,7 +33,8 @@ from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.core.records import AudioFeatures
 from geneface.errors import StageMismatchError, UsageError
 from geneface.models.syncnet import MOUTH_SLICE, V_FRAMES, offset_search, sync_loss, windows_sync_prob
-from geneface.training.checkpoint_choice import ChoiceRule, CollapseRule, choose, collapse, write_choice
+from geneface.training.checkpoint_choice import (ChoiceRule, CollapseRule, choose, chosen_model, collapse,
+                                                 write_choice)
 from geneface.training.person_data import PersonData, load_person, rebase
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
 from geneface.training.task import OptimizerSpec, ParamGroup, TrainTask
@@ -50,6 +51,7 @@ class PostnetTrainConfig:
     # checkpoint choice (geneface.training.checkpoint_choice)
     tolerance: float = 0.02
     balance_tolerance: float = 0.1
+    average: bool = False  # average the near-best candidates' weights instead of picking one
     # collapse: stop when the output keeps less than `min_variance` of its input's variation,
     # or the held-out MSE rose at `rising` evaluations in a row to `rise` above its best
     min_variance: float = 0.3
@@ -226,9 +228,9 @@ class PostnetTask(TrainTask):
             self.collapsed_at = step
         return reason
 
-    def choose_model(self, validations: list[dict], out) -> Optional[int]:
+    def choose_model(self, validations: list[dict], out) -> Optional[Path]:
         c = self.config
-        rule = ChoiceRule(c.tolerance, c.balance_tolerance)
+        rule = ChoiceRule(c.tolerance, c.balance_tolerance, c.average)
         excluded = [self.collapsed_at] if self.collapsed_at is not None else []
         choice = choose(validations, rule, excluded)
         if choice is None:
@@ -237,7 +239,7 @@ class PostnetTask(TrainTask):
         stopped = {"step": self.collapsed_at, "reason": "collapse"} if self.collapsed_at is not None else None
         write_choice(Path(out), choice, rule, stopped)
         print(f"{self.name}: chose {choice.reason}", file=sys.stderr)
-        return choice.step
+        return chosen_model(Path(out), choice)
 
     def export(self, meta: dict) -> Checkpoint:
         return stage_checkpoint(self.stage, meta={**meta, "data": self.info})

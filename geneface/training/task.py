@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Callable, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
 
 import attrs
 import numpy as np
@@ -183,10 +184,11 @@ class TrainTask(abc.ABC):
         """
         return None
 
-    def choose_model(self, validations: list[dict], out) -> Optional[int]:
+    def choose_model(self, validations: list[dict], out) -> Union[int, Path, None]:
         """With `keep_candidates`: the step (one of `validations`' [{"step", "metrics"}]) whose
-        export becomes OUT/model.safetensors; may write its reasons into `out`. None: the best
-        by `best_metric`."""
+        export becomes OUT/model.safetensors, or the path of a checkpoint the task wrote itself
+        (e.g. candidates averaged); may write its reasons into `out`. None: the best by
+        `best_metric`."""
         return None
 
     def run_share(self) -> float:

@@ -487,8 +487,9 @@ class Trainer:
         model = self.out / "model.safetensors"
         chosen = self.task.choose_model(self.validations, self.out) if self.task.keep_candidates else None
         if chosen is not None:
+            source = Path(chosen) if isinstance(chosen, (str, Path)) else self.candidates_dir / f"step-{chosen:08d}.safetensors"
             with atomic_output(model) as tmp:
-                shutil.copyfile(self.candidates_dir / f"step-{chosen:08d}.safetensors", tmp)
+                shutil.copyfile(source, tmp)
         elif self.best:
             with atomic_output(model) as tmp:
                 shutil.copyfile(self.best_dir / self.best[0]["file"], tmp)

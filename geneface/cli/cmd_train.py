@@ -99,8 +99,7 @@ def _report(result: dict) -> None:
     line = f"wrote {result['model']} (step {result['step']}"
     chosen = result.get("chosen")
     if chosen is not None:
-        what = f"step {chosen}" if isinstance(chosen, int) else f"{Path(chosen).parent.name}/{Path(chosen).name}"
-        line += f"; chosen: {what}, reasons in choice.json"
+        line += f"; chosen: {chosen}, reasons in choice.json"
     elif best:
         line += f"; best at step {best['step']}: {best['value']:.4f}"
     if result.get("stopped"):

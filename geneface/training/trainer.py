@@ -490,6 +490,8 @@ class Trainer:
             source = Path(chosen) if isinstance(chosen, (str, Path)) else self.candidates_dir / f"step-{chosen:08d}.safetensors"
             with atomic_output(model) as tmp:
                 shutil.copyfile(source, tmp)
+            # relative to the run folder, so a resumed run reports the same choice as an uninterrupted one
+            chosen = source.resolve().relative_to(self.out.resolve()).as_posix()
         elif self.best:
             with atomic_output(model) as tmp:
                 shutil.copyfile(self.best_dir / self.best[0]["file"], tmp)

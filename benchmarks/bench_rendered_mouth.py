@@ -8,7 +8,9 @@ re-tracked with the same face tracker at the same size, and the mouth's opening 
 as the inner-lip gap over the inter-ocular distance (so it does not depend on the face's
 size in pixels). Reported per source: the opening's std and mean, the ratio of that std to
 the real held-out frames' ("moves 0.7 times as much"), frames without a face, and for the
-held-out speech the correlation of rendered and real opening frame by frame. A picture
+held-out speech the correlation of rendered and real opening frame by frame. A
+`self_driven` row renders the held-out frames from their own tracked landmarks and poses
+(no audio): what the renderer alone keeps of the real mouth's motion. A picture
 shows each source's most open frames beside the real ones.
 
     python benchmarks/bench_rendered_mouth.py --spec SPEC.yaml --person DATASET --work OUT \
@@ -71,6 +73,16 @@ def render(spec: dict, spec_dir: Path, audio: Path, video: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def self_driven(spec: dict, spec_dir: Path, ds, frames) -> list[np.ndarray]:
+    """The spec's renderer drawing the held-out frames from their own tracked landmarks and
+    poses: how much of the real mouth's motion the renderer alone keeps (no audio involved)."""
+    from geneface.bench.renderers import frames_camera, load_renderer
+
+    checkpoint = Path(spec["stages"]["renderer"]["checkpoint"])
+    stage = load_renderer(checkpoint if checkpoint.is_absolute() else spec_dir / checkpoint)
+    return list(stage.render(ds.motion(frames), frames_camera(ds, frames)))
+
+
 def statistics(opening: np.ndarray) -> dict:
     found = np.isfinite(opening)
     return {"frames": int(len(opening)), "faceless": int((~found).sum()), "std": float(np.std(opening[found])),
@@ -117,6 +129,13 @@ def main() -> None:
     result = {"bench": "rendered_mouth", "person": str(args.person), "spec": str(args.spec),
               "size": ds.size, "real_held_out": statistics(real), "sources": {}}
     rows = [("real held-out", real_frames, real)]
+    own = self_driven(spec, args.spec.parent, ds, np.arange(start, end))
+    opening = relative_opening(track68(own).points)
+    result["self_driven"] = {**statistics(opening), "std_ratio": statistics(opening)["std"] / statistics(real)["std"]}
+    both = np.isfinite(opening) & np.isfinite(real)
+    result["self_driven"]["r_with_real"] = float(np.corrcoef(opening[both], real[both])[0, 1])
+    rows.append(("self-driven", own, opening))
+    print(json.dumps({"self_driven": result["self_driven"]}), file=sys.stderr)
     sources = [("held_out_speech", held_out_audio(args.person, w / "held_out.wav"))]
     sources += [(a.stem, a) for a in args.audio]
     for name, audio in sources:

@@ -67,6 +67,16 @@ def test_trains_through_the_cli_and_overfits_the_subject(run, dataset):
     assert held == [held_out_start(ds.n_frames), ds.n_frames] == [45, 50]
 
 
+def test_the_model_comes_from_the_last_stage(run):
+    # Lip stage = the last 15 % of the steps: only the validation at step 200 is in it, so the
+    # exported model is that one even where an earlier one scored higher on the whole frame.
+    metrics = read_metrics(run / "metrics.csv")
+    assert (STEPS, "val", "psnr_final_stage") in metrics and (100, "val", "psnr_final_stage") not in metrics
+    assert (100, "val", "psnr_mouth") in metrics
+    meta = read_checkpoint(run / "model.safetensors").meta
+    assert meta["step"] == STEPS and meta["selected_by"] == "psnr_final_stage"
+
+
 def test_render_streams_n_frames_and_round_trips(run, dataset, tmp_path):
     stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
     motion = Dataset(dataset).motion(np.arange(3))

@@ -7,7 +7,9 @@ other speakers' speech. Every rendered video and the person's real held-out fram
 re-tracked with the same face tracker at the same size, and the mouth's opening is read
 as the inner-lip gap over the inter-ocular distance (so it does not depend on the face's
 size in pixels). Reported per source: the opening's std and mean, the ratio of that std to
-the real held-out frames' ("moves 0.7 times as much"), frames without a face, and for the
+the real held-out frames' ("moves 0.7 times as much") and to the person's training frames'
+(`std_ratio_training`: the held-out stretch may be livelier than the person is on average),
+frames without a face, and for the
 held-out speech the correlation of rendered and real opening frame by frame. A
 `self_driven` row renders the held-out frames from their own tracked landmarks and poses
 (no audio): what the renderer alone keeps of the real mouth's motion. A picture
@@ -126,8 +128,12 @@ def main() -> None:
     start, end = ds.split_range("val")
     real_frames = list(ds.frames(range(start, end)))
     real = relative_opening(track68(real_frames).points)
+    # The person's training frames (at most 500, evenly spaced): how much they move in general,
+    # the reference for other speakers' speech beside the held-out stretch.
+    picks = np.unique(np.linspace(0, start - 1, min(start, 500)).round().astype(int))
+    typical = statistics(relative_opening(track68(list(ds.frames(picks))).points))
     result = {"bench": "rendered_mouth", "person": str(args.person), "spec": str(args.spec),
-              "size": ds.size, "real_held_out": statistics(real), "sources": {}}
+              "size": ds.size, "real_held_out": statistics(real), "real_training": typical, "sources": {}}
     rows = [("real held-out", real_frames, real)]
     own = self_driven(spec, args.spec.parent, ds, np.arange(start, end))
     opening = relative_opening(track68(own).points)
@@ -146,6 +152,7 @@ def main() -> None:
         opening = relative_opening(track68(frames).points)
         entry = statistics(opening)
         entry["std_ratio"] = entry["std"] / result["real_held_out"]["std"]
+        entry["std_ratio_training"] = entry["std"] / typical["std"]
         if name == "held_out_speech":
             n = min(len(opening), len(real))
             both = np.isfinite(opening[:n]) & np.isfinite(real[:n])

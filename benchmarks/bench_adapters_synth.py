@@ -43,12 +43,33 @@ def split_corpus(all_dir: Path, out: Path, ids: list[str]) -> None:
     (out / "corpus.json").write_text(json.dumps(manifest))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def make_person(w: Path, person_clips: int, eval_clips: int) -> None:
+    """W/person (the clips adapters learn from) and W/eval (clips none of them sees) of one
+    synthetic person with a known style, made once into W/person_all."""
+    all_dir = w / "person_all"
+    if not (all_dir / "corpus.json").exists():
+        geneface("synth-corpus", str(all_dir), "--clips", str(person_clips + eval_clips), "--identities", "3",
+                 "--identity-id", "2", "--voices", "en-us", "--test-fraction", "0", "--mouth-amplitude", "1.5",
+                 "--lip-corner-offset", "0.5", "--sentences", "2", "--size", "64", "--seed", "11", "--quiet")
+    ids = [c["id"] for c in json.loads((all_dir / "corpus.json").read_text())["clips"]]
+    if len(ids) != person_clips + eval_clips:
+        raise SystemExit(f"{all_dir} holds {len(ids)} clips, not {person_clips + eval_clips}: use another --work")
+    split_corpus(all_dir, w / "person", ids[:person_clips])
+    split_corpus(all_dir, w / "eval", ids[person_clips:])
+
+
+def common_arguments(description: str) -> argparse.ArgumentParser:
+    """The flags every synthetic-person adapter benchmark takes."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--corpus", type=Path, required=True, help="synthetic corpus of other speakers (style 1.0)")
     ap.add_argument("--motion-generator", type=Path, required=True)
     ap.add_argument("--syncnet", type=Path, required=True)
+    return ap
+
+
+def main() -> None:
+    ap = common_arguments(__doc__)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--val-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
@@ -58,14 +79,7 @@ def main() -> None:
     w.mkdir(parents=True, exist_ok=True)
     timings = {}
 
-    all_dir = w / "person_all"
-    if not (all_dir / "corpus.json").exists():
-        geneface("synth-corpus", str(all_dir), "--clips", str(PERSON_CLIPS + EVAL_CLIPS), "--identities", "3",
-                 "--identity-id", "2", "--voices", "en-us", "--test-fraction", "0", "--mouth-amplitude", "1.5",
-                 "--lip-corner-offset", "0.5", "--sentences", "2", "--size", "64", "--seed", "11", "--quiet")
-    ids = [c["id"] for c in json.loads((all_dir / "corpus.json").read_text())["clips"]]
-    split_corpus(all_dir, w / "person", ids[:PERSON_CLIPS])
-    split_corpus(all_dir, w / "eval", ids[PERSON_CLIPS:])
+    make_person(w, PERSON_CLIPS, EVAL_CLIPS)
 
     common = ["--motion-generator", str(args.motion_generator), "--syncnet", str(args.syncnet)]
     if not (w / "projection" / "model.safetensors").exists():

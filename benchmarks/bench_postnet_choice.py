@@ -29,7 +29,6 @@ Steps already done in --work are kept. Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -38,22 +37,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_adapters_synth import geneface, split_corpus  # noqa: E402
+from bench_adapters_synth import common_arguments, geneface, make_person  # noqa: E402
 
 TOLERANCES = (0.02, 0.05, 0.1, 0.25)
-
-
-def make_person(w: Path, person_clips: int, eval_clips: int) -> None:
-    all_dir = w / "person_all"
-    if not (all_dir / "corpus.json").exists():
-        geneface("synth-corpus", str(all_dir), "--clips", str(person_clips + eval_clips), "--identities", "3",
-                 "--identity-id", "2", "--voices", "en-us", "--test-fraction", "0", "--mouth-amplitude", "1.5",
-                 "--lip-corner-offset", "0.5", "--sentences", "2", "--size", "64", "--seed", "11", "--quiet")
-    ids = [c["id"] for c in json.loads((all_dir / "corpus.json").read_text())["clips"]]
-    if len(ids) != person_clips + eval_clips:
-        raise SystemExit(f"{all_dir} holds {len(ids)} clips, not {person_clips + eval_clips}: use another --work")
-    split_corpus(all_dir, w / "person", ids[:person_clips])
-    split_corpus(all_dir, w / "eval", ids[person_clips:])
 
 
 def train(w: Path, args, seed: int) -> tuple[Path, float]:
@@ -99,11 +85,7 @@ def ways(run: Path) -> dict[str, Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--corpus", type=Path, required=True, help="synthetic corpus of other speakers (style 1.0)")
-    ap.add_argument("--motion-generator", type=Path, required=True)
-    ap.add_argument("--syncnet", type=Path, required=True)
+    ap = common_arguments(__doc__)
     ap.add_argument("--person-clips", type=int, default=60)
     ap.add_argument("--eval-clips", type=int, default=12)
     ap.add_argument("--seeds", default="0,1,2")

@@ -69,7 +69,7 @@ def ways(run: Path) -> dict[str, Path]:
     cand = lambda step: run / "candidates" / f"step-{step:08d}.safetensors"  # noqa: E731
     steps = sorted(int(p.stem.split("-")[1]) for p in (run / "candidates").glob("step-*.safetensors"))
     steps = [s for s in steps if s not in excluded]
-    out = {"pick": cand(choose(validations, ChoiceRule(), excluded).step), "last": cand(steps[-1])}
+    out = {"pick": cand(choose(validations, ChoiceRule(average=False), excluded).step), "last": cand(steps[-1])}
 
     def averaged(name: str, chosen: list[int]) -> None:
         path = run / "ways" / f"{name}.safetensors"
@@ -78,8 +78,8 @@ def ways(run: Path) -> dict[str, Path]:
         out[name] = path
 
     for t in TOLERANCES:
-        averaged(f"average@{t:g}", list(choose(validations, ChoiceRule(tolerance=t, average=True), excluded).averaged)
-                 or [choose(validations, ChoiceRule(tolerance=t), excluded).step])
+        averaged(f"average@{t:g}", list(choose(validations, ChoiceRule(average_tolerance=t), excluded).averaged)
+                 or [choose(validations, ChoiceRule(average=False), excluded).step])
     averaged("average_late_half", steps[len(steps) // 2:])
     return out
 

@@ -47,11 +47,17 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
     choice = json.loads((out / "choice.json").read_text())
     steps = [c["step"] for c in choice["candidates"]]
     assert steps == list(range(25, 151, 25)) and choice["chosen_step"] in steps
-    assert "earliest" in choice["reason"] and (out / "curves.png").stat().st_size > 10_000
-    # The run's model is the chosen candidate, byte for byte.
-    assert (out / "model.safetensors").read_bytes() == \
-        (out / "candidates" / f"step-{choice['chosen_step']:08d}.safetensors").read_bytes()
-    assert "chosen: candidates/step-" in capsys.readouterr().out
+    assert (out / "curves.png").stat().st_size > 10_000
+    # The run's model is what choice.json names, byte for byte: by default the mean of the
+    # candidates within 25 % of the lowest loss, or the rule's pick when fewer than two are.
+    if choice["averaged_steps"]:
+        assert len(choice["averaged_steps"]) >= 2 and "mean of the weights" in choice["reason"]
+        named = out / "averaged.safetensors"
+    else:
+        assert "earliest" in choice["reason"]
+        named = out / "candidates" / f"step-{choice['chosen_step']:08d}.safetensors"
+    assert (out / "model.safetensors").read_bytes() == named.read_bytes()
+    assert f"chosen: {named.relative_to(out).as_posix()}" in capsys.readouterr().out
 
     # The adapter speaks in the person's units: generic motion comes out in the person's face
     # (the toy world's mouth statistics are too rough to judge style; benchmarks do that).
@@ -73,14 +79,14 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
     # Choosing again with another rule needs no training.
     from geneface.training.checkpoint_choice import rechoose
 
-    again = rechoose(out, ChoiceRule(tolerance=10.0, balance_tolerance=10.0))
+    again = rechoose(out, ChoiceRule(tolerance=10.0, balance_tolerance=10.0, average=False))
     assert again.step == 25 and json.loads((out / "choice.json").read_text())["chosen_step"] == 25
     assert (out / "model.safetensors").read_bytes() == (out / "candidates" / "step-00000025.safetensors").read_bytes()
     # Averaging: every candidate is near-best under this tolerance, so the model is the mean of
     # all six candidates' weights (and still an adapter that loads and runs).
     import torch
 
-    averaged = rechoose(out, ChoiceRule(tolerance=10.0, average=True))
+    averaged = rechoose(out, ChoiceRule(average_tolerance=10.0))
     assert averaged.averaged == tuple(steps) and "mean of the weights" in averaged.reason
     assert json.loads((out / "choice.json").read_text())["averaged_steps"] == steps
     model = read_checkpoint(out / "model.safetensors")
@@ -167,13 +173,17 @@ def test_choice_rule_and_collapse_rule():
 
     runs = [v(100, 1.0, 1.0, 0.5, 0.5), v(200, 0.61, 0.33, 0.5, 0.5), v(300, 0.60, 0.30, 0.9, 0.1),
             v(400, 0.60, 0.30, 0.55, 0.45), v(500, 0.60, 0.30, 0.56, 0.44), v(600, 0.59, 0.295, 0.95, 0.05)]
-    choice = choose(runs, ChoiceRule())
+    choice = choose(runs, ChoiceRule(average=False))
     # Losses within 2 % of the lowest (sync/lowest + MSE/lowest): 300-600; the most undecided
     # discriminator among them (within 0.1): 400 and 500; the earliest: 400. 200's undecided
     # discriminator does not make up for its MSE, 12 % above the lowest.
-    assert choice.step == 400 and "earliest" in choice.reason
+    assert choice.step == 400 and "earliest" in choice.reason and choice.averaged == ()
+    # The default averages every step within 25 % of the lowest loss (100 is 2.5x it) and
+    # still reports the rule's pick.
+    default = choose(runs, ChoiceRule())
+    assert default.averaged == (200, 300, 400, 500, 600) and default.step == 400 and "pick step 400" in default.reason
     assert [c["near_best"] for c in choice.candidates] == [False, False, True, True, True, True]
-    assert choose(runs, ChoiceRule(tolerance=0.0)).step == 600
+    assert choose(runs, ChoiceRule(tolerance=0.0, average=False)).step == 600
     assert choose(runs, ChoiceRule(balance_tolerance=1.0)).step == 300  # balance barely matters: earliest
     assert choose(runs, ChoiceRule(), excluded=[400]).step == 500
     assert collapse([v(100, 1, 1, .5, .5, ratio=0.1)]) .startswith("collapse: generated motion kept 10%")

@@ -51,7 +51,10 @@ class PostnetTrainConfig:
     # checkpoint choice (geneface.training.checkpoint_choice)
     tolerance: float = 0.02
     balance_tolerance: float = 0.1
-    average: bool = False  # average the near-best candidates' weights instead of picking one
+    # average the weights of the candidates within `average_tolerance` of the lowest loss
+    # instead of picking one (the measured better default: docs/adapters.md)
+    average: bool = True
+    average_tolerance: float = 0.25
     # collapse: stop when the output keeps less than `min_variance` of its input's variation,
     # or the held-out MSE rose at `rising` evaluations in a row to `rise` above its best
     min_variance: float = 0.3
@@ -230,7 +233,7 @@ class PostnetTask(TrainTask):
 
     def choose_model(self, validations: list[dict], out) -> Optional[Path]:
         c = self.config
-        rule = ChoiceRule(c.tolerance, c.balance_tolerance, c.average)
+        rule = ChoiceRule(c.tolerance, c.balance_tolerance, c.average, c.average_tolerance)
         excluded = [self.collapsed_at] if self.collapsed_at is not None else []
         choice = choose(validations, rule, excluded)
         if choice is None:

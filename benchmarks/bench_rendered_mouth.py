@@ -137,7 +137,9 @@ def main() -> None:
     rows = [("real held-out", real_frames, real)]
     own = self_driven(spec, args.spec.parent, ds, np.arange(start, end))
     opening = relative_opening(track68(own).points)
-    result["self_driven"] = {**statistics(opening), "std_ratio": statistics(opening)["std"] / statistics(real)["std"]}
+    own_stats = statistics(opening)
+    result["self_driven"] = {**own_stats, "std_ratio": own_stats["std"] / result["real_held_out"]["std"],
+                             "std_ratio_training": own_stats["std"] / typical["std"]}
     both = np.isfinite(opening) & np.isfinite(real)
     result["self_driven"]["r_with_real"] = float(np.corrcoef(opening[both], real[both])[0, 1])
     rows.append(("self-driven", own, opening))

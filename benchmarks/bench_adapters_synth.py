@@ -99,18 +99,18 @@ def main() -> None:
 
     # The three adapters (and the person's statistics alone: projection with share 0, no clip)
     # on the 6 unseen clips.
-    from geneface.bench.adapters import compare_adapters, format_table, load_stage
     import attrs
 
+    from geneface.app.bench_adapters import compare_adapters, format_table
     from geneface.registry import get_registry
 
-    generator = load_stage(args.motion_generator, "motion_generator", "--motion-generator")
-    syncnet = load_stage(args.syncnet, "syncnet", "--syncnet")
-    proj = load_stage(w / "projection" / "model.safetensors", "domain_adapter", "projection")
+    generator = get_registry().load(args.motion_generator, "motion_generator", "--motion-generator")
+    syncnet = get_registry().load(args.syncnet, "syncnet", "--syncnet")
+    proj = get_registry().load(w / "projection" / "model.safetensors", "domain_adapter", "projection")
     stats_only = type(proj)(attrs.evolve(proj.config, share=0.0, clip_low=0.0, clip_high=100.0))
     stats_only.load_state_dict(proj.state_dict())
     identity = get_registry().get("domain_adapter", "identity").cls()
-    postnet = load_stage(post / "model.safetensors", "domain_adapter", "postnet")
+    postnet = get_registry().load(post / "model.safetensors", "domain_adapter", "postnet")
     rows = [("identity", identity), ("person statistics only", stats_only), ("landmark_projection", proj),
             ("adversarial_postnet", postnet)]
     result = compare_adapters(w / "person", generator, rows, syncnet, eval_path=w / "eval")
@@ -119,7 +119,7 @@ def main() -> None:
     # Where the automatic choice ranks by the unseen clips' ground truth.
     choice = json.loads((post / "choice.json").read_text())
     candidates = sorted((post / "candidates").glob("step-*.safetensors"))
-    cand_rows = [(c.stem, load_stage(c, "domain_adapter", "candidate")) for c in candidates]
+    cand_rows = [(c.stem, get_registry().load(c, "domain_adapter", "candidate")) for c in candidates]
     scored = compare_adapters(w / "person", generator, cand_rows, syncnet, eval_path=w / "eval")
     held = {r["label"]: r["scores"] for r in scored["rows"] if r["label"] != "truth"}
     # Held-out score: mouth gap + LMD relative to the best candidate (both from ground truth).

@@ -52,7 +52,7 @@ def main() -> None:
 
     import torch
 
-    from geneface.bench.adapters import compare_adapters, load_stage
+    from geneface.app.bench_adapters import compare_adapters
     from geneface.metrics.motion import lmd_per_frame, mouth_gap, mouth_statistics
     from geneface.registry import get_registry
     from geneface.training.config import TrainConfig
@@ -64,14 +64,14 @@ def main() -> None:
     halves = {"A": ids[0::2], "B": ids[1::2]}
     for h, sel in halves.items():
         split_corpus(w / "person_all", w / f"eval_{h}", sel)
-    generator = load_stage(args.motion_generator, "motion_generator", "--motion-generator")
-    syncnet = load_stage(args.syncnet, "syncnet", "--syncnet")
+    generator = get_registry().load(args.motion_generator, "motion_generator", "--motion-generator")
+    syncnet = get_registry().load(args.syncnet, "syncnet", "--syncnet")
 
     # The chooser's own data, exactly as the postnet task builds it.
     entry = get_registry().get("domain_adapter", "adversarial_postnet")
     options = {"person": w / "person", "corpus": [args.corpus], "motion_generator": args.motion_generator,
                "syncnet": args.syncnet, "encoder": "mel"}
-    task = load_recipe(entry.cls).build(TrainInputs(entry.cls, (), options, {}, None, TrainConfig())).task
+    task = load_recipe(entry.cls).build(TrainInputs(entry.cls, (), options, {}, None, TrainConfig(), get_registry())).task
     mean, std = task.person.mean, task.person.std
 
     def scored(pairs):
@@ -87,7 +87,7 @@ def main() -> None:
         choice = json.loads((folder / "choice.json").read_text())
         curves = {c["step"]: c for c in choice["candidates"]}
         cands = sorted((folder / "candidates").glob("step-*.safetensors"))
-        stages = [(c.stem, load_stage(c, "domain_adapter", "candidate")) for c in cands]
+        stages = [(c.stem, get_registry().load(c, "domain_adapter", "candidate")) for c in cands]
         truth = {}
         for name, path in (("all", w / "eval"), ("A", w / "eval_A"), ("B", w / "eval_B")):
             rows = compare_adapters(w / "person", generator, stages, syncnet, eval_path=path)["rows"]

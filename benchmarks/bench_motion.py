@@ -60,9 +60,9 @@ def main() -> int:
     feature_s = time.perf_counter() - t0
 
     if args.checkpoint:
-        from geneface.training.evaluate import load_stage
+        from geneface.registry import get_registry
 
-        generator = load_stage(VAEGenerator, args.checkpoint)
+        generator = get_registry().load(args.checkpoint, "motion_generator", "--checkpoint")
     else:
         torch.manual_seed(0)
         generator = VAEGenerator(VAEConfig(audio_width=features.width))

@@ -99,19 +99,20 @@ def main() -> None:
 
     import torch
 
-    from geneface.bench.adapters import compare_adapters, load_stage
+    from geneface.app.bench_adapters import compare_adapters
+    from geneface.registry import get_registry
 
     torch.set_num_threads(args.threads)
-    generator = load_stage(args.motion_generator, "motion_generator", "--motion-generator")
-    syncnet = load_stage(args.syncnet, "syncnet", "--syncnet")
+    generator = get_registry().load(args.motion_generator, "motion_generator", "--motion-generator")
+    syncnet = get_registry().load(args.syncnet, "syncnet", "--syncnet")
     result = {"bench": "postnet_choice", "person_clips": args.person_clips, "eval_clips": args.eval_clips,
               "steps": args.steps, "val_every": args.val_every, "runs": {}}
     for seed in (int(s) for s in args.seeds.split(",")):
         run, train_s = train(w, args, seed)
         cands = sorted((run / "candidates").glob("step-*.safetensors"))
         named = ways(run)
-        stages = [(c.stem, load_stage(c, "domain_adapter", "candidate")) for c in cands]
-        stages += [(k, load_stage(p, "domain_adapter", k)) for k, p in named.items()]
+        stages = [(c.stem, get_registry().load(c, "domain_adapter", "candidate")) for c in cands]
+        stages += [(k, get_registry().load(p, "domain_adapter", k)) for k, p in named.items()]
         rows = compare_adapters(w / "person", generator, stages, syncnet, eval_path=w / "eval")["rows"]
         scores = {r["label"]: r["scores"] for r in rows if r["label"] != "truth"}
         cand_labels = [c.stem for c in cands]

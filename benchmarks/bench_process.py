@@ -31,7 +31,8 @@ def main() -> int:
         print(json.dumps({"benchmark": "process", "skipped": f"{args.video} not found"}))
         return 0
 
-    from geneface.processing import ProcessConfig, process_video
+    from geneface.app.process import process_video
+    from geneface.processing import ProcessConfig
 
     runs = []
     last = None

@@ -66,9 +66,9 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.checkpoint:
-        from geneface.core.runner import load_trained_stage
+        from geneface.registry import get_registry
 
-        stages = [load_trained_stage(args.checkpoint, "renderer", "--checkpoint")]
+        stages = [get_registry().load(args.checkpoint, "renderer", "--checkpoint")]
     else:
         stages = [synthetic_stage(int(s)) for s in args.sizes.split(",")]
     results = []

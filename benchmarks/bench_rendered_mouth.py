@@ -78,11 +78,12 @@ def render(spec: dict, spec_dir: Path, audio: Path, video: Path) -> None:
 def self_driven(spec: dict, spec_dir: Path, ds, frames) -> list[np.ndarray]:
     """The spec's renderer drawing the held-out frames from their own tracked landmarks and
     poses: how much of the real mouth's motion the renderer alone keeps (no audio involved)."""
-    from geneface.bench.renderers import frames_camera, load_renderer
+    from geneface.metrics.render_cost import load_renderer
+    from geneface.registry import get_registry
 
     checkpoint = Path(spec["stages"]["renderer"]["checkpoint"])
-    stage = load_renderer(checkpoint if checkpoint.is_absolute() else spec_dir / checkpoint)
-    return list(stage.render(ds.motion(frames), frames_camera(ds, frames)))
+    stage = load_renderer(get_registry(), checkpoint if checkpoint.is_absolute() else spec_dir / checkpoint)
+    return list(stage.render(ds.motion(frames), ds.camera(frames)))
 
 
 def statistics(opening: np.ndarray) -> dict:
@@ -119,7 +120,13 @@ def main() -> None:
 
     from geneface.core.dataset import Dataset
     from geneface.core.media import read_video
-    from geneface.metrics.landmarks import track68
+    from geneface.app.components import face_tracker
+    from geneface.metrics.landmarks import track68 as track_with
+
+    tracker = face_tracker()
+
+    def track68(frames):
+        return track_with(frames, tracker)
 
     w = args.work
     w.mkdir(parents=True, exist_ok=True)

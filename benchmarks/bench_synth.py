@@ -57,9 +57,10 @@ def main() -> None:
         "python": platform.python_version(),
     }
     if args.tracker:
+        from geneface.app.components import face_tracker
         from geneface.synth.check import tracker_vs_truth
 
-        result["tracker"] = tracker_vs_truth(seconds=args.seconds, seed=0, size=args.size)
+        result["tracker"] = tracker_vs_truth(face_tracker("mediapipe"), seconds=args.seconds, seed=0, size=args.size)
     print(json.dumps(result))
 
 

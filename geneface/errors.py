@@ -84,3 +84,10 @@ def exit_status(exc: BaseException) -> tuple[int, Optional[str]]:
         where = f"{exc.filename}: " if exc.filename else ""
         return 1, f"{where}{exc.strerror or exc}"
     return 1, None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line, for a report that goes on past it (one failed item of a
+    batch): the message of a geneface error, else `Type: message`."""
+    text = str(exc) if isinstance(exc, GenefaceError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split()) or type(exc).__name__

@@ -10,8 +10,9 @@ once per class it provides:
         register(MyRenderer)
 
 Built-in plugins (geneface/plugins/*.py) are found through the same `geneface` entry-point
-group as third-party ones and use these very hooks. The hooks are made from the table of
-kinds (geneface.core.kinds), so a new kind brings its hook with it.
+group as third-party ones and use these very hooks. The hooks are written out here so that a
+reader sees the surface; tests/test_registry.py keeps them equal to the table of kinds
+(geneface.core.kinds): a new kind needs its hook here too.
 """
 
 from __future__ import annotations
@@ -22,26 +23,37 @@ hookspec = pluggy.HookspecMarker("geneface")
 hookimpl = pluggy.HookimplMarker("geneface")
 
 
-def _hook(kind):
-    """The `register_*` hookspec of one kind, named and documented from the kinds table."""
-
-    def spec(register):
-        pass
-
-    spec.__name__ = spec.__qualname__ = kind.hook
-    spec.__doc__ = (f"Register {kind.base.__name__} subclasses ({kind.summary}): "
-                    f"register(My{kind.base.__name__}).")
-    return hookspec(spec)
+@hookspec
+def register_audio_encoders(register):
+    """Register AudioEncoder subclasses (audio -> 50 Hz features): register(MyAudioEncoder)."""
 
 
-def _declare_hooks() -> None:
-    from geneface.core.kinds import KINDS
-
-    for kind in KINDS:
-        globals()[kind.hook] = _hook(kind)
+@hookspec
+def register_motion_generators(register):
+    """Register MotionGenerator subclasses (audio features -> 68 x 3 landmarks): register(MyMotionGenerator)."""
 
 
-# One hook per kind of component, from geneface.core.kinds.KINDS: register_audio_encoders,
-# register_motion_generators, register_domain_adapters, register_post_processors,
-# register_renderers, register_face_trackers, register_syncnets.
-_declare_hooks()
+@hookspec
+def register_domain_adapters(register):
+    """Register DomainAdapter subclasses (generic motion -> a person's style): register(MyDomainAdapter)."""
+
+
+@hookspec
+def register_post_processors(register):
+    """Register PostProcessor subclasses (motion -> motion ready to render (clamp, smooth, blinks, silence, head
+    poses)): register(MyPostProcessor)."""
+
+
+@hookspec
+def register_renderers(register):
+    """Register Renderer subclasses (motion + head path -> video frames): register(MyRenderer)."""
+
+
+@hookspec
+def register_face_trackers(register):
+    """Register FaceTracker subclasses (video -> tracked face points): register(MyFaceTracker)."""
+
+
+@hookspec
+def register_syncnets(register):
+    """Register SyncScorer subclasses (lip-sync judge and loss): register(MySyncScorer)."""

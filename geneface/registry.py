@@ -7,6 +7,14 @@
 - A module that fails to import or whose hook raises is recorded as broken, with its error,
   and the rest still load. Two plugins with one name in one kind are both kept and using the
   name fails with an error naming both origins.
+- Stages are made here and nowhere else: `build(stage_spec)` (a spec's stage: config, or a
+  checkpoint plus config overrides) and `load(checkpoint, kind, where)` (a trained component
+  from its file alone). One rule for their errors: whatever the file or the plugin gets
+  wrong is prefixed with `where` (the spec key or the flag the user wrote); a config's own
+  errors carry its key path instead.
+
+The registry is made once, by the application layer (`get_registry`), and handed down as an
+argument; library layers never import this module.
 """
 
 from __future__ import annotations
@@ -14,17 +22,19 @@ from __future__ import annotations
 import os
 import traceback
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
-from typing import Optional
+from typing import Any, Optional
 
 import attrs
 import pluggy
 
 from geneface import hookspecs
+from geneface.core.config import structure
 from geneface.core.kinds import HOOK_KINDS, STAGE_KINDS
 from geneface.core.stages import Stage
 from geneface.core.text import did_you_mean
-from geneface.errors import PluginError
+from geneface.errors import CheckpointError, GenefaceError, PluginError
 
 GROUP = "geneface"
 BUILTIN_DIST = "geneface"
@@ -150,6 +160,53 @@ class Registry:
         if reason:
             raise PluginError(f"{prefix}{kind} plugin '{name}' is not available: {reason}")
         return entry
+
+    def trainable(self, kind: str) -> list[PluginEntry]:
+        """Every installed plugin of `kind` that trains (broken names and clashes left out)."""
+        return [found[0] for (k, _), found in sorted(self.entries.items())
+                if k == kind and len(found) == 1 and found[0].cls.trainable()]
+
+    # -- making stages -------------------------------------------------------------------
+    def build(self, stage_spec: Any, base: Optional[Path] = None, loaded: Any = None) -> Stage:
+        """One stage of a spec (`geneface.core.spec.StageSpec`): the plugin with the spec's
+        config, or restored from its checkpoint with the config as overrides. Relative paths in
+        the config resolve against `base` (the spec's folder); `loaded`: the checkpoint already
+        read (`validate_spec` hands it over), so no file is read twice."""
+        where = f"stages.{stage_spec.kind}"
+        if stage_spec.checkpoint is None:
+            cls = self.get(stage_spec.kind, stage_spec.plugin, where=f"{where}.plugin").cls
+            return cls(structure(cls.Config, stage_spec.config, f"{where}.config", base))
+        self.get(stage_spec.kind, stage_spec.plugin, where=f"{where}.plugin")  # unknown names first
+        return self.load(stage_spec.checkpoint, stage_spec.kind, f"{where}.checkpoint", plugin=stage_spec.plugin,
+                         overrides=stage_spec.config, config_where=f"{where}.config", base=base, loaded=loaded)
+
+    def load(self, checkpoint: Path, kind: str, where: str, plugin: Optional[str] = None,
+             overrides: Optional[dict] = None, config_where: Optional[str] = None,
+             base: Optional[Path] = None, loaded: Any = None) -> Stage:
+        """A trained component of `kind` from its checkpoint: the plugin it names (it must be
+        `plugin` when given), its saved config under `overrides`, its weights. `where` (a flag
+        such as `--syncnet`, or a spec key) prefixes every error about the file or the plugin."""
+        from geneface.core.checkpoint import read_checkpoint  # torch: only when a stage is loaded
+
+        path = Path(checkpoint).expanduser()
+        try:
+            ckpt = loaded if loaded is not None else read_checkpoint(path, expect_kind=kind, expect_plugin=plugin)
+            cls = self.get(kind, ckpt.plugin, where=str(path)).cls
+        except GenefaceError as exc:
+            raise _prefixed(exc, where) from None
+        stage = cls(structure(cls.Config, {**ckpt.config, **(overrides or {})}, config_where or f"{path}:config", base))
+        try:
+            stage.load_checkpoint(ckpt)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise _prefixed(CheckpointError(f"{path}: does not fit plugin '{cls.name}' ({exc})"), where) from None
+        return stage
+
+
+def _prefixed(exc: GenefaceError, where: str) -> GenefaceError:
+    """The registry's one rule for errors about a file or plugin: `WHERE: message`."""
+    if not where or str(exc).startswith(f"{where}:"):
+        return exc
+    return type(exc)(f"{where}: {exc}")
 
 
 _REGISTRY: Optional[Registry] = None

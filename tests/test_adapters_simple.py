@@ -153,7 +153,7 @@ def test_fit_through_the_cli_and_use_the_checkpoint(person_dir, person, tmp_path
     from geneface.cli import main
     from geneface.core.checkpoint import read_checkpoint
     from geneface.core.motion_io import load_motion, save_motion
-    from geneface.core.runner import load_trained_stage
+    from geneface.registry import get_registry
 
     out = tmp_path / "proj"
     started = time.perf_counter()
@@ -169,7 +169,7 @@ def test_fit_through_the_cli_and_use_the_checkpoint(person_dir, person, tmp_path
     run = json.loads((out / "run.json").read_text())
     assert run["fitted"] is True and run["train_frames"] == person.n_train
 
-    stage = load_trained_stage(out / "model.safetensors", "domain_adapter", "test")
+    stage = get_registry().load(out / "model.safetensors", "domain_adapter", "test")
     motion = generic_motion(30, seed=5)
     adapted = stage.adapt(motion)
     assert np.allclose(adapted.landmarks, fitted(person).adapt(motion).landmarks, atol=1e-5)
@@ -208,7 +208,7 @@ def test_ten_minutes_of_motion_adapt_in_seconds(one_torch_thread):
 
 def test_a_checkpoint_missing_a_tensor_is_refused(person, tmp_path):
     from geneface.core.checkpoint import save_checkpoint, stage_checkpoint
-    from geneface.core.runner import load_trained_stage
+    from geneface.registry import get_registry
     from geneface.errors import CheckpointError
 
     ckpt = stage_checkpoint(fitted(person))
@@ -216,4 +216,4 @@ def test_a_checkpoint_missing_a_tensor_is_refused(person, tmp_path):
     save_checkpoint(tmp_path / "bad.safetensors", attrs.evolve(ckpt, state={k: v for k, v in ckpt.state.items()
                                                                              if k != "low"}))
     with pytest.raises(CheckpointError, match="missing tensor.*low"):
-        load_trained_stage(tmp_path / "bad.safetensors", "domain_adapter", "test")
+        get_registry().load(tmp_path / "bad.safetensors", "domain_adapter", "test")

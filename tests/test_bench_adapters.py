@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from support.toy import register_toy_encoder, toy_clip, toy_person, train_toy_syncnet, train_toy_vae, write_toy_dataset
 
-from geneface.bench.adapters import AdapterSpec, parse_adapter, parse_adapters
+from geneface.app.bench_adapters import AdapterSpec, parse_adapter, parse_adapters
 from geneface.cli import main
 from geneface.errors import UsageError
 from geneface.metrics.motion import (
@@ -20,7 +20,7 @@ from geneface.metrics.motion import (
     mouth_statistics,
     score_motion,
 )
-from geneface.training.data import mouth_opening
+from geneface.core.landmarks68 import mouth_opening
 
 
 @pytest.fixture(autouse=True)

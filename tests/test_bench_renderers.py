@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -130,12 +131,16 @@ def test_time_budget_stops_a_toy_training_and_resume_goes_on(tmp_path, one_torch
     cfg = dict(steps=10**7, batch_size=8, lr=1e-2, schedule="constant", val_every=10**6, ckpt_every=10**6,
                log_every=1000)
     out = tmp_path / "run"
+    before = time.time()
     result = Trainer(ToyRegressionTask(), TrainConfig(**cfg, max_minutes=0.004), out, progress=False).fit()
     step = result["step"]
     assert 0 < step < 10**7
     stopped = {"step": step, "reason": "time budget of 0.004 min reached"}
     assert result["stopped"] == stopped
-    assert json.loads((out / "run.json").read_text())["stopped"] == stopped
+    record = json.loads((out / "run.json").read_text())
+    assert record["stopped"] == stopped
+    # run.json is written again when the run stops: `started` is still the start (0.24 s of budget before)
+    assert before <= record["started"] <= (out / "run.json").stat().st_mtime - 0.2
     assert (out / "model.safetensors").is_file() and (out / "last.safetensors").is_file()
     assert (out / "state" / f"step-{step:08d}.safetensors").is_file()
     # Ended like the last step: validated and logged at the step where time ran out.
@@ -345,23 +350,25 @@ def test_one_line_errors_before_any_work(bench, dataset, installed, tmp_path, ca
 
 
 def test_score_frames_of_the_real_frames_is_perfect(dataset):
-    from geneface.bench.renderers import face_boxes, held_out_frames, score_frames, track_truth
+    from geneface.app.components import face_tracker
     from geneface.core.dataset import Dataset
+    from geneface.metrics.held_out import face_boxes, held_out_frames, score_frames, track_truth
 
     ds = Dataset(dataset)
     frames = held_out_frames(ds)
     real = [ds.frame(int(f)) for f in frames]
-    truth = track_truth(ds, frames)
-    s = score_frames(iter(real), iter(real), face_boxes(ds, frames), truth, ds.size)
+    tracker = face_tracker()
+    truth = track_truth(ds, frames, tracker)
+    s = score_frames(iter(real), iter(real), face_boxes(ds, frames), truth, ds.size, tracker=tracker)
     assert s["psnr"] == 100.0 and s["ssim"] == pytest.approx(1.0) and s["psnr_face"] == 100.0
     if len(truth.missing) < len(frames):  # the tracker finds the 64 px face: the same frames score 0
         assert s["lmd_px"] == pytest.approx(0.0) and s["lmd_frames"] == len(frames) - len(truth.missing)
 
 
 def test_peak_memory_sees_memory_freed_before_it_ends():
-    from geneface.bench.renderers import PeakMemory, _rss_bytes
+    from geneface.core.measure import PeakMemory, rss_bytes
 
-    before = _rss_bytes()
+    before = rss_bytes()
     meter = PeakMemory()
     meter.start()
     block = np.ones(20_000_000)  # 160 MB, touched

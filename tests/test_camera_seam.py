@@ -42,7 +42,7 @@ class WithDefault(CameraRecorder):
 
     name = "camera_default"
 
-    def default_camera(self, n_frames):
+    def default_head_path(self, n_frames):
         return camera_for_length(_camera(5, offset=100), n_frames)
 
 
@@ -133,3 +133,4 @@ def test_bad_poses_are_a_spec_error(tmp_path, recorders, capsys):
     assert main(["validate", str(_spec(tmp_path, "camera_recorder", "poses.npz"))]) == 2
     assert "input.poses" in capsys.readouterr().err
     assert main(["validate", str(_spec(tmp_path, "camera_recorder", "missing.npz"))]) == 2
+

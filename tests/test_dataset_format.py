@@ -19,7 +19,8 @@ N_FRAMES = 30
 def made(tmp_path_factory):
     from test_process_media import astronaut_frames, speech, write_clip
 
-    from geneface.processing import ProcessConfig, process_video
+    from geneface.app.process import process_video
+    from geneface.processing import ProcessConfig
 
     root = tmp_path_factory.mktemp("fmt")
     clip = write_clip(root / "clip.mp4", astronaut_frames(N_FRAMES), speech(N_FRAMES / 25))
@@ -149,6 +150,46 @@ def test_splits_follow_time_and_leave_out_failed_frames(made, tmp_path):
     assert len(ds.split("train", include_failed=True)) == 24
     with pytest.raises(DatasetError, match="no split"):
         ds.split("test")
+
+
+def test_training_and_held_out_frames_are_those_every_trainer_rebuilt(made, tmp_path):
+    """`Dataset.training_frames`, `held_out_frames`, `usable` give the indices the renderer
+    task, the bench, post-processing and person data each computed for themselves."""
+    root, _ = made
+    copy = tmp_path / "ds"
+    shutil.copytree(root / "ds", copy)
+    tracking = dict(np.load(copy / fmt.TRACKING, allow_pickle=False))
+    tracking["flags"][[3, 4, 25, 28]] |= fmt.FLAG_FAILED  # in the train split, the val split before and
+    tracking["flags"][10] |= fmt.FLAG_INTERPOLATED  # after the held-out start (27 of 30); interpolated stays
+    np.savez(copy / fmt.TRACKING, **tracking)
+    ds = Dataset(copy)
+    n, flags = ds.n_frames, ds.tracking()["flags"]
+    start = fmt.held_out_start(n)
+    assert ds.held_out_range() == (start, n) == (27, 30)
+
+    # The renderer task and `geneface bench renderers`: frames of any split, tracked.
+    valid = np.zeros(n, bool)
+    for name in ds.manifest["splits"]:
+        valid[ds.split(name)] = True
+    assert list(ds.training_frames()) == list(np.flatnonzero(valid[:start])) == [0, 1, 2, *range(5, 25), 26]
+    assert list(ds.held_out_frames()) == list(np.flatnonzero(valid[start:]) + start) == [27, 29]
+    assert list(ds.usable()) == list(valid)
+
+    # Post-processing and person data: tracked frames before held_out_start of the first n.
+    for m in (n, 22):  # person data stops where the audio features do
+        good = (np.asarray(flags[:m]) & fmt.FLAG_FAILED) == 0
+        cut = fmt.held_out_start(m)
+        assert ds.held_out_range(m) == (cut, m)
+        assert list(ds.training_frames(m)) == list(np.flatnonzero(good[:cut]))
+        assert list(ds.held_out_frames(m)) == list(np.flatnonzero(good[cut:]) + cut)
+
+    # Without tracking.npz (post-processing and person data always read such folders): every frame.
+    (copy / fmt.TRACKING).unlink()
+    ds = Dataset(copy)
+    assert list(ds.training_frames()) == list(range(27)) and list(ds.held_out_frames()) == [27, 28, 29]
+    # The camera of some frames only: one pose each.
+    c2w = Dataset(root / "ds").camera().c2w
+    assert np.array_equal(ds.camera([27, 29]).c2w, c2w[[27, 29]]) and ds.camera([27, 29]).focal == ds.camera().focal
 
 
 def test_incomplete_or_foreign_folders_do_not_load(made, tmp_path):

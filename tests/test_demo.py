@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from geneface.demo import DemoSettings, demo_steps, run_demo
+from geneface.app.demo import DemoSettings, demo_steps, run_demo
 from geneface.errors import GenefaceError
 
 EVAL = {"video": {"frames": 75}, "audio": {"length_difference_frames": 0},

@@ -1,4 +1,4 @@
-"""`geneface eval` and `geneface.metrics.video_eval`: the field's evaluation of one video.
+"""`geneface eval` and `geneface.app.eval`: the field's evaluation of one video.
 
 Made here, once per module: a 3 s synthetic talking head with its speech (128 px), a tiny
 SyncNet trained for a few seconds on a 4-clip synthetic corpus (mel features, the subject's
@@ -22,7 +22,7 @@ from geneface.core.media import probe_video, read_audio, read_video, write_video
 from geneface.core.records import Audio, AudioFeatures, Motion
 from geneface.errors import GenefaceError, UsageError
 from geneface.metrics.image import PSNR_MAX
-from geneface.metrics.video_eval import (
+from geneface.app.eval import (
     FORMAT,
     AudioFacts,
     RunFacts,
@@ -311,6 +311,6 @@ def test_evaluation_record_as_json():
 
 
 def _facts():
-    from geneface.metrics.video_eval import VideoFacts
+    from geneface.app.eval import VideoFacts
 
     return VideoFacts("v.mp4", 25, 25.0, 1.0, 64, 64, True, "h264")

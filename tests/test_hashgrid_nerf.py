@@ -21,7 +21,7 @@ from geneface.core.dataset import Dataset
 from geneface.core.media import iter_video_frames
 from geneface.core.motion_io import save_motion
 from geneface.core.records import Motion
-from geneface.core.runner import load_trained_stage
+from geneface.registry import get_registry
 from geneface.errors import CheckpointError, StageMismatchError
 from geneface.nerf.losses import psnr
 from geneface.plugins.hashgrid_nerf import HashGridNeRF
@@ -56,7 +56,7 @@ def test_trains_through_the_cli_and_overfits_the_subject(run, dataset):
 
     assert cv2.imread(str(image)).shape == (64, 192, 3)  # truth | render | error
     # A training frame, rendered from its own landmarks and pose, matches the video.
-    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    stage = get_registry().load(run / "model.safetensors", "renderer", "test")
     ds = Dataset(dataset)
     frame = 5
     got = stage.net.render_frame(torch.from_numpy(ds.landmarks_canonical()[frame]),
@@ -77,8 +77,30 @@ def test_the_model_comes_from_the_last_stage(run):
     assert meta["step"] == STEPS and meta["selected_by"] == "psnr_final_stage"
 
 
+def test_validation_scores_with_the_shared_metrics(run, dataset, one_torch_thread):
+    # One PSNR, one face box: the logged validation is geneface.metrics.image's score (as bench
+    # and eval compute it) of the frames the exported renderer yields for the held-out frames.
+    from geneface.metrics.image import face_box, mouth_box, psnr_box
+    from geneface.metrics.image import psnr as image_psnr
+
+    stage = get_registry().load(run / "model.safetensors", "renderer", "test")
+    ds = Dataset(dataset)
+    frames = np.array([45, 49])  # val_frames 2 of the held-out 45-49
+    camera = ds.camera()
+    camera = type(camera)(camera.focal, camera.width, camera.height, camera.c2w[frames], camera.cx, camera.cy)
+    rendered = list(stage.render(ds.motion(frames), camera))
+    real = [ds.frame(int(f)) for f in frames]
+    points = ds.landmarks_image()[frames]
+    scores = {"psnr": [image_psnr(a, b) for a, b in zip(rendered, real)],
+              "psnr_face": [psnr_box(a, b, face_box(p, ds.size)) for a, b, p in zip(rendered, real, points)],
+              "psnr_mouth": [psnr_box(a, b, mouth_box(p, ds.size)) for a, b, p in zip(rendered, real, points)]}
+    metrics = read_metrics(run / "metrics.csv")
+    for name, values in scores.items():
+        assert metrics[(STEPS, "val", name)] == pytest.approx(float(np.mean(values)), abs=1e-4), name
+
+
 def test_render_streams_n_frames_and_round_trips(run, dataset, tmp_path):
-    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    stage = get_registry().load(run / "model.safetensors", "renderer", "test")
     motion = Dataset(dataset).motion(np.arange(3))
     first = list(stage.render(motion))
     assert len(first) == 3 and all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in first)
@@ -90,7 +112,7 @@ def test_render_streams_n_frames_and_round_trips(run, dataset, tmp_path):
     save_checkpoint(copy, stage_checkpoint(stage))
     shutil.move(str(dataset), str(tmp_path / "moved"))
     try:
-        again = list(load_trained_stage(copy, "renderer", "test").render(motion))
+        again = list(get_registry().load(copy, "renderer", "test").render(motion))
     finally:
         shutil.move(str(tmp_path / "moved"), str(dataset))
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
@@ -108,7 +130,7 @@ def test_geneface_run_writes_an_mp4(run, dataset, tmp_path):
 
 
 def test_motion_in_another_layout_is_one_line(run, dataset):
-    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    stage = get_registry().load(run / "model.safetensors", "renderer", "test")
     pixels = Motion(Dataset(dataset).landmarks_image()[:4])  # crop pixels, not the canonical frame
     with pytest.raises(StageMismatchError, match="another landmark layout or unit"):
         next(stage.render(pixels))

@@ -204,39 +204,45 @@ def synth_clip():
     return generate(ClipSpec(seconds=0.4, size=128, seed=1))
 
 
-def test_retracked_clip_against_itself_and_the_truth(synth_clip):
+@pytest.fixture(scope="module")
+def tracker():
+    pytest.importorskip("mediapipe")
     from geneface.plugins.mediapipe_tracker import MediapipeTracker
 
+    return MediapipeTracker()
+
+
+def test_retracked_clip_against_itself_and_the_truth(synth_clip, tracker):
     frames = synth_clip.frames
-    tracked = track68(iter(frames), MediapipeTracker())
+    tracked = track68(iter(frames), tracker)
     assert tracked.points.shape == (len(frames), 68, 3) and len(tracked.missing) == 0
-    result = lmd_of_frames(tracked, frames)  # one side tracked already, the other re-tracked
+    result = lmd_of_frames(tracked, frames, tracker=tracker)  # one side tracked already, the other re-tracked
     assert result.n_scored == result.n_frames == len(frames)
     assert result.missing_rendered == result.missing_real == ()
     assert result.lmd < 0.05 and result.resolution == 128
     # measured at twice the resolution, a self-comparison stays ~0; the tracker's mouth
     # against the generator's true mouth is within a pixel or two at 128 px
-    assert lmd_of_frames(frames, frames, resolution=256).lmd < 0.1
+    assert lmd_of_frames(frames, frames, resolution=256, tracker=tracker).lmd < 0.1
     assert lmd(tracked.points, synth_clip.ground_truth.landmarks68_image) < 2.0
 
 
-def test_frames_without_a_face_are_reported_not_dropped(synth_clip):
+def test_frames_without_a_face_are_reported_not_dropped(synth_clip, tracker):
     frames = synth_clip.frames.copy()
     frames[4] = 0  # a black frame: no face
     with pytest.raises(UsageError, match=r"no face found in 1 of 10 rendered frames \(frame 4\)"):
-        lmd_of_frames(frames, synth_clip.frames)
-    result = lmd_of_frames(frames, synth_clip.frames, allow_missing=True)
+        lmd_of_frames(frames, synth_clip.frames, tracker=tracker)
+    result = lmd_of_frames(frames, synth_clip.frames, allow_missing=True, tracker=tracker)
     assert result.missing_rendered == (4,) and result.n_scored == 9 and result.n_frames == 10
     assert np.isnan(result.per_frame[4]) and np.isfinite(np.delete(result.per_frame, 4)).all()
     with pytest.raises(UsageError, match="give the resolution"):
-        lmd_of_frames(synth_clip.frames[:, :64, :64], synth_clip.frames)
+        lmd_of_frames(synth_clip.frames[:, :64, :64], synth_clip.frames, tracker=tracker)
 
 
 VIDEO = SHARED_DATA / "video" / "may_5s.mp4"
 
 
 @pytest.mark.skipif(not VIDEO.is_file(), reason="../shared/data/video/may_5s.mp4 not available")
-def test_real_clip_retracked_against_a_recompressed_copy():
+def test_real_clip_retracked_against_a_recompressed_copy(tracker):
     import cv2
 
     from geneface.core.media import iter_video_frames
@@ -245,7 +251,7 @@ def test_real_clip_retracked_against_a_recompressed_copy():
     copy = np.stack(
         [cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 90])[1], cv2.IMREAD_UNCHANGED) for f in frames]
     )
-    real = track68(frames)
+    real = track68(frames, tracker)
     assert isinstance(real, Tracked68) and len(real.missing) == 0
-    assert lmd_of_frames(real, frames).lmd == pytest.approx(0.0, abs=0.05)
-    assert lmd_of_frames(copy, real).lmd < 1.5
+    assert lmd_of_frames(real, frames, tracker=tracker).lmd == pytest.approx(0.0, abs=0.05)
+    assert lmd_of_frames(copy, real, tracker=tracker).lmd < 1.5

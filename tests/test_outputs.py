@@ -138,7 +138,7 @@ def enc_spec(tmp_path, wav_file):
 
 def no_work(monkeypatch):
     """Make the work itself fail loudly: a refusal must come before it."""
-    import geneface.core.runner as runner
+    import geneface.app.run as runner
     import geneface.speech as speech
 
     def boom(*_a, **_k):

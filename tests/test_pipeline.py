@@ -7,7 +7,7 @@ import pytest
 
 from geneface import hookimpl
 from geneface.core.motion_io import save_motion
-from geneface.core.runner import run_spec
+from geneface.app.run import run_spec
 from geneface.core.records import Motion
 from geneface.core.spec import parse_spec
 from geneface.core.stages import DomainAdapter, MotionGenerator

@@ -14,9 +14,9 @@ from support.training import crash_then_resume
 from geneface.cli import main
 from geneface.core.checkpoint import read_checkpoint
 from geneface.core.records import AudioFeatures
-from geneface.core.runner import load_trained_stage
 from geneface.training.checkpoint_choice import ChoiceRule, CollapseRule, choose, collapse
 from geneface.training.data import make_clip
+from geneface.registry import get_registry
 
 TINY = """
 model: {widths: [32, 48, 32], kernel: 3}
@@ -64,8 +64,8 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
     from geneface.training.person_data import load_person
     from support.toy import ToyEncoder
 
-    adapter = load_trained_stage(out / "model.safetensors", "domain_adapter", "test")
-    generator = load_trained_stage(toy["vae"], "motion_generator", "test")
+    adapter = get_registry().load(out / "model.safetensors", "domain_adapter", "test")
+    generator = get_registry().load(toy["vae"], "motion_generator", "test")
     person = load_person(toy["person"], ToyEncoder())
     clip = person.train[0]
     generic = generator.generate(AudioFeatures(clip.features, encoder="toy"))
@@ -95,7 +95,7 @@ def test_postnet_trains_chooses_and_adapts(toy, tmp_path, capsys):
         assert torch.allclose(v, sum(c[k] for c in cands) / len(cands), atol=1e-6), k
     assert model.meta["averaged_steps"] == steps and model.meta["selected_by"] == "average"
     assert not torch.equal(model.state["generator.out.weight"], cands[-1]["generator.out.weight"])
-    assert load_trained_stage(out / "model.safetensors", "domain_adapter", "test").adapt(generic).n_frames == \
+    assert get_registry().load(out / "model.safetensors", "domain_adapter", "test").adapt(generic).n_frames == \
         generic.n_frames
 
 
@@ -128,7 +128,7 @@ def _task_maker(toy, config):
 
     def make_task():
         torch.manual_seed(0)
-        return recipe.build(TrainInputs(cls, (), options, yaml.safe_load(TINY), None, config)).task
+        return recipe.build(TrainInputs(cls, (), options, yaml.safe_load(TINY), None, config, get_registry())).task
 
     return make_task
 

@@ -259,7 +259,7 @@ def _step(c2w: np.ndarray) -> float:
 
 def test_loop_camera_ping_pongs_the_smoothed_training_poses(person):
     folder, _, _, c2w = person
-    camera = _stage(folder).camera(7000)
+    camera = _stage(folder).head_path(7000)
     assert camera.n_frames == 7000 and camera.focal == 80.0 and camera.width == 64
     train = c2w[:TRAIN]  # the held-out poses are never used
     order = ping_pong(TRAIN, 7000)
@@ -273,19 +273,19 @@ def test_loop_camera_ping_pongs_the_smoothed_training_poses(person):
 
 def test_still_camera_holds_the_pose_nearest_the_mean(person):
     folder, _, _, c2w = person
-    camera = _stage(folder, pose={"mode": "still"}).camera(40)
+    camera = _stage(folder, pose={"mode": "still"}).head_path(40)
     assert camera.n_frames == 40 and np.all(camera.c2w == camera.c2w[0])
     index = poses.mean_pose_index(c2w[:TRAIN])
     assert np.allclose(camera.c2w[0], c2w[index], atol=1e-6)
-    assert _stage(folder, pose={"mode": "off"}).camera(40) is None
-    assert _stage(folder, pose={"enabled": False}).camera(40) is None
+    assert _stage(folder, pose={"mode": "off"}).head_path(40) is None
+    assert _stage(folder, pose={"enabled": False}).head_path(40) is None
 
 
 def test_pose_file_mode_and_a_bad_pose_file(person, tmp_path):
     folder, _, _, _ = person
     c2w = _jittery_poses(12, seed=5).astype(np.float32)
     save_camera(tmp_path / "cam.npz", Camera(focal=99.0, width=32, height=32, c2w=c2w))
-    camera = _stage(folder, pose={"mode": "file", "pose_file": str(tmp_path / "cam.npz")}).camera(12)
+    camera = _stage(folder, pose={"mode": "file", "pose_file": str(tmp_path / "cam.npz")}).head_path(12)
     assert camera.focal == 99.0 and np.array_equal(camera.c2w, c2w)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     for config in ({"mode": "file", "pose_file": str(tmp_path / "bad.npz")}, {"mode": "file"}):
@@ -371,7 +371,7 @@ def test_plugin_is_listed_and_runs_in_a_pipeline(person, tmp_path, capsys):
     SEEN.clear()
     assert main(["run", str(tmp_path / "spec.yaml"), "-q"]) == 0
     (motion, camera), = SEEN
-    expected = _stage(folder).camera(60)
+    expected = _stage(folder).head_path(60)
     assert camera.n_frames == 60 and np.allclose(camera.c2w, expected.c2w)
     assert (tmp_path / "out.mp4").is_file()
 

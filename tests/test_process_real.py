@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not VIDEO.is_dir(), reason="../shared/data/video
 
 @pytest.fixture(scope="module")
 def german(tmp_path_factory):
-    from geneface.processing import process_video
+    from geneface.app.process import process_video
 
     out = tmp_path_factory.mktemp("real") / "german"
     process_video(VIDEO / "german_news_20s.mp4", out, quiet=True, log=lambda m: None)
@@ -51,7 +51,8 @@ def test_german_news_pose_is_smooth_and_plausible(german):
 
 def test_variable_frame_rate_clip_becomes_25_fps(tmp_path):
     from geneface.core.media import probe_video
-    from geneface.processing import ProcessConfig, process_video
+    from geneface.app.process import process_video
+    from geneface.processing import ProcessConfig
 
     src = VIDEO / "speaker_a_6s.mp4"
     out = tmp_path / "speaker_a"

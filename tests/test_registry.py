@@ -116,3 +116,21 @@ def test_env_var_narrows_third_party(monkeypatch):
 def test_no_builtin_plugin_is_broken():
     reg = registry_mod.get_registry(reload=True)
     assert [(b.origin.entry_point, b.error) for b in reg.broken] == []
+
+
+def test_hookspecs_are_the_kinds_table():
+    """The hooks are written out for readers; they must stay exactly the table's (one per kind,
+    same name, a docstring naming the base class and the kind's summary)."""
+    import inspect
+
+    from geneface import hookspecs
+    from geneface.core.kinds import KINDS
+
+    declared = {name for name, fn in vars(hookspecs).items()
+                if inspect.isfunction(fn) and hasattr(fn, "geneface_spec")}
+    assert declared == {k.hook for k in KINDS}
+    for kind in KINDS:
+        fn = getattr(hookspecs, kind.hook)
+        assert list(inspect.signature(fn).parameters) == ["register"], kind.hook
+        doc = " ".join(fn.__doc__.split())
+        assert doc.startswith(f"Register {kind.base.__name__} subclasses ({kind.summary}"), (kind.hook, doc)

@@ -112,8 +112,7 @@ def test_output_as_a_mapping_with_paste_back(tmp_path, wav_file, motion_file):
 
 
 def test_relative_paths_in_stage_configs_resolve_against_the_spec_folder(tmp_path, wav_file, motion_file):
-    from geneface.core.runner import build_stage
-
+    
     sub = tmp_path / "specs"
     sub.mkdir()
     spec = load_spec(_write(sub, f"input: {{motion: {motion_file}}}\n"
@@ -124,4 +123,4 @@ def test_relative_paths_in_stage_configs_resolve_against_the_spec_folder(tmp_pat
     assert config.person == tmp_path.resolve() / "data" / "me"
     assert config.pose.pose_file == sub.resolve() / "poses.npz"
     with pytest.raises(Exception, match="person"):  # built from the resolved path: not a dataset there
-        build_stage(spec.stages[0], get_registry(), spec.base)
+        get_registry().build(spec.stages[0], spec.base)

@@ -390,9 +390,10 @@ def test_mediapipe_tracker_recovers_pose_and_mouth():
     H.264: head rotation within 3 degrees of the truth, mouth opening correlation > 0.9."""
     pytest.importorskip("geneface.plugins.mediapipe_tracker")
     pytest.importorskip("geneface.processing.pose")
+    from geneface.plugins.mediapipe_tracker import MediapipeTracker
     from geneface.synth.check import tracker_vs_truth
 
-    result = tracker_vs_truth(seconds=4.0, seed=0)
+    result = tracker_vs_truth(MediapipeTracker(), seconds=4.0, seed=0)
     assert result["missing"] == 0
     assert result["pose_error_max_deg"] < 3.0
     assert result["mouth_corr"] > 0.9

@@ -82,13 +82,12 @@ def test_audio_shorter_than_a_window():
 
 def test_feature_width_must_match_checkpoint(tmp_path):
     from geneface.core.checkpoint import save_checkpoint, stage_checkpoint
-    from geneface.core.runner import build_stage
     from geneface.core.spec import StageSpec
     from geneface.registry import get_registry
 
     gen = _random_generator()
     save_checkpoint(tmp_path / "vae.safetensors", stage_checkpoint(gen, meta={"encoder": "toy"}))
-    stage = build_stage(StageSpec("motion_generator", "vae", {}, tmp_path / "vae.safetensors"), get_registry())
+    stage = get_registry().build(StageSpec("motion_generator", "vae", {}, tmp_path / "vae.safetensors"))
     assert stage.expected_width == 12 and stage.encoder == "toy"
     with pytest.raises(StageMismatchError, match="12 wide"):
         stage.generate(AudioFeatures(np.zeros((40, 80)), encoder="mel"))
@@ -107,7 +106,7 @@ def test_train_audio2motion_end_to_end(tmp_path_factory, capsys):
     assert ckpt.meta["encoder"] == "toy" and ckpt.config["hidden"] == 64
 
     # Held-out speaker: the mouth follows the speech, in sync (the figures the issue asks for).
-    from geneface.training.evaluate import evaluate
+    from geneface.app.motion_figures import evaluate
 
     figures = evaluate([root / "data"], ToyEncoder(), ["spk1"], syncnet, out / "model.safetensors")
     assert figures["speakers"] == ["spk1"] and figures["clips"] == 3

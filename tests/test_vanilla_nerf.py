@@ -23,10 +23,10 @@ from geneface.core.dataset import Dataset, held_out_start
 from geneface.core.media import iter_video_frames
 from geneface.core.motion_io import save_motion
 from geneface.core.records import Motion
-from geneface.core.runner import load_trained_stage
+from geneface.registry import get_registry
 from geneface.errors import StageMismatchError
+from geneface.nerf.fields.vanilla_head import window_indices
 from geneface.nerf.losses import psnr
-from geneface.nerf.vanilla import window_indices
 
 STEPS = 200
 # Measured with this file's settings (200 steps of 512 rays, one thread): training frames
@@ -59,7 +59,7 @@ def run(dataset, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stage(run):
-    return load_trained_stage(run / "model.safetensors", "renderer", "test")
+    return get_registry().load(run / "model.safetensors", "renderer", "test")
 
 
 def test_trains_through_the_cli_and_overfits_the_subject(run, dataset, stage):
@@ -97,7 +97,7 @@ def test_render_streams_and_the_checkpoint_round_trips(run, dataset, stage, tmp_
     save_checkpoint(copy, stage_checkpoint(stage))
     shutil.move(str(dataset), str(tmp_path / "moved"))
     try:
-        again = list(load_trained_stage(copy, "renderer", "test").render(motion))
+        again = list(get_registry().load(copy, "renderer", "test").render(motion))
     finally:
         shutil.move(str(tmp_path / "moved"), str(dataset))
     assert all(np.array_equal(a, b) for a, b in zip(first, again))

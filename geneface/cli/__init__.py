@@ -1,4 +1,11 @@
-"""`geneface` command line. Each `cmd_*` module registers its commands on the shared app."""
+"""`geneface` command line: typer flags and messages; each command's engine is in
+geneface.app. Each `cmd_*` module registers its commands on the shared app.
+
+Modules: `app` (the typer app and its error policy), `cmd_core` (`plugins`, `validate`,
+`run`), `cmd_synth` (`synth`, `synth-corpus`, `say`), `cmd_process` (`process`,
+`process-corpus`, `dataset ...`), `cmd_train` (`train`), `cmd_bench` (`bench adapters`,
+`bench renderers`, `bench motion`, `bench generic`), `cmd_eval` (`eval`), `cmd_demo` (`demo`).
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@
         [--run NAME=RUN_DIR] [--options-for NAME="--profile quick"]
 
 Each benchmark writes DIR/<name>.json (settings, pooled rows, per-clip numbers) and
-DIR/<name>.md (a markdown table, printed too); the scoring lives in `geneface.bench`.
+DIR/<name>.md (a markdown table, printed too); the engines live in `geneface.app` (`bench_adapters`,
+`bench_renderers`, `bench_motion`, `motion_figures` for `bench generic`).
 """
 
 from __future__ import annotations
@@ -45,17 +46,20 @@ def bench_adapters(
     quiet: bool = _QUIET,
 ) -> None:
     """Compare domain adapters on the person's held-out clips: mouth statistics, LMD, lip sync."""
-    from geneface.bench.adapters import (build_adapter, compare_adapters, format_table, load_stage, parse_adapters,
+    from geneface.app.bench_adapters import (build_adapter, compare_adapters, format_table, parse_adapters,
                                          write_report)
     from geneface.core.outputs import prepare_output
+    from geneface.registry import get_registry
+
+    registry = get_registry()
 
     specs = parse_adapters(adapter or ["identity"])
     inputs = [person, motion_generator, syncnet, eval_path, *(s.checkpoint for s in specs)]
     prepare_output(out, kind="dir", overwrite=overwrite, inputs=inputs, what="--out",
                    replaceable=lambda p: (p / "adapters.json").is_file())
-    stages = [(s.label, build_adapter(s)) for s in specs]
-    generator = load_stage(motion_generator, "motion_generator", "--motion-generator")
-    judge = load_stage(syncnet, "syncnet", "--syncnet")
+    stages = [(s.label, build_adapter(s, registry)) for s in specs]
+    generator = registry.load(motion_generator, "motion_generator", "--motion-generator")
+    judge = registry.load(syncnet, "syncnet", "--syncnet")
     result = compare_adapters(person, generator, stages, judge, eval_path=eval_path, progress=not quiet)
     result["settings"]["motion_generator"]["checkpoint"] = str(motion_generator)
     result["settings"]["syncnet"]["checkpoint"] = str(syncnet)
@@ -91,11 +95,14 @@ def bench_renderers(
     quiet: bool = _QUIET,
 ) -> None:
     """Train every trainable renderer on one dataset for the same budget and score them on its held-out frames."""
-    from geneface.bench.renderers import (format_snapshots, format_table, held_out_frames, parse_assignments,
-                                          parse_snapshots, run_bench, select_renderers)
+    from geneface.app.bench_renderers import run_bench
+    from geneface.app.bench_renderers_choice import parse_assignments, parse_snapshots, select_renderers
+    from geneface.app.bench_renderers_report import format_snapshots, format_table
     from geneface.core.dataset import Dataset
     from geneface.core.outputs import prepare_output
     from geneface.errors import GenefaceError, UsageError
+    from geneface.metrics.held_out import held_out_frames
+    from geneface.registry import get_registry
     from geneface.training.distributed import choose_device
 
     if not budget > 0:
@@ -112,10 +119,11 @@ def bench_renderers(
     choose_device(device)  # an unknown device or a missing GPU: one line, before any work
     held_out_frames(Dataset(data))  # not a dataset, or too short to hold frames out: one line, before any work
     snapshots = parse_snapshots(snapshot or [], budget)
-    choices, skipped = select_renderers(names, runs, flags, snapshots=snapshots)
+    registry = get_registry()
+    choices, skipped = select_renderers(registry, names, runs, flags, snapshots=snapshots)
     prepare_output(out, kind="dir", overwrite=overwrite, inputs=[data, *runs.values()], what="--out",
                    replaceable=lambda p: (p / "renderers.json").is_file())
-    result = run_bench(data, choices, budget, out, overwrite=overwrite, skipped=skipped,
+    result = run_bench(data, choices, budget, out, registry, overwrite=overwrite, skipped=skipped,
                        loop={"steps": steps, "threads": threads, "seed": seed}, device=device, progress=not quiet,
                        echo=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(result))
@@ -152,10 +160,13 @@ def bench_motion(
     lag, amplitude, mouth LMD, lip sync."""
     import json
 
-    from geneface.bench.motion import REPORT, check_request, format_table, load_checkpoint_stage, parse_models
-    from geneface.bench.motion import bench_motion as run_bench
-    from geneface.bench.motion import parse_speakers, write_report
+    from geneface.app.bench_motion import REPORT, check_request, format_table, parse_models
+    from geneface.app.bench_motion import bench_motion as run_bench
+    from geneface.app.bench_motion import parse_speakers, write_report
     from geneface.core.outputs import prepare_output
+    from geneface.registry import get_registry
+
+    registry = get_registry()
 
     specs = parse_models(model)
     names = parse_speakers(speakers)
@@ -163,8 +174,8 @@ def bench_motion(
     inputs = [syncnet, person, *(data or []), *(s.checkpoint for s in specs)]
     prepare_output(out, kind="dir", overwrite=overwrite, inputs=inputs, what="--out",
                    replaceable=lambda p: (p / f"{REPORT}.json").is_file())
-    judge = load_checkpoint_stage(syncnet, "syncnet", "--syncnet")
-    stages = [(s, load_checkpoint_stage(s.checkpoint, "motion_generator", f"--model {s.label}")) for s in specs]
+    judge = registry.load(syncnet, "syncnet", "--syncnet")
+    stages = [(s, registry.load(s.checkpoint, "motion_generator", f"--model {s.label}")) for s in specs]
     result = run_bench(stages, judge, syncnet, data=data or [], speakers=names, person=person,
                        temperature=temperature, seed=seed, progress=not quiet)
     json_path, md_path = write_report(result, out, overwrite=overwrite)
@@ -172,3 +183,32 @@ def bench_motion(
         typer.echo(f"warning: {line}", err=True)
     typer.echo(json.dumps(result, indent=2, allow_nan=False) if as_json else format_table(result))
     typer.echo(f"wrote {json_path} and {md_path}", err=as_json)
+
+
+@bench_app.command("generic")
+def bench_generic(
+    data: list[Path] = typer.Option(..., "--data", help="Datasets or corpora; repeat for more."),
+    syncnet: Path = typer.Option(..., "--syncnet", help="The trained SyncNet checkpoint."),
+    vae: Optional[Path] = typer.Option(None, "--vae", help="A trained audio-to-motion checkpoint to score too."),
+    encoder: str = typer.Option("mel", "--encoder", help="The audio features the models read."),
+    val_speakers: Optional[str] = typer.Option(None, "--val-speakers", help="Comma-separated held-out speakers "
+                                               "(default: the validation split the trainers would pick)."),
+    every_clip: bool = typer.Option(False, "--all", help="Score every clip given."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Default: the checkpoint's (1.0)."),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON to this file."),
+) -> None:
+    """The generic models' figures on held-out speakers as JSON: SyncNet accuracy and offset recovery; the VAE's
+    mouth-opening r and sync confidence (docs/training.md)."""
+    import json
+
+    from geneface.app.components import audio_encoder
+    from geneface.app.motion_figures import evaluate
+
+    speakers = [s.strip() for s in val_speakers.split(",") if s.strip()] if val_speakers else None
+    result = evaluate(data, audio_encoder(encoder, "--encoder"), speakers, syncnet, vae, temperature, seed,
+                      every_clip)
+    text = json.dumps(result, indent=2)
+    if json_out is not None:
+        json_out.write_text(text)
+    typer.echo(text)

@@ -84,7 +84,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Run the stages a spec names, from its input to its output."""
-    from geneface.core.runner import run_spec
+    from geneface.app.run import run_spec
     from geneface.core.progress import track
     from geneface.core.spec import load_spec
     from geneface.registry import get_registry

@@ -1,4 +1,4 @@
-"""`geneface demo`: the whole method, from nothing, into ./demo_out (geneface.demo)."""
+"""`geneface demo`: the whole method, from nothing, into ./demo_out (geneface.app.demo)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def demo(
     """Make a person and a corpus, train every stage quickly, render new speech and evaluate it.
 
     About 30 minutes on 2 CPU cores; run it again after an interruption to go on."""
-    from geneface.demo import DemoSettings, run_demo
+    from geneface.app.demo import DemoSettings, run_demo
     from geneface.errors import UsageError
 
     if not renderer_minutes > 0:

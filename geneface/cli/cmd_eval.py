@@ -5,7 +5,7 @@
 
 Facts of the video (and of `geneface run`'s sidecar `<stem>.run.json`, when there is one),
 lip sync with a SyncNet checkpoint, and PSNR / SSIM / LMD against real footage of the same
-frames. The scoring lives in `geneface.metrics.video_eval`; docs/evaluation.md says what
+frames. The scoring lives in `geneface.app.eval`; docs/evaluation.md says what
 each number means.
 """
 
@@ -37,7 +37,7 @@ def eval_video(
     from geneface.core.atomic import atomic_output
     from geneface.core.outputs import prepare_output
     from geneface.core.progress import track
-    from geneface.metrics.video_eval import evaluate_video, format_report
+    from geneface.app.eval import evaluate_video, format_report
 
     if out is not None:  # before any work: an existing file, a folder, an input, an unwritable place
         prepare_output(out, kind="file", overwrite=overwrite, inputs=[video, audio, reference, syncnet],

@@ -82,7 +82,7 @@ def process(
 ) -> None:
     """Turn one talking-head video into a training dataset (frames, masks, landmarks, camera, audio)."""
     from geneface.core.outputs import prepare_output
-    from geneface.processing.process import process_video
+    from geneface.app.process import process_video
 
     config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
                      av_offset)
@@ -126,7 +126,8 @@ def process_corpus_cmd(
     """Process every clip under IN_DIR, skipping finished ones; one bad clip never stops the others."""
     from geneface.core.outputs import prepare_output
     from geneface.errors import GenefaceError
-    from geneface.processing.corpus import REPORT, process_corpus
+    from geneface.app.process import process_corpus
+    from geneface.processing.corpus import REPORT
 
     config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
                      av_offset)
@@ -192,7 +193,8 @@ def dataset_av_offset(
 ) -> None:
     """Estimate the audio-to-video offset of finished datasets and apply the --av-offset rule, in place."""
     from geneface.errors import UsageError
-    from geneface.processing.offset_stage import offset_summary, reestimate_dataset
+    from geneface.app.process import reestimate_dataset
+    from geneface.processing.offset_stage import offset_summary
     from geneface.training.data import dataset_folders
 
     try:

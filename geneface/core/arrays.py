@@ -39,3 +39,9 @@ def save_npz(path: Path, **arrays) -> None:
     # A file handle keeps numpy from appending a second ".npz" to the temporary name.
     with atomic_output(Path(path)) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    edges = np.diff(np.r_[0, np.asarray(mask).astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))

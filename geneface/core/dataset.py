@@ -31,6 +31,8 @@ Using it::
     ds = Dataset("data/may")            # raises DatasetError if it is not a complete dataset
     ds.n_frames, ds.size, ds.fps        # 500, 512, 25.0
     ds.split("train")                   # frame indices, failed-tracking frames left out
+    ds.training_frames()                # what a person-specific model trains on (before the last 1/11)
+    ds.held_out_frames()                # what it is judged on (the last 1/11), failed tracking left out
     ds.frame(i), ds.mask(i)             # uint8 H x W x 3, uint8 H x W labels (HEAD / TORSO)
     ds.background()                     # uint8 H x W x 3
     ds.motion()                         # Motion: canonical 68 x 3 per frame with mean / std
@@ -48,7 +50,7 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -273,6 +275,39 @@ class Dataset:
         start, end = splits[name]
         return int(start), int(end)
 
+    # -- the person's frames: trained on, held out -----------------------------------
+    def usable(self, n: Optional[int] = None) -> np.ndarray:
+        """bool per frame (the first `n`; default all): inside a split and tracked, i.e. its
+        tracking did not fail (FLAG_FAILED clear; such frames are filled only for continuity).
+        A folder without tracking.npz counts every frame of its splits as tracked."""
+        n = self.n_frames if n is None else int(n)
+        ok = np.zeros(n, bool)
+        for name in self.manifest["splits"]:
+            start, end = self.split_range(name)
+            ok[start:end] = True
+        if (self.path / TRACKING).exists():
+            failed = (np.asarray(self.tracking()["flags"][:n]) & FLAG_FAILED) != 0
+            ok[: len(failed)] &= ~failed
+        return ok
+
+    def held_out_range(self, n: Optional[int] = None) -> tuple[int, int]:
+        """[start, end) of the held-out last 1/11 of the first `n` frames (default all):
+        `held_out_start`, the part no person-specific model trains on."""
+        n = self.n_frames if n is None else int(n)
+        return held_out_start(n), n
+
+    def training_frames(self, n: Optional[int] = None) -> np.ndarray:
+        """Indices of the frames a person-specific model trains on: the usable ones before the
+        held-out last 1/11 (of the first `n` frames; default all), in time order."""
+        start, _ = self.held_out_range(n)
+        return np.flatnonzero(self.usable(n)[:start])
+
+    def held_out_frames(self, n: Optional[int] = None) -> np.ndarray:
+        """Indices of the usable frames of the held-out last 1/11 (of the first `n`; default
+        all), in time order: what a person-specific model is judged on."""
+        start, _ = self.held_out_range(n)
+        return np.flatnonzero(self.usable(n)[start:]) + start
+
     # -- images ----------------------------------------------------------------------
     def _image(self, rel: str, flags: int) -> np.ndarray:
         import cv2
@@ -368,13 +403,15 @@ class Dataset:
         """The per-frame similarity (scale, rotation, translation) and the video's canonical mesh."""
         return self._npz(POSE)
 
-    def camera(self) -> Camera:
+    def camera(self, indices=None) -> Camera:
+        """The camera: focal, size, one camera-to-world pose per frame (all, or `indices`)."""
         cam = self.manifest["camera"]
+        c2w = self._array(C2W)
         return Camera(
             focal=float(cam["focal"]),
             width=self.size,
             height=self.size,
-            c2w=self._array(C2W),
+            c2w=c2w if indices is None else c2w[np.asarray(indices)],
             cx=float(cam["cx"]),
             cy=float(cam["cy"]),
         )

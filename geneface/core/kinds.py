@@ -1,10 +1,10 @@
 """The kinds of component, declared once.
 
-Everything that depends on the list of kinds is derived from `KINDS`: the registry's hooks
-(`geneface.hookspecs`), which hook registers which kind (`geneface.registry`), the spec's
-`stages:` keys and how stages must connect (`geneface.core.spec`) and the pipeline's
-dispatch (`geneface.core.runner`, through `Stage.apply`). Adding a kind is one entry here
-plus its base class in `geneface.core.stages`.
+Everything that depends on the list of kinds is derived from `KINDS`: which hook registers
+which kind (`geneface.registry`), the spec's `stages:` keys and how stages must connect
+(`geneface.core.spec`) and the pipeline's dispatch (`geneface.app.run`, through
+`Stage.apply`). Adding a kind is one entry here, its base class in `geneface.core.stages`
+and its hook written out in `geneface.hookspecs` (a test keeps the two equal).
 
 `consumes` / `produces` name what flows through a pipeline: "audio", "audio features",
 "motion" or "video". A kind that consumes what it produces (motion -> motion) may be left
@@ -63,7 +63,7 @@ KINDS: tuple[StageKind, ...] = (
     StageKind("post_processor", PostProcessor, "register_post_processors",
               "motion -> motion ready to render (clamp, smooth, blinks, silence, head poses)", "motion", "motion"),
     StageKind("renderer", Renderer, "register_renderers",
-              "motion (+ camera) -> video frames", "motion", "video"),
+              "motion + head path -> video frames", "motion", "video"),
     StageKind("face_tracker", FaceTracker, "register_face_trackers", "video -> tracked face points"),
     StageKind("syncnet", SyncScorer, "register_syncnets", "lip-sync judge and loss"),
 )
@@ -75,6 +75,3 @@ HOOK_KINDS: dict[str, str] = {k.hook: k.name for k in KINDS}
 for _kind in KINDS:  # the base class and the table must agree
     assert issubclass(_kind.base, Stage) and _kind.base.kind == _kind.name, _kind
 
-
-def stage_kind(name: str) -> StageKind:
-    return STAGE_KINDS[name]

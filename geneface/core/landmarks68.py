@@ -156,3 +156,30 @@ def layout_problem(reference: np.ndarray, landmarks: np.ndarray) -> "str | None"
         return (f"expects canonical 68-point landmarks (outer eye corners {expected:.3g} apart), got a distance "
                 f"of {got:.3g}: another landmark layout or unit")
     return None
+
+
+def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
+    """T x 68 x 3 (or T x 204) -> T: mean 3-D distance between the upper and lower inner lip
+    (the synthetic corpus's `mouth_opening` is this very quantity)."""
+    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, 68, 3)
+    return np.linalg.norm(lm[:, LIP_INNER_PAIRS[:, 0]] - lm[:, LIP_INNER_PAIRS[:, 1]], axis=-1).mean(-1)
+
+
+def as_sequence(array, where: str) -> np.ndarray:
+    """Numbers of shape T x 68 x 3 (or T x 204), T > 0, all finite -> float64 T x 68 x 3;
+    otherwise a one-line UsageError starting with `where` (a file or a key)."""
+    from geneface.errors import UsageError
+
+    array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise UsageError(f"{where}: landmarks must be numbers, got dtype {array.dtype}")
+    if array.ndim == 2 and array.shape[1] == 68 * 3:
+        array = array.reshape(-1, 68, 3)
+    if array.ndim != 3 or array.shape[1:] != (68, 3):
+        raise UsageError(f"{where}: landmarks must be T x 68 x 3 (or T x 204), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise UsageError(f"{where}: landmark sequence has zero frames")
+    if not np.all(np.isfinite(array)):
+        bad = int(np.argwhere(~np.isfinite(array))[0][0])
+        raise UsageError(f"{where}: landmarks contain NaN or infinite values (first at frame {bad})")
+    return array.astype(np.float64, copy=False)

@@ -13,23 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from geneface.core.atomic import atomic_output
-from geneface.core.records import N_LANDMARKS, VIDEO_FPS, Motion
+from geneface.core.landmarks68 import as_sequence
+from geneface.core.records import VIDEO_FPS, Motion
 from geneface.errors import UsageError
 
 
 def _as_landmarks(array: np.ndarray, path: Path) -> np.ndarray:
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise UsageError(f"{path}: landmarks must be numbers, got dtype {array.dtype}")
-    if array.ndim == 2 and array.shape[1] == N_LANDMARKS * 3:
-        array = array.reshape(-1, N_LANDMARKS, 3)
-    if array.ndim != 3 or array.shape[1:] != (N_LANDMARKS, 3):
-        raise UsageError(f"{path}: landmarks must be T x 68 x 3 (or T x 204), got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise UsageError(f"{path}: landmark sequence has zero frames")
-    if not np.all(np.isfinite(array)):
-        bad = int(np.argwhere(~np.isfinite(array))[0][0])
-        raise UsageError(f"{path}: landmarks contain NaN or infinite values (first at frame {bad})")
-    return array
+    return as_sequence(array, str(path)).astype(np.float32)
 
 
 def _fps(value: np.ndarray, path: Path) -> float:

@@ -1,7 +1,12 @@
-"""Progress bars for long work (rich): items per second and time left, on stderr."""
+"""Progress bars for long work (rich): items per second and time left, on stderr.
+
+`track` (one bar over an iterable), `ProgressBars` (several), `PhaseProgress` (items done,
+and the current item's phase: training, then rendering, then scoring, say).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
@@ -62,3 +67,48 @@ def track(iterable: Iterable[T], total: Optional[int], description: str, unit: s
         for item in iterable:
             yield item
             advance(1)
+
+
+class PhaseProgress:
+    """Two lines: the items done (of `total`), and the current item's phase, each phase a bar
+    of its own (`phase`, then `set` or `advance`); silent (and rich never imported) unless
+    `enabled`."""
+
+    def __init__(self, enabled: bool, total: int, description: str = "items") -> None:
+        self.progress = None
+        if enabled:
+            self.progress = make_progress()
+            self.progress.start()
+            self.overall = self.progress.add_task(description, total=total, rate="")
+            self.current = None
+        self._last = 0.0
+
+    def phase(self, description: str, total: Optional[float]) -> None:
+        """A new bar for the current item's next phase (the last phase's bar goes)."""
+        if self.progress is None:
+            return
+        if self.current is not None:
+            self.progress.remove_task(self.current)
+        self.current = self.progress.add_task(description, total=total, rate="")
+
+    def set(self, completed: float, rate: str = "", force: bool = False) -> None:
+        """The phase's bar at `completed` (at most five updates a second unless `force`)."""
+        if self.progress is None or self.current is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last > 0.2:
+            self._last = now
+            self.progress.update(self.current, completed=completed, rate=rate)
+
+    def advance(self, n: int = 1) -> None:
+        if self.progress is not None and self.current is not None:
+            self.progress.advance(self.current, n)
+
+    def done(self, name: str) -> None:
+        """One more item done (`name`: the last one)."""
+        if self.progress is not None:
+            self.progress.update(self.overall, advance=1, rate=f"last: {name}")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()

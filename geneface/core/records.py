@@ -53,6 +53,15 @@ class Audio:
     def n_video_frames(self) -> int:
         return frames_for_duration(self.duration)
 
+    def samples_at(self, rate: int = SAMPLE_RATE) -> np.ndarray:
+        """The samples resampled to `rate` (as they are when already there): what every
+        16 kHz model reads."""
+        if self.sample_rate == rate:
+            return self.samples
+        import librosa
+
+        return librosa.resample(self.samples, orig_sr=self.sample_rate, target_sr=rate)
+
 
 @attrs.frozen(eq=False)
 class AudioFeatures:

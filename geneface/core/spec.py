@@ -30,6 +30,7 @@ import yaml
 
 from geneface.core.config import structure
 from geneface.core.kinds import INPUTS, PIPELINE_ORDER, STAGE_KINDS
+from geneface.core.records import Camera
 from geneface.core.text import did_you_mean
 from geneface.errors import GenefaceError, SpecError
 
@@ -218,11 +219,26 @@ def check_flow(spec: PipelineSpec, have_audio: bool, have_motion: bool) -> None:
             )
 
 
-def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = None, have_motion: Optional[bool] = None) -> None:
-    """Check plugins, configs, checkpoints, inputs and how the stages connect."""
+@attrs.frozen
+class ResolvedSpec:
+    """What `validate_spec` read to check a spec, handed to the run so that nothing is read
+    twice: each stage's checkpoint (by kind; None for a stage built from its config) and the
+    camera of `input.poses` (None without one)."""
+
+    spec: "PipelineSpec"
+    checkpoints: dict = attrs.field(factory=dict)  # kind -> geneface.core.checkpoint.Checkpoint or None
+    poses: Optional[Camera] = None
+
+
+def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = None,
+                  have_motion: Optional[bool] = None) -> ResolvedSpec:
+    """Check plugins, configs, checkpoints, inputs and how the stages connect; return what was
+    read on the way (`ResolvedSpec`). `registry` is handed down by the caller."""
+    checkpoints: dict = {}
     for stage in spec.stages:
         where = f"stages.{stage.kind}"
         entry = registry.get(stage.kind, stage.plugin, where=f"{where}.plugin")
+        checkpoints[stage.kind] = None
         if stage.checkpoint is None:
             if entry.cls.needs_checkpoint:  # before any work, not when the run reaches it
                 raise SpecError(f"{where}.checkpoint: {stage.kind} '{stage.plugin}' works only from a trained "
@@ -236,19 +252,21 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
 
             ckpt = check_checkpoint(stage.checkpoint, stage.kind, stage.plugin, f"{where}.checkpoint")
             structure(entry.cls.Config, {**ckpt.config, **stage.config}, f"{where}.config", spec.base)
+            checkpoints[stage.kind] = ckpt
     have_audio = spec.input.audio is not None if have_audio is None else have_audio
     have_motion = spec.input.motion is not None if have_motion is None else have_motion
     for key in INPUTS:
         path = getattr(spec.input, key)
         if path is not None and not path.is_file():
             raise SpecError(f"input.{key}: no such file {path}")
+    poses = None
     if spec.input.poses is not None:
         if spec.stages[-1].kind != "renderer":
             raise SpecError("input.poses: a camera path is for a renderer, and this spec has none")
         from geneface.core.camera_io import load_camera
 
         try:
-            load_camera(spec.input.poses)
+            poses = load_camera(spec.input.poses)
         except SpecError:
             raise
         except GenefaceError as exc:
@@ -267,3 +285,4 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
         want = ".mp4" if spec.produces == "video" else ".npz"
         if out.suffix.lower() != want:
             raise SpecError(f"output: the pipeline produces {spec.produces}, so the output must end in {want} (got {out.name})")
+    return ResolvedSpec(spec, checkpoints, poses)

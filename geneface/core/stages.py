@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import abc
 import importlib.util
-from pathlib import Path
 from typing import ClassVar, Iterator, Optional
 
 import attrs
@@ -103,13 +102,14 @@ class Stage(abc.ABC):
 class RunContext:
     """What a pipeline run knows besides the record flowing through it.
 
-    `audio`: the driving speech (None when the run starts from landmarks alone); `camera`: the
-    spec's `input.poses` (None when not given; a renderer may then use its own, see
-    `Renderer.default_camera`).
+    `audio`: the driving speech (None when the run starts from landmarks alone); `head_path`:
+    the renderer's head path, resolved once by the runner (`geneface.app.run.resolve_head_path`,
+    which documents the precedence), fitted to the motion's length, intrinsics included; None
+    for the stages before the renderer and for a renderer that needs none.
     """
 
     audio: Optional[Audio] = None
-    camera: Optional[Camera] = None
+    head_path: Optional[Camera] = None
 
 
 def _motion_problem(record) -> Optional[str]:
@@ -187,8 +187,8 @@ class PostProcessor(Stage):
     What made published results stable sits here (METHOD.md, "Inference post-processing"):
     clamping to the person's range, smoothing, blinks, a closed mouth on silence, a head
     path. It sees the run's context (the driving audio, for silence) and may choose the
-    camera path (`camera`): the pipeline gives the renderer the spec's `input.poses` when
-    set, else this stage's path, else the renderer's own default.
+    head path (`head_path`): the runner gives the renderer the spec's `input.poses` when
+    set, else paste-back's source poses, else this stage's path, else the renderer's own.
     """
 
     kind = "post_processor"
@@ -197,7 +197,7 @@ class PostProcessor(Stage):
     def process(self, motion: Motion, context: "RunContext") -> Motion:
         ...
 
-    def camera(self, n_frames: int) -> Optional[Camera]:
+    def head_path(self, n_frames: int) -> Optional[Camera]:
         """The head poses (one per frame) this stage chooses for the renderer, or None."""
         return None
 
@@ -211,10 +211,12 @@ class PostProcessor(Stage):
 class Renderer(Stage):
     """Motion (and a camera path) -> RGB frames, streamed so memory stays flat.
 
-    A renderer that places a head in 3-D sets `needs_camera`; the pipeline then gives it one
-    camera-to-world matrix per motion frame: the spec's `input.poses`, or else its own
-    `default_camera` (a renderer trained on a dataset returns that dataset's poses, looped
-    back and forth), and fails with one line when there is neither.
+    A renderer that places a head in 3-D sets `needs_camera`; the pipeline then gives it a head
+    path (a `Camera`: intrinsics and one camera-to-world per motion frame) resolved once by the
+    runner: `input.poses`, paste-back's source poses, a post-processor's `head_path`, or else
+    its own `default_head_path` (a renderer trained on a dataset returns that dataset's poses,
+    looped back and forth); it fails with one line when there is none. The renderer honours
+    the camera it is handed, intrinsics included, or refuses it in one line: never drops a part.
     """
 
     kind = "renderer"
@@ -228,12 +230,12 @@ class Renderer(Stage):
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         """Yield one uint8 H x W x 3 frame per motion frame (`camera`: one pose per frame)."""
 
-    def default_camera(self, n_frames: int) -> Optional[Camera]:
-        """The camera path to use when the spec gives none (None: no default)."""
+    def default_head_path(self, n_frames: int) -> Optional[Camera]:
+        """The head path to use when the run gives none (None: no default)."""
         return None
 
     def apply(self, record: Motion, context: RunContext) -> Iterator[np.ndarray]:
-        return self.render(record, context.camera)  # the one stage that takes the camera too
+        return self.render(record, context.head_path)  # the one stage that takes the head path too
 
     def check_input(self, record) -> Optional[str]:
         return _motion_problem(record)

@@ -2,7 +2,11 @@
 
 - `image`: PSNR and SSIM of a rendered frame against the real one, full frame and face box.
 - `lpips`: LPIPS (AlexNet) from local weight files only (imports torch; import it directly).
-- `landmarks`: LMD on the mouth points, and re-tracking frames with our face tracker.
+- `landmarks`: LMD on the mouth points, and re-tracking frames with a face tracker.
+- `motion`: motion against the truth before rendering (mouth-opening statistics, LMD).
+- `held_out`: a renderer's frames scored against a person's held-out frames (PSNR, SSIM, LMD),
+  the nearest-training-frame baseline.
+- `render_cost`: a renderer's speed and peak memory while rendering (imports torch when used).
 """
 
 from geneface.metrics.image import (

@@ -1,5 +1,11 @@
 """Full-reference image scores of a rendered frame against the real one: PSNR and SSIM, on
-the whole frame and on the face box.
+the whole frame and on the face box; the face and mouth boxes themselves.
+
+These are THE definitions of "PSNR", "PSNR face" and "PSNR mouth" in geneface: training's
+validation of the person renderers (geneface.training.person_renderer_task), `geneface bench
+renderers` and `geneface eval` all score with `psnr` / `psnr_box` and the boxes of
+`face_box` / `mouth_box`, so their numbers are comparable. (The torch `psnr` of
+geneface.nerf.losses, logged per training step on ray batches, is the same formula and cap.)
 
 Conventions (the same for every function here):
 
@@ -13,8 +19,10 @@ Conventions (the same for every function here):
   11 x 11 Gaussian window (sigma 1.5), population covariances, K1 0.01, K2 0.03, averaged
   over channels. These are the settings of the paper and of the SSIM most talking-head and
   NeRF code bases compute in torch; skimage's own defaults (a 7 x 7 box) read higher.
-- The face box comes from the *real* frame's 68 keypoints (dataset `landmarks/image68.npy`),
-  so both images are cropped at the same place and a wrong render cannot move its own box.
+- The face box (the 68 points grown by `FACE_BOX_MARGIN`, 10 % a side) and the mouth box
+  (points 48-67 grown by `MOUTH_BOX_MARGIN`, 25 % a side) come from the *real* frame's 68
+  keypoints (dataset `landmarks/image68.npy`), so both images are cropped at the same place
+  and a wrong render cannot move its own box.
 """
 
 from __future__ import annotations
@@ -24,9 +32,12 @@ from typing import Iterable, Optional, Sequence, Union
 import attrs
 import numpy as np
 
+from geneface.core.landmarks68 import MOUTH
 from geneface.errors import UsageError
 
 PSNR_MAX = 100.0  # dB, what identical images score
+FACE_BOX_MARGIN = 0.1  # the face box: the 68 points' box grown by this share of its side, each side
+MOUTH_BOX_MARGIN = 0.25  # the mouth box: points 48-67's box grown by this share of its side, each side
 SSIM_SIGMA = 1.5  # Gaussian window of Wang et al.; skimage truncates at 3.5 sigma -> 11 x 11
 SSIM_MIN_SIDE = 11  # an image (or face box) smaller than the window cannot be scored
 
@@ -86,7 +97,8 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
-def face_box(landmarks68_image: np.ndarray, size: Union[int, Sequence[int]], margin: float = 0.1) -> Box:
+def face_box(landmarks68_image: np.ndarray, size: Union[int, Sequence[int]], margin: float = FACE_BOX_MARGIN
+             ) -> Box:
     """The box around one frame's 68 keypoints (68 x 2 or 68 x 3, image pixels; x, y used),
     grown by `margin` times its width / height on each side and clipped to the image.
 
@@ -94,21 +106,34 @@ def face_box(landmarks68_image: np.ndarray, size: Union[int, Sequence[int]], mar
     integers, x1 and y1 exclusive. The 68 points run from the brows to the chin, so the box
     leaves out the forehead and hair: it is the part of the face that speech changes.
     """
+    return _points_box(landmarks68_image, size, margin, "face box", slice(None))
+
+
+def mouth_box(landmarks68_image: np.ndarray, size: Union[int, Sequence[int]], margin: float = MOUTH_BOX_MARGIN
+              ) -> Box:
+    """The box around one frame's mouth (points 48-67 of its 68 keypoints, as `face_box`
+    takes them), grown by `margin` times its width / height on each side, clipped."""
+    return _points_box(landmarks68_image, size, margin, "mouth box", MOUTH)
+
+
+def _points_box(landmarks68_image: np.ndarray, size: Union[int, Sequence[int]], margin: float, what: str,
+                part: slice) -> Box:
     points = np.asarray(landmarks68_image, np.float64)
     if points.ndim != 2 or points.shape[0] != 68 or points.shape[1] not in (2, 3):
-        raise UsageError(f"face box needs 68 x 2 or 68 x 3 image landmarks, got shape {points.shape}")
-    if not np.isfinite(points[:, :2]).all():
-        raise UsageError("face box: landmarks hold NaN (no face tracked in that frame)")
+        raise UsageError(f"{what} needs 68 x 2 or 68 x 3 image landmarks, got shape {points.shape}")
+    points = points[part, :2]
+    if not np.isfinite(points).all():
+        raise UsageError(f"{what}: landmarks hold NaN (no face tracked in that frame)")
     if margin < 0:
-        raise UsageError(f"face box margin must be >= 0, got {margin}")
+        raise UsageError(f"{what} margin must be >= 0, got {margin}")
     height, width = (size, size) if np.isscalar(size) else (int(size[0]), int(size[1]))
-    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    lo, hi = points.min(axis=0), points.max(axis=0)
     grow = margin * (hi - lo)
     x0, y0 = np.floor(lo - grow).astype(int)
     x1, y1 = np.ceil(hi + grow).astype(int)
     box = (max(int(x0), 0), max(int(y0), 0), min(int(x1), width), min(int(y1), height))
     if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-        raise UsageError(f"face box {box} lies outside the {width} x {height} image")
+        raise UsageError(f"{what} {box} lies outside the {width} x {height} image")
     return box
 
 

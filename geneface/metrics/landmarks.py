@@ -85,23 +85,13 @@ class Tracked68:
         return int(len(self.points))
 
 
-def get_tracker(tracker=None):
-    """A FaceTracker: an instance as given, else the registry's by name (default mediapipe,
-    the tracker of `geneface process`)."""
-    if tracker is not None and not isinstance(tracker, str):
-        return tracker
-    from geneface.registry import get_registry
-
-    return get_registry().get("face_tracker", tracker or "mediapipe", where="tracker").cls()
-
-
-def track68(frames: Iterable[np.ndarray], tracker=None) -> Tracked68:
+def track68(frames: Iterable[np.ndarray], tracker) -> Tracked68:
     """Track RGB uint8 frames (H x W x 3, all one size) and map each face to 68 points.
 
     Frames without a face are kept as NaN rows (see `Tracked68.missing`): never dropped,
-    so frame indices stay aligned with the video.
+    so frame indices stay aligned with the video. `tracker`: a FaceTracker instance (the
+    application layer picks it: `geneface.app.components.face_tracker`).
     """
-    tracker = get_tracker(tracker)
     size: list[tuple[int, int]] = []
 
     def checked(stream):
@@ -163,7 +153,6 @@ def lmd_of_frames(
     A frame without a face on either side is an error naming it, unless `allow_missing`:
     then it is left out of the mean and listed in the result (never silently dropped).
     """
-    tracker = get_tracker(tracker)
     a = rendered if isinstance(rendered, Tracked68) else track68(rendered, tracker)
     b = real if isinstance(real, Tracked68) else track68(real, tracker)
     if a.n_frames != b.n_frames:

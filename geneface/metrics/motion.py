@@ -5,7 +5,7 @@ Used by `geneface bench adapters` and by anything else that judges motion before
 same units (a person's canonical landmarks, about metres), frame t against frame t:
 
 - mouth statistics: mean and spread over frames of the mouth opening
-  (`geneface.training.data.mouth_opening`, the inner-lip gap), and `mouth_gap`, how far the
+  (`geneface.core.landmarks68.mouth_opening`, the inner-lip gap), and `mouth_gap`, how far the
   generated statistics are from the true ones in units of the true spread:
   (|mean_gen - mean_true| + |std_gen - std_true|) / std_true (0: the same statistics). It
   needs no frame-by-frame agreement, so it also judges motion whose timing is free (a sample
@@ -30,23 +30,15 @@ from typing import Optional
 import attrs
 import numpy as np
 
-from geneface.core.records import MOUTH, N_LANDMARKS
+from geneface.core.landmarks68 import as_sequence
+from geneface.core.records import MOUTH
 from geneface.errors import UsageError
 
 MM = 1000.0  # canonical units are about metres
 
 
 def _sequence(landmarks, name: str) -> np.ndarray:
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim == 2 and lm.shape[1] == N_LANDMARKS * 3:
-        lm = lm.reshape(-1, N_LANDMARKS, 3)
-    if lm.ndim != 3 or lm.shape[1:] != (N_LANDMARKS, 3):
-        raise UsageError(f"{name}: expected T x 68 x 3 landmarks, got shape {np.shape(landmarks)}")
-    if lm.shape[0] == 0:
-        raise UsageError(f"{name}: no frames")
-    if not np.all(np.isfinite(lm)):
-        raise UsageError(f"{name}: landmarks contain NaN or infinite values")
-    return lm
+    return as_sequence(landmarks, name)
 
 
 @attrs.frozen
@@ -60,7 +52,7 @@ class MouthStatistics:
 
 def mouth_statistics(landmarks) -> MouthStatistics:
     """T x 68 x 3 (or T x 204) landmarks -> statistics of their mouth opening."""
-    from geneface.training.data import mouth_opening
+    from geneface.core.landmarks68 import mouth_opening
 
     opening = mouth_opening(_sequence(landmarks, "landmarks"))
     return MouthStatistics(float(opening.mean()), float(opening.std()), int(len(opening)))

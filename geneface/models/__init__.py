@@ -1,2 +1,7 @@
-"""Reusable torch modules: conv blocks, the landmark SyncNet, the audio-to-motion VAE and its
-flow prior. Plugins (geneface/plugins) wrap them as pipeline stages."""
+"""Reusable torch modules; plugins (geneface/plugins) wrap them as pipeline stages.
+
+Modules: `blocks` (residual conv blocks), `syncnet` (the landmark SyncNet's encoders and
+windowed sync probability), `vae` (the audio-to-motion VAE: encoder, decoder, flow prior),
+`postnet` (GeneFace's postnet: residual 1-D CNN generator, per-frame discriminator),
+`whisper_encoder` (Whisper's encoder in torch, its weight-key maps and log-mel front end).
+"""

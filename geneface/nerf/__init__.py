@@ -10,7 +10,21 @@ Split by job, each usable alone:
 - `samplers`: stratified and importance (inverse-CDF) samples along rays.
 - `occupancy`: an occupancy grid and pure-PyTorch ray marching that skips empty space.
 - `volume`: volume rendering (padded and packed samples); head over torso over plate.
-- `losses`: photometric, PSNR, opacity entropy, ambient regulariser, lip patches.
+- `losses`: photometric, PSNR (geneface.metrics.image's definition), opacity entropy,
+  ambient regulariser, lip patches.
+- `condition`: `hashgrid_nerf`'s landmark condition (eyes and mouth -> a small vector).
+- `fields`: the fields themselves (its `__init__` lists them): `hashgrid_nerf`'s head and
+  torso, NeRF's radiance MLP, `vanilla_nerf`'s head and torso.
+
+The person NeRFs (one person's video, one model each) on top of those:
+
+- `person`: what both share, `PersonCanvas` (their base class): plate, camera (training
+  poses and intrinsics), where head and person were seen, pose codes and statistics, and the
+  drawing of a whole frame with the camera it is handed.
+- `talking_head`: the whole model of `hashgrid_nerf` (`TalkingHeadNet`).
+- `vanilla`: the whole model of `vanilla_nerf` (`VanillaNeRFNet`).
+- `stage`: `PersonNeRF`, the renderer stage both plugins are: motion and camera checks, the
+  default camera path, frames streamed one at a time.
 
 A renderer composes them the nerfstudio way: rays from the camera -> near/far from the
 head's box -> samples (stratified, importance, or marched through the occupancy grid) ->

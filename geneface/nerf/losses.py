@@ -2,7 +2,8 @@
 
 - `photometric`: mean squared error of colours, optionally weighted per pixel (the mouth
   region counts more; RAD-NeRF and ER-NeRF weight it up).
-- `psnr`: the image metric, from the same mean squared error.
+- `psnr`: the image metric on a batch of rays (logged every training step), from the same
+  mean squared error; the definition and cap of geneface.metrics.image.psnr, in torch.
 - `opacity_entropy`: pushes each ray's accumulated opacity to 0 or 1, so the head has a
   crisp silhouette over the torso and background instead of a semi-transparent haze.
 - `ambient_regulariser`: keeps the ambient coordinate (the 2-D code of the dynamics) small.
@@ -16,6 +17,7 @@ from typing import Optional, Union
 
 import torch
 
+from geneface.metrics.image import PSNR_MAX
 from geneface.nerf.rays import box_pixels
 
 
@@ -28,9 +30,11 @@ def photometric(pred: torch.Tensor, target: torch.Tensor, weights: Optional[torc
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, max_value: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB of colours in [0, max_value]."""
+    """Peak signal-to-noise ratio in dB of colours in [0, max_value]: `10 log10(max^2 / MSE)`,
+    capped at `PSNR_MAX` (100 dB) for identical colours, as geneface.metrics.image.psnr (the
+    one definition; this one stays on the tensors' device)."""
     mse = (pred - target).square().mean()
-    return 10.0 * torch.log10(max_value**2 / mse.clamp(min=1e-20))
+    return 10.0 * torch.log10(max_value**2 / mse.clamp(min=max_value**2 * 10.0 ** (-PSNR_MAX / 10.0)))
 
 
 def opacity_entropy(opacity: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

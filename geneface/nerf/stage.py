@@ -1,15 +1,25 @@
 """What every person-specific NeRF renderer stage shares (`hashgrid_nerf`, `vanilla_nerf`).
 
-The net holds the training video's statistics and camera (`condition.mean`, `camera()`,
-`c2w`, `plate`); the stage checks the motion's layout against them, gives the training
-video's poses (looped back and forth) when the spec has no camera path, fits a camera path to
-the motion and refuses one of another size, then yields frames one at a time.
+The net (a geneface.nerf.person.PersonCanvas) holds the training video's statistics and
+camera (`condition.mean`, `camera()`, `c2w`, `intrinsics`, `plate`); the stage checks the
+motion's layout against them, gives the training video's poses and camera (looped back and
+forth) as its default head path, fits the head path it is handed to the motion, then yields
+frames one at a time (`to_uint8`: the float frame as the uint8 one it yields).
+
+The camera a renderer is handed is honoured: every frame is cast with its poses, focal length
+and principal point (cx / cy None: the image centre), so a pose file's intrinsics reach the
+rays; the torso and plate stay as trained (geneface.nerf.person says why). What cannot be
+honoured is refused in one line naming the key (`StageMismatchError`), never dropped: a
+width or height other than the renderer's, a focal length that is not positive and finite,
+and any Camera field the rays do not read.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Iterator, Optional
 
+import attrs
 import numpy as np
 
 from geneface.core.camera_io import camera_for_length
@@ -19,6 +29,20 @@ from geneface.core.records import Camera, Motion
 from geneface.core.stages import Renderer
 from geneface.errors import StageMismatchError
 
+# The Camera fields the renderer casts rays from; any other field set on a camera is refused.
+HONOURED_CAMERA_KEYS = frozenset({"focal", "width", "height", "c2w", "cx", "cy"})
+
+
+def to_uint8(frame) -> np.ndarray:
+    """A rendered float frame (torch, [0, 1]) as the uint8 frame a renderer yields."""
+    import torch
+
+    return (frame * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def _unset(value, default) -> bool:
+    return value is None or (default is not attrs.NOTHING and np.array_equal(value, default))
+
 
 class PersonNeRF(TorchStage, Renderer):
     needs_camera = True
@@ -26,7 +50,8 @@ class PersonNeRF(TorchStage, Renderer):
     def frame_size(self) -> tuple[int, int]:
         return self.config.size, self.config.size
 
-    def default_camera(self, n_frames: int) -> Optional[Camera]:
+    def default_head_path(self, n_frames: int) -> Optional[Camera]:
+        # The training video's poses and camera, looped back and forth.
         return camera_for_length(self.net.camera(self.net.c2w.cpu().numpy()), n_frames)
 
     def check_input(self, record) -> Optional[str]:
@@ -35,24 +60,42 @@ class PersonNeRF(TorchStage, Renderer):
             return problem
         return layout_problem(self.net.condition.mean.cpu().numpy(), record.landmarks)
 
+    def camera_problem(self, camera: Camera) -> Optional[str]:
+        """Why this renderer cannot honour `camera` (one line naming the key), or None."""
+        size = self.config.size
+        if (camera.width, camera.height) != (size, size):
+            return f"camera is {camera.width} x {camera.height} px, the renderer was trained at {size} x {size}"
+        if not (math.isfinite(camera.focal) and camera.focal > 0):
+            return f"camera focal must be positive and finite, got {camera.focal}"
+        for field in attrs.fields(Camera):
+            if field.name not in HONOURED_CAMERA_KEYS and not _unset(getattr(camera, field.name), field.default):
+                return (f"camera key '{field.name}' is not supported (the renderer casts pinhole rays from "
+                        "focal, cx, cy)")
+        return None
+
     def prepare(self, motion: Motion, camera: Optional[Camera]) -> Camera:
-        """Check `motion`; the camera path fitted to its length (the default one if None)."""
+        """Check `motion` and `camera`; the camera path fitted to the motion's length (the
+        default one if None)."""
         problem = self.check_input(motion)
         if problem:
             raise StageMismatchError(f"renderer '{self.name}': {problem}")
-        camera = camera_for_length(camera if camera is not None else self.default_camera(motion.n_frames),
+        camera = camera_for_length(camera if camera is not None else self.default_head_path(motion.n_frames),
                                    motion.n_frames)
-        if (camera.width, camera.height) != (self.config.size, self.config.size):
-            raise StageMismatchError(f"renderer '{self.name}': camera is {camera.width} x {camera.height} px, the "
-                                     f"renderer was trained at {self.config.size} x {self.config.size}")
+        problem = self.camera_problem(camera)
+        if problem:
+            raise StageMismatchError(f"renderer '{self.name}': {problem}")
         return camera
 
     def frames(self, conditions: Iterator, camera: Camera) -> Iterator[np.ndarray]:
-        """uint8 frames from per-frame landmark arrays (numpy) and the camera's poses."""
+        """uint8 frames from per-frame landmark arrays (numpy) and the camera: its poses, focal
+        length and principal point."""
         import torch
 
+        from geneface.nerf.person import intrinsics_of
+
         device = self.net.plate.device
+        intrinsics = intrinsics_of(camera)
         for i, landmarks in enumerate(conditions):
             frame = self.net.render_frame(torch.from_numpy(landmarks).to(device),
-                                          torch.from_numpy(camera.c2w[i]).to(device))
-            yield (frame * 255.0).round().to(torch.uint8).cpu().numpy()
+                                          torch.from_numpy(camera.c2w[i]).to(device), intrinsics=intrinsics)
+            yield to_uint8(frame)

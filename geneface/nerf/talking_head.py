@@ -1,15 +1,17 @@
-"""A whole talking-head radiance field: landmark condition, head field, torso layer, occupancy
-grid and everything a frame needs that is not motion (plate, camera, regions), in one module.
+"""A whole talking-head radiance field, the model of `hashgrid_nerf`: landmark condition,
+head field, torso layer and occupancy grid, over the person's canvas (plate, camera, regions:
+geneface.nerf.person.PersonCanvas), in one module.
 
-Its state dict is the renderer's checkpoint: weights plus buffers for the background plate,
-the camera (focal, principal point, the training video's poses), where head and torso can
-appear, the landmark statistics, the head's box and occupancy bits. So a checkpoint renders
-on a machine that never saw the dataset.
+Its state dict is the renderer's checkpoint: weights plus the canvas's buffers (background
+plate, the training camera and poses, where head and person can appear, the pose
+statistics), the landmark statistics, the head's box and occupancy bits. So a checkpoint
+renders on a machine that never saw the dataset.
 
-A frame (`render_frame`): head rays only where a head was ever seen in training (the
-`head_region` image), marched through the occupancy grid (at most `max_samples` samples per
-ray); the torso layer only where a person was seen (`person_region`); head over torso over
-the plate there, the plate as it is everywhere else.
+A frame (`render_frame`): head rays where a head was ever seen in training (`head_region`;
+over the whole frame with another camera, geneface.nerf.person), marched through the
+occupancy grid (at most `max_samples` samples per ray) and rendered front to back; the torso
+layer only where a person was seen (`person_region`); head over torso over the plate there,
+the plate as it is everywhere else.
 """
 
 from __future__ import annotations
@@ -17,17 +19,16 @@ from __future__ import annotations
 from typing import Optional
 
 import attrs
-import numpy as np
 import torch
 from torch import nn
 
-from geneface.core.records import Camera
 from geneface.nerf.condition import ConditionConfig, LandmarkCondition
 from geneface.nerf.fields.talking_head import HeadField, HeadFieldConfig
-from geneface.nerf.fields.torso import POSE_DIM, TorsoField, TorsoFieldConfig
+from geneface.nerf.fields.torso import TorsoField, TorsoFieldConfig
 from geneface.nerf.occupancy import OccupancyConfig, OccupancyGrid
-from geneface.nerf.rays import Rays, camera_rays, intersect_box
-from geneface.nerf.volume import Rendered, composite, render_packed
+from geneface.nerf.person import Intrinsics, PersonCanvas
+from geneface.nerf.rays import Rays, intersect_box
+from geneface.nerf.volume import Rendered, render_packed
 
 _pos = attrs.validators.gt(0)
 
@@ -45,30 +46,9 @@ class TalkingHeadConfig:
     chunk: int = attrs.field(default=16384, validator=_pos)  # rays per pass when rendering
 
 
-def frame_canvas(model, c2w: torch.Tensor):
-    """What rendering one whole frame starts from, for a person NeRF with `person_region`,
-    `head_region`, `plate` and `camera`: the person's flat pixel indices and their (x, y), the
-    plate as float colours (flat), empty head colour and opacity buffers, which of the
-    person's pixels are on the head, and the frame's Camera."""
-    s, device = model.config.size, model.plate.device
-    person = torch.nonzero(model.person_region.reshape(-1)).squeeze(1)
-    pixels = torch.stack([person % s, person // s], dim=-1)
-    image = model.plate.reshape(-1, 3).float() / 255.0
-    head_rgb = torch.zeros(len(person), 3, device=device)
-    head_alpha = torch.zeros(len(person), device=device)
-    on_head = torch.nonzero(model.head_region.reshape(-1)[person]).squeeze(1)
-    return person, pixels, image, head_rgb, head_alpha, on_head, model.camera(c2w[None].cpu().numpy())
-
-
-def pose_codes(c2w: torch.Tensor) -> torch.Tensor:
-    """(F, 4, 4) camera-to-world -> (F, 9): the first two rotation columns and the camera
-    position; the head is fixed, so this is the head's pose relative to the camera."""
-    return torch.cat([c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 3]], dim=-1)
-
-
-class TalkingHeadNet(nn.Module):
+class TalkingHeadNet(PersonCanvas):
     def __init__(self, config: TalkingHeadConfig):
-        super().__init__()
+        super().__init__(config.size, config.n_poses)
         self.config = c = config
         self.condition = LandmarkCondition(c.condition)
         self.head = HeadField(c.head, c.condition.dim)
@@ -76,22 +56,14 @@ class TalkingHeadNet(nn.Module):
         self.latents = nn.Embedding(c.n_latents, c.head.latent_dim)
         nn.init.zeros_(self.latents.weight)
         self.occupancy = OccupancyGrid([-1.0] * 3, [1.0] * 3, c.occupancy)
-        s = c.size
-        self.register_buffer("plate", torch.zeros(s, s, 3, dtype=torch.uint8))
-        self.register_buffer("c2w", torch.eye(4).repeat(c.n_poses, 1, 1))
-        self.register_buffer("intrinsics", torch.tensor([float(s), s / 2.0, s / 2.0]))  # focal, cx, cy
-        self.register_buffer("head_region", torch.ones(s, s, dtype=torch.bool))
-        self.register_buffer("person_region", torch.ones(s, s, dtype=torch.bool))
-        self.register_buffer("pose_mean", torch.zeros(POSE_DIM))
-        self.register_buffer("pose_std", torch.ones(POSE_DIM))
 
     # -- pieces used by training and rendering ------------------------------------------
-    def camera(self, c2w: np.ndarray) -> Camera:
-        focal, cx, cy = (float(v) for v in self.intrinsics)
-        return Camera(focal=focal, width=self.config.size, height=self.config.size, c2w=c2w, cx=cx, cy=cy)
-
     def pose(self, c2w: torch.Tensor) -> torch.Tensor:
-        return (pose_codes(c2w) - self.pose_mean) / self.pose_std
+        """(F, 4, 4) -> the torso's condition (F, 9): normalised pose codes."""
+        return self.normalised_pose(c2w)
+
+    def head_box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.occupancy.lo, self.occupancy.hi
 
     def to_box(self, x: torch.Tensor) -> torch.Tensor:
         """World points -> [-1, 1]^3 over the head's box."""
@@ -114,10 +86,6 @@ class TalkingHeadNet(nn.Module):
         idx = samples.ray_index
         sigma, rgb, ambient = self.head(self.to_box(samples.points(rays)), cond[idx], rays.directions[idx], latent[idx])
         return render_packed(sigma, rgb, samples.deltas, samples.t, idx, len(rays)), ambient
-
-    def pixel_coords(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Integer pixels (N, 2) -> their centres in [-1, 1]^2 (the torso's input)."""
-        return (pixels.float() + 0.5) / self.config.size * 2.0 - 1.0
 
     def _head_front_to_back(self, rays: Rays, cond: torch.Tensor, latent: torch.Tensor, slots: int = 4,
                             min_transmittance: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,20 +115,19 @@ class TalkingHeadNet(nn.Module):
 
     # -- a whole frame -------------------------------------------------------------------
     @torch.no_grad()
-    def render_frame(self, landmarks: torch.Tensor, c2w: torch.Tensor, latent: Optional[torch.Tensor] = None
-                     ) -> torch.Tensor:
-        """One frame from canonical landmarks (68, 3) and a camera-to-world (4, 4): float (H, W, 3) in [0, 1]."""
+    def render_frame(self, landmarks: torch.Tensor, c2w: torch.Tensor, latent: Optional[torch.Tensor] = None,
+                     intrinsics: Optional[Intrinsics] = None) -> torch.Tensor:
+        """One frame from canonical landmarks (68, 3), a camera-to-world (4, 4) and the
+        camera's (focal, cx, cy) (None: the training camera's): float (H, W, 3) in [0, 1]."""
         device = self.plate.device
-        s = self.config.size
         cond = self.condition(landmarks[None].to(device))[0]
         latent = self.mean_latent() if latent is None else latent
         c2w = c2w.to(device)
-        person, pixels, image, head_rgb, head_alpha, on_head, camera = frame_canvas(self, c2w)
-        for part in on_head.split(self.config.chunk):
-            head_rgb[part], head_alpha[part] = self._head_front_to_back(camera_rays(camera, 0, pixels[part]), cond, latent)
         pose = self.pose(c2w[None])
-        for part in torch.arange(len(person), device=device).split(self.config.chunk * 4):
-            t_rgb, t_alpha = self.torso(self.pixel_coords(pixels[part]), pose.expand(len(part), -1))
-            image[person[part]] = composite([(head_rgb[part], head_alpha[part]), (t_rgb * t_alpha[:, None], t_alpha)],
-                                            image[person[part]])
-        return image.reshape(s, s, 3).clamp(0.0, 1.0)
+
+        def torso(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            rgb, alpha = self.torso(self.pixel_coords(pixels), pose.expand(len(pixels), -1))
+            return rgb * alpha[:, None], alpha
+
+        return self.draw_frame(c2w, lambda rays: self._head_front_to_back(rays, cond, latent), torso,
+                               self.config.chunk, self.config.chunk * 4, intrinsics)

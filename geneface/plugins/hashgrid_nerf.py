@@ -2,10 +2,11 @@
 tri-plane by default) driven by canonical landmarks, over a 2-D torso and the video's plate.
 
 Trained on one `geneface process` dataset (`geneface train renderer --plugin hashgrid_nerf`,
-geneface.training.renderer_task); the checkpoint holds everything a frame needs besides the
-motion (plate, camera, regions, the training video's poses: the default camera path), so it
-renders anywhere. Frames stream one at a time: memory does not grow with the motion.
-The model itself is geneface.nerf.talking_head.
+geneface.training.person_renderer_task); the checkpoint holds everything a frame needs
+besides the motion (plate, camera, regions, the training video's poses: the default camera
+path), so it renders anywhere. A camera path it is handed (a spec's `input.poses`) is
+honoured: poses, focal length and principal point (geneface.nerf.person). Frames stream one
+at a time: memory does not grow with the motion. The model itself is geneface.nerf.talking_head.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from geneface import hookimpl
 from geneface.core.records import Camera, Motion
 from geneface.nerf.stage import PersonNeRF
 from geneface.nerf.talking_head import TalkingHeadConfig
-
 
 
 def backend_status() -> tuple[str, str]:
@@ -45,7 +45,7 @@ class HashGridNeRF(PersonNeRF):
     name = "hashgrid_nerf"
     description = _description()
     Config = TalkingHeadConfig
-    training = "geneface.training.renderer_task:HashGridRecipe"
+    training = "geneface.training.person_renderer_task:HashGridRecipe"
 
     def build_net(self):
         from geneface.nerf.talking_head import TalkingHeadNet

@@ -110,11 +110,7 @@ class _TransformersEncoder(AudioEncoder):
     def encode(self, audio: Audio) -> AudioFeatures:
         import torch
 
-        y = audio.samples
-        if audio.sample_rate != SAMPLE_RATE:
-            import librosa
-
-            y = librosa.resample(y, orig_sr=audio.sample_rate, target_sr=SAMPLE_RATE)
+        y = audio.samples_at(SAMPLE_RATE)
         if len(y) == 0:
             raise ValueError("cannot encode zero-length audio")
         if self._normalize_input():

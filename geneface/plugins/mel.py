@@ -75,10 +75,7 @@ class MelEncoder(AudioEncoder):
     def encode(self, audio: Audio) -> AudioFeatures:
         import librosa
 
-        if audio.sample_rate != SAMPLE_RATE:
-            y = librosa.resample(audio.samples, orig_sr=audio.sample_rate, target_sr=SAMPLE_RATE)
-        else:
-            y = audio.samples
+        y = audio.samples_at(SAMPLE_RATE)
         if len(y) == 0:
             raise ValueError("cannot encode zero-length audio")
         n = features_length(len(y))

@@ -7,7 +7,7 @@ functions are in geneface.postprocess; docs/post-processing.md):
 2. `smooth`: Gaussian over time (sigma 1 frame).
 3. `blink`: the person's own blinks, at their own intervals, added on top of the eyes.
 4. `silence`: the mouth closed on silent stretches of the driving audio (silero-vad).
-5. `pose`: the head path handed to the renderer (`camera`): the person's training poses
+5. `pose`: the head path handed to the renderer (`head_path`): the person's training poses
    looped back and forth and smoothed over 7 frames, one pose held, a pose file, or none.
 
 The order matters: clamping first keeps overshoots out of the smoothing; blinks come after
@@ -40,7 +40,7 @@ WHERE = "stages.post_processor.config"
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)  # the runner's format (geneface.core.runner.warn)
+    print(f"warning: {message}", file=sys.stderr)  # the runner's format (geneface.app.run.warn)
 
 
 def _positive(_inst, attr, value):
@@ -187,7 +187,7 @@ class PersonPostprocess(PostProcessor):
             return np.ones(n_frames)
         return silence.silence_weights(flags, int(round(c.min_silence * fps)), c.ramp)
 
-    def camera(self, n_frames: int) -> Optional[Camera]:
+    def head_path(self, n_frames: int) -> Optional[Camera]:
         pose = self.config.pose
         if not pose.enabled or pose.mode == "off":
             return None

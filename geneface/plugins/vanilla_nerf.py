@@ -7,7 +7,9 @@ geneface.training.vanilla_task). The condition of a frame is smoothed over a win
 neighbouring frames' landmarks (`condition.window`, 5 by default): at render time the window is
 the motion's own neighbouring frames, clamped at its ends. The checkpoint holds everything a
 frame needs besides the motion (plate, camera, regions, the training video's poses: the default
-camera path). Frames stream one at a time: memory does not grow with the motion.
+camera path); a camera path it is handed (a spec's `input.poses`) is honoured: poses, focal
+length and principal point (geneface.nerf.person). Frames stream one at a time: memory does
+not grow with the motion.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import numpy as np
 from geneface import hookimpl
 from geneface.core.records import Camera, Motion
 from geneface.errors import StageMismatchError
+from geneface.nerf.fields.vanilla_head import window_indices
 from geneface.nerf.stage import PersonNeRF
-from geneface.nerf.vanilla import VanillaNeRFConfig, window_indices
+from geneface.nerf.vanilla import VanillaNeRFConfig
 
 
 class VanillaNeRF(PersonNeRF):

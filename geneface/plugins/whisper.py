@@ -319,11 +319,7 @@ class WhisperEncoder(AudioEncoder):
     def encode(self, audio: Audio) -> AudioFeatures:
         from geneface.models.whisper_encoder import WINDOW_OUT_FRAMES, WINDOW_SAMPLES, log_mel
 
-        y = audio.samples
-        if audio.sample_rate != SAMPLE_RATE:
-            import librosa
-
-            y = librosa.resample(y, orig_sr=audio.sample_rate, target_sr=SAMPLE_RATE)
+        y = audio.samples_at(SAMPLE_RATE)
         if len(y) == 0:
             raise ValueError("cannot encode zero-length audio")
         backend = self.backend()

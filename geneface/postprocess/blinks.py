@@ -73,11 +73,6 @@ class BlinkProfile:
     seconds: float  # length of video they were found in
     synthetic: bool = False  # True: nothing found, FALLBACK_RATE and synthetic_blink in use
 
-    @property
-    def mean_interval(self) -> float:
-        """Seconds between blinks: the intervals' mean, else 60 / rate."""
-        return float(np.mean(self.intervals)) if len(self.intervals) else 60.0 / self.rate
-
 
 def eye_openness(landmarks: np.ndarray) -> np.ndarray:
     """T x 68 x 3 -> T: lid gap over eye width, the two eyes averaged."""
@@ -99,7 +94,7 @@ def open_level(openness: np.ndarray, fps: float = VIDEO_FPS) -> np.ndarray:
 def find_blinks(openness: np.ndarray, threshold: float = DEFAULT_THRESHOLD, max_frames: int = 12,
                 fps: float = VIDEO_FPS, level: Optional[np.ndarray] = None) -> list[Blink]:
     """The blinks in one contiguous openness sequence (T), in time order."""
-    from geneface.training.data import true_runs
+    from geneface.core.arrays import true_runs
 
     x = np.asarray(openness, np.float64)
     if len(x) == 0:

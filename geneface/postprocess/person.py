@@ -1,8 +1,8 @@
 """The target person's training material for post-processing, read once from a dataset folder.
 
 Everything post-processing learns about the person (landmark range, blinks, closed mouth, head
-path) comes from the frames a person-specific model may train on: those before
-`held_out_start(n_frames)` (the last 1/11 is held out, METHOD.md), minus frames whose
+path) comes from the frames a person-specific model may train on: the dataset's
+`training_frames()`, those before the held-out last 1/11 (METHOD.md) minus frames whose
 tracking failed. Frames are kept as contiguous runs (`segments`), because blinks and
 intervals between them must not be measured across a gap.
 
@@ -62,8 +62,8 @@ def person_from_arrays(path: Path, segments, camera: Camera, fps: float = 25.0) 
 
 def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
     """The training frames of the dataset at `path`; one-line UsageError naming `where` otherwise."""
-    from geneface.core.dataset import FLAG_FAILED, Dataset, DatasetError, held_out_start
-    from geneface.training.data import true_runs
+    from geneface.core.arrays import true_runs
+    from geneface.core.dataset import Dataset, DatasetError
 
     if path is None:
         raise UsageError(f"{where}: required, the target person's dataset folder (made by `geneface process`)")
@@ -73,15 +73,15 @@ def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
         landmarks = ds.landmarks_canonical()
         camera = ds.camera()
         n = min(len(landmarks), ds.n_frames, camera.n_frames)
-        flags = ds.tracking()["flags"][:n] if (ds.path / "tracking.npz").exists() else np.zeros(n, np.int64)
+        train = ds.training_frames(n)  # the last 1/11 is never looked at
+        start, _ = ds.held_out_range(n)
     except DatasetError as exc:
         raise UsageError(f"{where}: {exc}") from None
     if landmarks.ndim != 3 or landmarks.shape[1:] != (N_LANDMARKS, 3):
         raise UsageError(f"{where}: {path}: canonical landmarks must be T x 68 x 3, got {landmarks.shape}")
-    start = held_out_start(n)  # the last 1/11 is never looked at
-    good = (np.asarray(flags) & FLAG_FAILED) == 0
-    good[start:] = False
-    segments = [landmarks[a:b] for a, b in true_runs(good)]
+    kept = np.zeros(n, bool)
+    kept[train] = True
+    segments = [landmarks[a:b] for a, b in true_runs(kept)]
     n_train = sum(len(s) for s in segments)
     if n_train < MIN_TRAIN_FRAMES:
         raise UsageError(f"{where}: {path}: {n_train} usable training frames (before the held-out last 1/11); "

@@ -60,11 +60,7 @@ def speech_segments(audio: Audio, threshold: float = DEFAULT_THRESHOLD) -> list[
     model = _vad_model()  # first: it imports silero_vad without leaving torch on one thread
     from silero_vad import get_speech_timestamps
 
-    samples = audio.samples
-    if audio.sample_rate != SAMPLE_RATE:
-        import librosa
-
-        samples = librosa.resample(samples, orig_sr=audio.sample_rate, target_sr=SAMPLE_RATE)
+    samples = audio.samples_at(SAMPLE_RATE)
     if len(samples) == 0:
         return []
     with torch.no_grad():
@@ -93,7 +89,7 @@ def speech_flags(audio: Audio, n_frames: Optional[int] = None, fps: float = VIDE
 
 def silence_weights(flags: np.ndarray, min_frames: int, ramp: int = DEFAULT_RAMP) -> np.ndarray:
     """How closed the mouth should be per frame (0 as generated .. 1 the closed shape)."""
-    from geneface.training.data import true_runs
+    from geneface.core.arrays import true_runs
 
     flags = np.asarray(flags, bool)
     n = len(flags)

@@ -3,7 +3,7 @@
 - Clips are found recursively (video extensions below); IN/spk/clip.mp4 -> OUT/spk/clip/.
 - A clip is skipped when its dataset is already complete with the same file size and the
   same settings, so a second run does no work (no hashing of thousands of files either).
-- Each clip runs in its own worker process (`python -m geneface.processing.corpus`), `workers`
+- Each clip runs in its own worker process (the `worker` command: `python -m geneface.app.process`), `workers`
   at a time: a clip that crashes its process (a segfault in a native library included) fails
   alone, and the others go on. A worker resumes the clip's unfinished work folder, so a
   corpus run killed half-way continues where it stopped.
@@ -26,8 +26,8 @@ import attrs
 
 from geneface.core import dataset as fmt
 from geneface.core.atomic import atomic_output
-from geneface.core.config import structure, unstructure
-from geneface.errors import GenefaceError, UsageError
+from geneface.core.config import unstructure
+from geneface.errors import UsageError
 from geneface.processing.config import ProcessConfig
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
@@ -74,15 +74,15 @@ def is_done(clip: Path, out: Path, config: ProcessConfig) -> Optional[dict]:
     return manifest
 
 
-def _run_worker(clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str, float]:
+def _run_worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str, float]:
     """(ok, result or error, seconds the worker ran: from its start, not from when it was queued)."""
     started = time.perf_counter()
-    ok, result = _worker(clip, out, config)
+    ok, result = _worker(worker, clip, out, config)
     return ok, result, round(time.perf_counter() - started, 2)
 
 
-def _worker(clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str]:
-    cmd = [sys.executable, "-m", "geneface.processing.corpus", json.dumps(unstructure(config)), str(clip), str(out)]
+def _worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str]:
+    cmd = [*worker, json.dumps(unstructure(config)), str(clip), str(out)]
     env = dict(os.environ)
     env.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -121,8 +121,12 @@ def process_corpus(
     workers: int = 1,
     quiet: bool = False,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    *,
+    worker: list[str],
 ) -> list[ClipOutcome]:
-    """Process every clip under `in_dir` into `out_dir`; returns one outcome per clip."""
+    """Process every clip under `in_dir` into `out_dir`; returns one outcome per clip.
+    `worker`: the command that processes one clip (`CONFIG_JSON VIDEO OUT` appended; its last
+    stdout line a JSON result), handed down by the application layer."""
     config = config or ProcessConfig()
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
@@ -153,7 +157,7 @@ def process_corpus(
     with ProgressBars(quiet) as bars:
         advance = bars.task("clips", len(todo), unit="clip") if todo else (lambda n=1: None)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_run_worker, clip, out, config): (clip, rel, out) for clip, rel, out in todo}
+            futures = {pool.submit(_run_worker, worker, clip, out, config): (clip, rel, out) for clip, rel, out in todo}
             for future in as_completed(futures):
                 clip, rel, out = futures[future]
                 ok, result, seconds = future.result()
@@ -167,28 +171,3 @@ def process_corpus(
                 advance(1)
     _write_report(out_dir, outcomes, started)
     return outcomes
-
-
-def _worker_main(argv: list[str]) -> int:
-    """Process one clip: argv = CONFIG_JSON VIDEO OUT. Last stdout line: a JSON result."""
-    from geneface.processing.process import process_video
-
-    config_json, video, out = argv
-    try:
-        config = structure(ProcessConfig, json.loads(config_json), "config")
-        result = process_video(Path(video), Path(out), config, resume=True, overwrite=True, quiet=True, log=lambda m: print(m, file=sys.stderr))
-    except GenefaceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug, reported for this clip only
-        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps({"n_frames": result.manifest["n_frames"], "fps": result.manifest["timings"]["fps"]}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1:]))

@@ -49,11 +49,8 @@ def offset_stage(work, source, mode: str, lm68: np.ndarray, usable: np.ndarray, 
     return section, info
 
 
-def _encoders_of(manifest: dict) -> list:
+def _encoders_of(manifest: dict, registry) -> list:
     """The dataset's audio encoders with the configs its features were made with."""
-    from geneface.registry import get_registry
-
-    registry = get_registry()
     out = []
     for name, entry in manifest["audio"]["features"].items():
         cls = registry.get("audio_encoder", name, where=f"the dataset's features '{name}'").cls
@@ -62,8 +59,9 @@ def _encoders_of(manifest: dict) -> list:
     return out
 
 
-def reestimate_dataset(path: Path, mode: str = "auto") -> dict:
-    """Estimate (again) and apply `mode` to the finished dataset at `path`; its new manifest."""
+def reestimate_dataset(path: Path, mode: str = "auto", *, registry) -> dict:
+    """Estimate (again) and apply `mode` to the finished dataset at `path`; its new manifest.
+    `registry`: where the dataset's audio encoders come from (handed down by the caller)."""
     from geneface.core.lock import output_lock
     from geneface.errors import UsageError
 
@@ -82,7 +80,7 @@ def reestimate_dataset(path: Path, mode: str = "auto") -> dict:
         decision = av.decide(mode, estimate)
         audio = dict(manifest["audio"])
         if decision.applied_frames != had:
-            moved = write_audio(path, _moved(recorded, decision.applied_frames), _encoders_of(manifest), len(lm68))
+            moved = write_audio(path, _moved(recorded, decision.applied_frames), _encoders_of(manifest, registry), len(lm68))
             audio.update(moved)
         settings = {**manifest.get("settings", {}), "av_offset": mode}
         sections = {k: v for k, v in manifest.items() if k not in _OWN_FIELDS}

@@ -74,17 +74,12 @@ class ProcessResult:
 # -- plugins -------------------------------------------------------------------------------
 
 
-def _get_tracker(name: str):
-    from geneface.registry import get_registry
-
-    entry = get_registry().get("face_tracker", name, where="--tracker")
+def _get_tracker(name: str, registry):
+    entry = registry.get("face_tracker", name, where="--tracker")
     return entry.cls(), entry
 
 
-def _get_encoders(names: Iterable[str]) -> list:
-    from geneface.registry import get_registry
-
-    registry = get_registry()
+def _get_encoders(names: Iterable[str], registry) -> list:
     return [registry.get("audio_encoder", name, where="--audio-encoder").cls() for name in names]
 
 
@@ -260,8 +255,12 @@ def process_video(
     overwrite: bool = False,
     quiet: bool = False,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    *,
+    registry,
 ) -> ProcessResult:
-    """Process `video` into the dataset folder `out` (see the module docstring)."""
+    """Process `video` into the dataset folder `out` (see the module docstring). `registry`:
+    where the tracker and audio encoders the config names come from (handed down by the
+    application layer, `geneface.app.process`)."""
     config = config or ProcessConfig()
     video, out = Path(video), Path(out)
     timings = _Timings()
@@ -272,8 +271,8 @@ def process_video(
             "to process the pictures alone (no audio features: fine for a renderer, not for lip sync)"
         )
     # Fail on a wrong plugin name before any long work.
-    tracker, tracker_entry = _get_tracker(config.tracker)
-    encoders = [] if config.no_audio else _get_encoders(config.audio_encoders)
+    tracker, tracker_entry = _get_tracker(config.tracker, registry)
+    encoders = [] if config.no_audio else _get_encoders(config.audio_encoders, registry)
     fingerprint = _fingerprint(source, config)
     # Two runs into one folder would share its work folder (each wiping or resuming the
     # other's files) and could publish a dataset mixing both: the second one stops here.

@@ -7,6 +7,9 @@
 
 Voices are eSpeak NG language codes ("en-us", "en-gb-x-rp", "de", ...) with an optional
 "+variant" ("en-us+f3", "de+m2"): `list_voices()` and `list_variants()` say what is there.
+
+Modules: `espeak` (eSpeak NG through ctypes: the engine, voices, phoneme events),
+`records` (`Speech`, `Phoneme`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@
 Modules: `photo` (the source photo, tracked once), `face_model` (the animatable mesh),
 `visemes` (phonemes -> articulator tracks), `motion` (blinks, head motion), `render`
 (texture mapping), `clip` (one clip and its ground truth), `corpus` (many clips),
-`grid` (a contact sheet), `check` (a tracker against the truth). See
+`grid` (a contact sheet), `check` (a tracker against the truth), `text` (sentences to
+speak), `variation` (identity and style). See
 docs/synthetic_subject.md.
 """
 

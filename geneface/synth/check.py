@@ -30,10 +30,10 @@ def rotation_errors(truth: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray
     return angle, C
 
 
-def tracker_vs_truth(seconds: float = 10.0, seed: int = 0, size: int = 256) -> dict:
-    """Track a synthetic clip with the mediapipe plugin; pose and mouth errors against truth."""
+def tracker_vs_truth(tracker, seconds: float = 10.0, seed: int = 0, size: int = 256) -> dict:
+    """Track a synthetic clip with `tracker` (a FaceTracker, e.g. the `mediapipe` plugin);
+    pose and mouth errors against the truth."""
     from geneface.core.media import read_video, write_video
-    from geneface.plugins.mediapipe_tracker import MediapipeTracker
     from geneface.processing.pose import fit_pose
 
     clip = generate(ClipSpec(seconds=seconds, size=size, seed=seed))
@@ -42,7 +42,7 @@ def tracker_vs_truth(seconds: float = 10.0, seed: int = 0, size: int = 256) -> d
         video = Path(tmp) / "clip.mp4"
         write_video(video, clip.frames)
         frames = read_video(video)
-    tracked = [f.points for f in MediapipeTracker().track(iter(frames))]
+    tracked = [f.points for f in tracker.track(iter(frames))]
     found = np.array([p is not None for p in tracked])
     points = np.stack([p for p in tracked if p is not None])
     # The tracker's camera is given the generator's field of view; rotation does not

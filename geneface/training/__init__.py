@@ -1,8 +1,13 @@
 """Training machinery shared by every trainable stage (docs/training.md).
 
-- `config.TrainConfig`: the loop settings of a run (steps, batch, schedule, device, cadence);
-- `trainer.Trainer` + `trainer.TrainTask`: the loop (resume, validation, keep-best-k,
-  metrics, Ctrl-C, mixed precision, DDP under torchrun);
-- `data`: clips from datasets and synthetic corpora, split by speaker;
-- `syncnet_task`, `vae_task`: the two audio-to-motion trainers; `evaluate`: their figures.
+Modules: `config` (`TrainConfig`, `LRSchedule`: a run's loop settings), `task` (`TrainTask`),
+`recipe` (how a plugin trains: `Recipe`, its flags, `TrainInputs` with the registry handed
+down), `trainer` (the loop: resume, validation, keep-best-k, metrics, Ctrl-C, mixed
+precision, DDP under torchrun), `state` (resume state without pickle), `metrics` (CSV,
+TensorBoard, progress), `distributed`, `data` (clips from datasets and synthetic corpora,
+split by speaker), `speaker_data` (the audio-to-motion recipes' data flags), `person_data`
+(one target person, the held-out last 1/11 split off), `syncnet_task`, `vae_task`,
+`postnet_task`, `checkpoint_choice` (a GAN's checkpoint chosen or averaged from its
+curves), `projection_fit` (`landmark_projection` in closed form), `person_renderer_task`
+(the one-person renderer task both NeRFs share), `vanilla_task` (`vanilla_nerf`'s).
 """

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 import attrs
 import numpy as np
 
+from geneface.core.arrays import true_runs
+
 from geneface.core.records import MOUTH, N_LANDMARKS
 from geneface.errors import StageMismatchError, UsageError
 
@@ -99,17 +101,6 @@ def make_clip(name: str, speaker: str, landmarks: np.ndarray, features: np.ndarr
                     None if mean is None else _f32(mean), None if std is None else _f32(std), opening, source, split)
     except ValueError as exc:  # NaN in a file, a wrong shape: the user's data, not a bug
         raise UsageError(f"{source or name}: {exc}") from None
-
-
-# -- mouth opening -----------------------------------------------------------------------
-
-def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
-    """T x 68 x 3 -> T: mean 3-D distance between the upper and lower inner lip (the
-    synthetic corpus's `mouth_opening` is this very quantity)."""
-    from geneface.core.landmarks68 import LIP_INNER_PAIRS
-
-    lm = np.asarray(landmarks, dtype=np.float64).reshape(-1, N_LANDMARKS, 3)
-    return np.linalg.norm(lm[:, LIP_INNER_PAIRS[:, 0]] - lm[:, LIP_INNER_PAIRS[:, 1]], axis=-1).mean(-1)
 
 
 # -- statistics ----------------------------------------------------------------------------
@@ -379,12 +370,6 @@ def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5)
         print(f"{root}: skipped {len(skipped)} clips whose audio-to-video offset is unknown "
               f"({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''}; docs/av-offset.md)", file=sys.stderr)
     return clips
-
-
-def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
 def load_clips(paths: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import attrs
 import numpy as np
 
-from geneface.core.dataset import FLAG_FAILED, Dataset, DatasetError, held_out_start, is_dataset
+from geneface.core.dataset import Dataset, DatasetError, held_out_start, is_dataset
 from geneface.core.records import N_LANDMARKS, Motion
 from geneface.errors import UsageError
-from geneface.training.data import Clip, make_clip, read_synth_clips, synth_clip_folders, true_runs
+from geneface.core.arrays import true_runs
+from geneface.training.data import Clip, make_clip, read_synth_clips, synth_clip_folders
 
 if TYPE_CHECKING:
     from geneface.core.stages import AudioEncoder
@@ -124,7 +125,8 @@ def _explain_not_person(path: Path, where: str):
 
 
 def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
-    """Raw-unit clips of a processed video: cut where tracking failed, split at the last 1/11."""
+    """Raw-unit clips of a processed video: its training and held-out frames
+    (`Dataset.training_frames`, `held_out_frames`), cut where tracking failed."""
     landmarks = ds.landmarks_canonical()
     n = landmarks.shape[0]
     if encoder is not None:
@@ -132,13 +134,11 @@ def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
 
         values = dataset_features(ds, encoder)  # stored, else computed from audio.wav
         n = min(n, len(values) // 2)
-    flags = ds.tracking()["flags"][:n] if (ds.path / "tracking.npz").exists() else np.zeros(n, int)
-    good = (np.asarray(flags) & FLAG_FAILED) == 0
-    start = held_out_start(n)
     pieces = []
-    for lo, hi, held in ((0, start, False), (start, n, True)):
-        for a, b in true_runs(good[lo:hi]):
-            a, b = a + lo, b + lo
+    for frames, held in ((ds.training_frames(n), False), (ds.held_out_frames(n), True)):
+        kept = np.zeros(n, bool)
+        kept[frames] = True
+        for a, b in true_runs(kept):
             f = values[2 * a: 2 * b] if encoder is not None else np.zeros((2 * (b - a), 0), np.float32)
             pieces.append((make_clip(f"{ds.path.name}:{a}", ds.path.name, landmarks[a:b], f, source=str(ds.path)), held))
     return pieces

@@ -268,15 +268,13 @@ class PostnetRecipe(Recipe):
                      "ckpt_every": 500, "keep_best": 1}
 
     def build(self, inputs: TrainInputs) -> BuiltTask:
-        from geneface.core.runner import load_trained_stage
-        from geneface.registry import get_registry
         from geneface.training.data import check_width, load_clips
 
-        o = inputs.options
-        generator = load_trained_stage(o["motion_generator"], "motion_generator", "--motion-generator")
-        judge = load_trained_stage(o["syncnet"], "syncnet", "--syncnet")
+        o, registry = inputs.options, inputs.registry
+        generator = registry.load(o["motion_generator"], "motion_generator", "--motion-generator")
+        judge = registry.load(o["syncnet"], "syncnet", "--syncnet")
         name = getattr(generator, "encoder", "") or o["encoder"]
-        encoder = get_registry().get("audio_encoder", name, where="--encoder").cls()
+        encoder = registry.get("audio_encoder", name, where="--encoder").cls()
         started = time.perf_counter()
         person = load_person(o["person"], encoder, where="--person")
         corpus = load_clips(o["corpus"], encoder)

@@ -3,7 +3,9 @@
 A trainable stage sets `training = "module:RecipeClass"`. `geneface train KIND --plugin NAME`
 finds the plugin in the registry, imports its recipe, parses the recipe's own flags
 (`options`, e.g. `--syncnet CKPT`) after the loop flags every trainer shares (declared once in
-geneface.cli.cmd_train), and asks the recipe for a `TrainTask`; the shared `Trainer` runs it.
+geneface.cli.cmd_train; the engine is geneface.app.train), and asks the recipe for a
+`TrainTask`; the shared `Trainer` runs it. The registry comes with the inputs
+(`inputs.registry`): training never imports it.
 A third-party plugin trains the same way as a built-in one.
 
     class MyRecipe(Recipe):
@@ -61,6 +63,9 @@ class TrainInputs:
     file: dict  # the --config YAML: sections train, model, task
     config_path: Optional[Path]
     loop: Any  # the run's TrainConfig
+    # The plugin registry, handed down by the application layer: a recipe that loads a trained
+    # component (`registry.load(path, kind, "--flag")`) or names an audio encoder uses it.
+    registry: Any = None
 
     def _where(self, section: str) -> str:
         return f"{self.config_path or '--config'}:{section}"

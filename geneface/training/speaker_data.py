@@ -40,12 +40,11 @@ class SpeakerData:
 
 def load_speaker_data(inputs: TrainInputs, expected_width: Optional[int] = None, what: str = "") -> SpeakerData:
     """Load and split the clips; one feature width throughout (`expected_width`, if given)."""
-    from geneface.registry import get_registry
     from geneface.core.features import utterance_normalize
     from geneface.training.data import BALANCE, check_width, load_clips, split_by_speaker
 
     name = inputs.options["encoder"]
-    encoder = get_registry().get("audio_encoder", name, where="--encoder").cls()
+    encoder = inputs.registry.get("audio_encoder", name, where="--encoder").cls()
     balance = inputs.options["balance"]
     if balance not in BALANCE:
         from geneface.errors import UsageError

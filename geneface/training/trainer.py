@@ -51,7 +51,7 @@ from geneface.errors import UsageError
 from geneface.training import distributed as ddp
 from geneface.training.config import TrainConfig, changed_on_resume
 from geneface.training.metrics import MetricsLog, StepProgress
-from geneface.training.task import OptimizerSpec, StepContext, TrainTask  # noqa: F401  (TrainTask: public here too)
+from geneface.training.task import StepContext, TrainTask  # noqa: F401  (TrainTask: public here too)
 from geneface.training.state import (
     capture_rng,
     flatten_optimizer,
@@ -117,6 +117,7 @@ class Trainer:
         self.stopped: Optional[dict] = None  # {"step", "reason"} when the task stopped the run
         self._out_of_time = False
         self._budget_started: Optional[float] = None  # `stopped` is the time budget's (a resumed run goes on)
+        self._started_at: Optional[float] = None  # wall clock when fit() began: run.json's `started`
 
     # -- files ---------------------------------------------------------------------------
     @property
@@ -234,9 +235,6 @@ class Trainer:
                     stray.unlink()
 
     # -- best-k --------------------------------------------------------------------------
-    def _better(self, a: float, b: float) -> bool:
-        return a < b if self.task.best_mode == "min" else a > b
-
     def _keep_best(self, metrics: dict) -> None:
         k = self.config.keep_best
         value = metrics.get(self.task.best_metric)
@@ -358,6 +356,7 @@ class Trainer:
         {"model": path, "last": path, "step": n, "best": [...], "stopped": {...} or None}."""
         cfg = self.config
         started = time.monotonic()
+        self._started_at = time.time()
         budget = cfg.max_minutes * 60.0
         self._budget_started = started if budget else None
         pending_snapshots = list(cfg.snapshot_minutes)
@@ -465,6 +464,10 @@ class Trainer:
 
     def _write_run_record(self) -> None:
         record = json_safe(self.run_record())
+        if self._started_at is not None:
+            # When this fit began (seconds since the epoch): run.json is written again when the run
+            # stops, so its file time is no start time (benchmarks/bench_train_render.py's curve).
+            record["started"] = self._started_at
         if self.stopped is not None:
             record["stopped"] = self.stopped
         with atomic_output(self.out / "run.json") as tmp:

@@ -25,7 +25,8 @@ import torch
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import StageMismatchError, UsageError
 from geneface.models.syncnet import V_FRAMES, offset_search, sync_loss, windows_sync_prob
-from geneface.training.data import Clip, clip_weights, feature_stats, motion_stats, mouth_opening, mouth_slice
+from geneface.core.landmarks68 import mouth_opening
+from geneface.training.data import Clip, clip_weights, feature_stats, motion_stats, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
 from geneface.training.speaker_data import OPTIONS, SpeakerData, load_speaker_data
 from geneface.training.task import TrainTask
@@ -190,23 +191,22 @@ class VAERecipe(Recipe):
     needs_data = False  # --data, or --person with --init
 
     def build(self, inputs: TrainInputs) -> BuiltTask:
-        from geneface.core.runner import load_trained_stage
-
+        registry = inputs.registry
         path = inputs.options["syncnet"]
-        judge = load_trained_stage(path, "syncnet", "--syncnet")
+        judge = registry.load(path, "syncnet", "--syncnet")
         init, person = inputs.options["init"], inputs.options["person"]
         if person is not None:
             if init is None:
                 raise UsageError("--person fine-tunes a trained model: give the generic model with --init")
             if inputs.data:
                 raise UsageError("--person replaces --data: give one or the other")
-            stage = load_trained_stage(init, "motion_generator", "--init")
-            data = person_speaker_data(person, stage, judge)
+            stage = registry.load(init, "motion_generator", "--init")
+            data = person_speaker_data(person, stage, judge, registry)
         else:
             if not inputs.data:
                 raise UsageError("audio2motion needs --data (datasets or corpora), or --init with --person")
             data = load_speaker_data(inputs, judge.expected_width, f"syncnet {path}")
-            stage = (load_trained_stage(init, "motion_generator", "--init") if init is not None else
+            stage = (registry.load(init, "motion_generator", "--init") if init is not None else
                      inputs.stage_cls(inputs.model_config(audio_width=data.width, utterance_norm=data.utterance_norm)))
         if judge.encoder and judge.encoder != data.encoder:
             raise StageMismatchError(f"syncnet {path} was trained on '{judge.encoder}' features, not '{data.encoder}'")
@@ -223,17 +223,16 @@ class VAERecipe(Recipe):
         return BuiltTask(task, {"data": data.info})
 
 
-def person_speaker_data(person, stage, judge) -> SpeakerData:
+def person_speaker_data(person, stage, judge, registry) -> SpeakerData:
     """One person's training frames as training (all but their last tenth) and validation
     (that last tenth) clips, with the features `stage` was trained on; the held-out last 1/11
     of the video is not read into either."""
     from geneface.core.features import utterance_normalize
-    from geneface.registry import get_registry
     from geneface.training.data import _cut_tail
     from geneface.training.person_data import load_person
 
     name = stage.encoder or judge.encoder or "mel"
-    encoder = get_registry().get("audio_encoder", name, where="--init's encoder").cls()
+    encoder = registry.get("audio_encoder", name, where="--init's encoder").cls()
     data = load_person(person, encoder)
     clips = list(data.train)
     if stage.config.utterance_norm:

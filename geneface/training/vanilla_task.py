@@ -1,6 +1,6 @@
 """Training `vanilla_nerf` (GeneFace's original, AD-NeRF-style renderer) on one person's dataset.
 
-Built on the shared one-person renderer task (geneface.training.renderer_task:
+Built on the shared person renderer task (geneface.training.person_renderer_task:
 `PersonRendererTask`, `PersonRendererRecipe`): the same data in memory, held-out last
 ceil(n / 11) frames (never sampled; validation renders them from their own tracked landmarks,
 their window clamped to the held-out stretch, and their own poses), plate, camera and regions.
@@ -29,12 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from geneface.core.dataset import HEAD, TORSO, Dataset
+from geneface.nerf.fields.vanilla_head import window_indices
 from geneface.nerf.losses import photometric, psnr
-from geneface.nerf.rays import camera_rays
-from geneface.nerf.vanilla import window_indices
 from geneface.nerf.volume import composite
 from geneface.training.recipe import TrainOption
-from geneface.training.renderer_task import PersonRendererRecipe, PersonRendererTask
+from geneface.training.person_renderer_task import PersonRendererRecipe, PersonRendererTask
 
 _unit = [attrs.validators.ge(0), attrs.validators.le(1)]
 

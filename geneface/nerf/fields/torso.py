@@ -17,9 +17,9 @@ from torch import nn
 
 from geneface.nerf.encodings import FrequencyEncoding, Grid2DConfig, Grid2DEncoding
 from geneface.nerf.mlp import MLP, MLPConfig
+from geneface.nerf.person import POSE_DIM  # the pose code's width (geneface.nerf.person.pose_codes)
 
 _pos = attrs.validators.gt(0)
-POSE_DIM = 9  # first two rotation columns and the camera position (geneface.nerf.talking_head_net.pose_codes)
 
 
 @attrs.define

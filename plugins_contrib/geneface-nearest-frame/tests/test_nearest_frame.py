@@ -25,7 +25,7 @@ from geneface.core.dataset import FLAG_FAILED, FLAG_INTERPOLATED, Dataset, held_
 from geneface.core.media import iter_video_frames
 from geneface.core.motion_io import save_motion
 from geneface.core.records import Motion
-from geneface.core.runner import load_trained_stage
+from geneface.registry import get_registry
 from geneface.errors import CheckpointError, SpecError, StageMismatchError
 from geneface.metrics.image import psnr
 from geneface_nearest_frame import NearestFrame, NearestFrameConfig
@@ -64,7 +64,7 @@ def run(dataset, tmp_path_factory):
 
 
 def stage_from(run, **config) -> NearestFrame:
-    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    stage = get_registry().load(run / "model.safetensors", "renderer", "test")
     if config:  # the same checkpoint with other render-time options, as a spec's config would give
         other = NearestFrame(attrs.evolve(stage.config, **config))
         other.load_checkpoint(read_checkpoint(run / "model.safetensors"))
@@ -207,14 +207,14 @@ def test_render_streams_frames_with_flat_memory(run, dataset):
 def test_checkpoint_alone_renders_after_the_dataset_moved(run, dataset, tmp_path):
     ds = Dataset(dataset)
     motion = ds.motion(np.arange(95, 100))
-    stage = load_trained_stage(run / "model.safetensors", "renderer", "test")
+    stage = get_registry().load(run / "model.safetensors", "renderer", "test")
     first = list(stage.render(motion))
     copy = tmp_path / "copy.safetensors"
     save_checkpoint(copy, stage_checkpoint(stage))
     moved = tmp_path / "moved"
     shutil.move(str(dataset), str(moved))
     try:
-        again = list(load_trained_stage(copy, "renderer", "test").render(motion))
+        again = list(get_registry().load(copy, "renderer", "test").render(motion))
     finally:
         shutil.move(str(moved), str(dataset))
     assert len(again) == 5 and all(np.array_equal(a, b) for a, b in zip(first, again))
@@ -266,7 +266,7 @@ def test_a_damaged_checkpoint_is_refused(run, tmp_path):
     bad = tmp_path / "bad.safetensors"
     save_checkpoint(bad, type(ckpt)(ckpt.kind, ckpt.plugin, ckpt.plugin_version, ckpt.config, state, ckpt.meta))
     with pytest.raises(CheckpointError, match="does not fit plugin 'nearest_frame'.*offsets"):
-        load_trained_stage(bad, "renderer", "test")
+        get_registry().load(bad, "renderer", "test")
 
 
 @pytest.mark.parametrize(

@@ -77,22 +77,11 @@ def build_adapter(spec: AdapterSpec, registry=None, where: str = "--adapter") ->
     entry = registry.get("domain_adapter", spec.name, where=where)  # unknown names: did you mean
     if spec.checkpoint is None:
         return entry.cls()
-    stage = load_stage(spec.checkpoint, "domain_adapter", f"{where} {spec.label}", registry)
+    stage = registry.load(spec.checkpoint, "domain_adapter", f"{where} {spec.label}")
     if stage.name != spec.name:
         raise UsageError(f"{where} {spec.name}={spec.checkpoint}: the checkpoint is of domain_adapter "
                          f"'{stage.name}', not '{spec.name}'")
     return stage
-
-
-def load_stage(path: Path, kind: str, where: str, registry=None) -> Stage:
-    """`load_trained_stage`, with the flag named in a checkpoint's error (a wrong kind, say)."""
-    from geneface.core.runner import load_trained_stage
-    from geneface.errors import CheckpointError
-
-    try:
-        return load_trained_stage(path, kind, where, registry)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{where}: {exc}") from None
 
 
 def generator_encoder(generator: Stage, person_path: Optional[Path] = None, registry=None):

@@ -1,9 +1,17 @@
-"""Training `hashgrid_nerf` on one person's dataset: rays from the training frames, three stages.
+"""Training a person NeRF renderer on one person's dataset: the task both `hashgrid_nerf` and
+`vanilla_nerf` are built on, and `hashgrid_nerf`'s own task and recipe.
 
-Held out: the last ceil(n / 11) frames of the video (the field's protocol), never sampled
-for training; validation renders them from their own tracked landmarks and poses.
+The shared part, `PersonRendererTask` and `PersonRendererRecipe`: the dataset in memory, the
+held-out last ceil(n / 11) frames (the field's protocol: never sampled for training;
+validation renders them from their own tracked landmarks and poses), what the model keeps
+from the data (the person's canvas, geneface.nerf.person: plate, camera, regions, pose
+statistics; the head's box), ray sampling by phase, validation, the exported model chosen
+among the last stage's validations, export, `--profile`. Validation scores with
+geneface.metrics.image (`psnr`, and `psnr_box` in its `face_box` and `mouth_box`), the same
+definitions as `geneface bench` and `geneface eval`. `vanilla_nerf`'s task is
+geneface.training.vanilla_task.
 
-Stages, by share of the run's steps:
+`hashgrid_nerf` (`HashGridTask`, `HashGridRecipe`), stages by share of the run's steps:
 - head (`head_stage`): the head is rendered over the real frame with the head's pixels
   replaced by the plate, so it learns the head alone, whatever the torso looks like; the
   torso layer learns alone on the pixels outside the head mask;
@@ -15,11 +23,6 @@ Loss = photometric + entropy of the head's opacity + the ambient coordinate's si
 layers' opacity against the dataset's masks (the masks come free with every dataset and
 settle the silhouette long before colour alone would on a CPU budget).
 Grid tables learn `grid_lr_scale` times faster than the MLPs (RAD-NeRF: 10x).
-
-What every renderer trained on one person's dataset shares lives in `PersonRendererTask`
-(data in memory, the held-out split, what the model keeps from the data, ray sampling by
-phase, validation, export) and `PersonRendererRecipe` (`--profile`, fixed model keys);
-`vanilla_nerf` (geneface.training.vanilla_task) is the other one built on them.
 """
 
 from __future__ import annotations
@@ -35,10 +38,13 @@ import torch.nn.functional as F
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.core.config import structure, unstructure
 from geneface.core.dataset import (BACKGROUND, C2W, FRAMES_DIR, HEAD, IMAGE68, MASKS_DIR, TORSO, Dataset, DatasetError,
-                                   frame_name, held_out_start)
+                                   frame_name)
 from geneface.errors import UsageError
+from geneface.metrics.image import face_box, mouth_box, psnr_box
+from geneface.metrics.image import psnr as image_psnr
 from geneface.nerf.losses import ambient_regulariser, opacity_entropy, photometric, psnr
 from geneface.nerf.rays import camera_rays
+from geneface.nerf.stage import to_uint8
 from geneface.nerf.volume import composite
 from geneface.training.config import LRSchedule
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
@@ -48,7 +54,7 @@ _unit = [attrs.validators.ge(0), attrs.validators.le(1)]
 
 
 @attrs.define
-class RendererTaskConfig:
+class HashGridTaskConfig:
     head_stage: float = attrs.field(default=0.6, validator=_unit)  # share of steps
     lip_stage: float = attrs.field(default=0.15, validator=_unit)  # share of steps, at the end
     frames_per_batch: int = attrs.field(default=8, validator=attrs.validators.gt(0))
@@ -66,8 +72,6 @@ class RendererTaskConfig:
     val_images: int = 2  # held-out frames written as truth | render | error
 
 
-
-
 def check_dataset(ds: Dataset, plugin: str = "hashgrid_nerf") -> None:
     """One line naming the first file a renderer needs and the dataset lacks."""
     for rel in (C2W, IMAGE68, BACKGROUND, f"{MASKS_DIR}/{frame_name(0, '.png')}", f"{FRAMES_DIR}/{frame_name(0)}"):
@@ -77,8 +81,23 @@ def check_dataset(ds: Dataset, plugin: str = "hashgrid_nerf") -> None:
                                "(reprocess the video with `geneface process`)")
 
 
-def _boxes(points: np.ndarray, size: int, grow: float) -> np.ndarray:
-    """Per frame, the (x0, y0, x1, y1) box of `points` (T, K, 2+) grown by `grow` of its side, in the image."""
+def frame_boxes(image68: np.ndarray, size: int, box: Callable = face_box) -> np.ndarray:
+    """Per frame, `box` (geneface.metrics.image's `face_box` or `mouth_box`) of its 68 image
+    points as (x0, y0, x1, y1), (T, 4) int64: the boxes validation scores in. A frame without
+    one (no face tracked, the box outside the image) gets the whole frame."""
+    out = np.tile(np.array([0, 0, size, size], np.int64), (len(image68), 1))
+    for i, points in enumerate(image68):
+        try:
+            out[i] = box(points, size)
+        except UsageError:
+            pass
+    return out
+
+
+def ray_boxes(points: np.ndarray, size: int, grow: float) -> np.ndarray:
+    """Per frame, the (x0, y0, x1, y1) box of `points` (T, K, 2+) grown by `grow` of its side,
+    in the image: where rays are drawn from. Not a score's box: those are
+    geneface.metrics.image's, and drawing rays keeps the regions the renderers were tuned with."""
     lo, hi = points[..., :2].min(1), points[..., :2].max(1)
     pad = (hi - lo) * grow
     box = np.concatenate([lo - pad, hi + pad + 1], axis=1)
@@ -95,12 +114,12 @@ def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
 class PersonRendererTask(TrainTask):
     """A renderer trained on one person's dataset, ray by ray (the shared part).
 
-    The model must have the buffers `plate`, `c2w`, `intrinsics`, `head_region`,
-    `person_region`, `pose_mean`, `pose_std` and `condition.mean` / `condition.std`; a
-    subclass sets where the head's box goes (`set_head_box`), which rays each phase draws
-    (`ray_shares`), what landmarks a batch carries (`batch_landmarks`), the loss and the
-    optimisers. The config needs `head_stage`, `frames_per_batch`, `region_margin`,
-    `val_frames`, `val_images` (and `lip_stage` for a lip phase at the end).
+    The model is a geneface.nerf.person.PersonCanvas (plate, camera, regions, pose
+    statistics: `set_canvas`) with `condition.mean` / `condition.std`; a subclass sets where
+    the head's box goes (`set_head_box`), which rays each phase draws (`ray_shares`), what
+    landmarks a batch carries (`batch_landmarks`), the loss and the optimisers. The config
+    needs `head_stage`, `frames_per_batch`, `region_margin`, `val_frames`, `val_images` (and
+    `lip_stage` for a lip phase at the end).
     """
 
     name = ""
@@ -118,12 +137,8 @@ class PersonRendererTask(TrainTask):
         self.config = c = config or self.config_cls()
         self.ds, self.steps = ds, steps
         n, s = ds.n_frames, ds.size
-        self.val_start = held_out_start(n)
-        valid = np.zeros(n, bool)
-        for name in ds.manifest["splits"]:
-            valid[ds.split(name)] = True
-        self.train_idx = np.flatnonzero(valid[: self.val_start])
-        self.val_idx = np.flatnonzero(valid[self.val_start:]) + self.val_start
+        self.val_start, _ = ds.held_out_range()
+        self.train_idx, self.val_idx = ds.training_frames(), ds.held_out_frames()
         if len(self.train_idx) == 0 or len(self.val_idx) == 0:
             raise UsageError(f"{ds.path}: {n} frames are too few to hold out the last 1/11 and train on the rest")
         if c.val_frames and c.val_frames < len(self.val_idx):
@@ -136,8 +151,9 @@ class PersonRendererTask(TrainTask):
         self.masks = torch.from_numpy(np.stack([ds.mask(i) for i in range(n)]))
         self.landmarks = torch.from_numpy(ds.landmarks_canonical().astype(np.float32))
         image68 = ds.landmarks_image()
-        self.face_box = _boxes(image68, s, 0.0)
-        self.mouth_box = _boxes(image68[:, 48:68], s, 0.25)
+        # Where rays are drawn from: the 68 points' box, and the mouth's grown by a quarter.
+        self.face_box = ray_boxes(image68, s, 0.0)
+        self.mouth_box = ray_boxes(image68[:, 48:68], s, 0.25)
         self.camera = ds.camera()
         self._fill_model(ds)
         self.head_pixels = torch.nonzero(self.model.head_region.reshape(-1)).squeeze(1).numpy()
@@ -150,23 +166,14 @@ class PersonRendererTask(TrainTask):
         m, s = self.model, ds.size
         train = self.train_idx
         mean, std = ds.landmark_stats()
+        masks = self.masks[train].numpy()
+        margin = max(1, int(round(self.config.region_margin * s)))
+        head = _dilate((masks == HEAD).any(0), margin)
+        person = _dilate((masks > 0).any(0), margin) | head
+        m.set_canvas(ds.background(), self.camera, head, person, train)
         with torch.no_grad():
             m.condition.mean.copy_(torch.from_numpy(mean))
             m.condition.std.copy_(torch.from_numpy(std))
-            m.plate.copy_(torch.from_numpy(ds.background()))
-            m.c2w.copy_(torch.from_numpy(self.camera.c2w))
-            cx, cy = self.camera.principal_point
-            m.intrinsics.copy_(torch.tensor([self.camera.focal, cx, cy]))
-            masks = self.masks[train].numpy()
-            margin = max(1, int(round(self.config.region_margin * s)))
-            head = _dilate((masks == HEAD).any(0), margin)
-            m.head_region.copy_(torch.from_numpy(head))
-            m.person_region.copy_(torch.from_numpy(_dilate((masks > 0).any(0), margin) | head))
-            from geneface.nerf.talking_head import pose_codes
-
-            codes = pose_codes(torch.from_numpy(self.camera.c2w[train]))
-            m.pose_mean.copy_(codes.mean(0))
-            m.pose_std.copy_(codes.std(0).clamp(min=1e-4))
             lo, hi = self._head_box(ds)
             self.set_head_box(lo, hi)
 
@@ -308,13 +315,13 @@ class PersonRendererTask(TrainTask):
                                                   "held_out": [int(self.val_start), self.ds.n_frames]})
 
 
-class RendererTask(PersonRendererTask):
+class HashGridTask(PersonRendererTask):
     """`hashgrid_nerf`'s task."""
 
     name = "hashgrid_nerf"
-    config_cls = RendererTaskConfig
+    config_cls = HashGridTaskConfig
 
-    def __init__(self, stage, ds: Dataset, config: Optional[RendererTaskConfig] = None, steps: int = 1):
+    def __init__(self, stage, ds: Dataset, config: Optional[HashGridTaskConfig] = None, steps: int = 1):
         super().__init__(stage, ds, config, steps)
 
     def set_head_box(self, lo: list, hi: list) -> None:
@@ -393,26 +400,28 @@ class RendererTask(PersonRendererTask):
 def evaluate_frames(net, ds: Dataset, frames, shown=(),
                     landmarks_for: Optional[Callable[[np.ndarray, int], np.ndarray]] = None) -> dict:
     """Render dataset frames from their own tracked landmarks and poses and compare with the video:
-    mean PSNR over frames, full frame (`psnr`) and in the box of the 68 image landmarks
-    (`psnr_face`); truth | render | error images of the frames in `shown`.
+    mean PSNR over frames, full frame (`psnr`), in the real frame's face box (`psnr_face`) and
+    mouth box (`psnr_mouth`); truth | render | error images of the frames in `shown`.
+
+    The frames scored are the uint8 frames the renderer yields, and the scores are
+    geneface.metrics.image's (`psnr`, `psnr_box`, `face_box`, `mouth_box`): the same numbers
+    `geneface bench renderers` and `geneface eval` give for them.
 
     `net.render_frame` gets `landmarks_for(all canonical landmarks, f)` (default: row f; a
     renderer that reads neighbouring frames takes its window there)."""
     landmarks, c2w = ds.landmarks_canonical(), ds.camera().c2w
     image68 = ds.landmarks_image()
-    face_box, mouth_box = _boxes(image68, ds.size, 0.0), _boxes(image68[:, 48:68], ds.size, 0.25)
+    faces, mouths = frame_boxes(image68, ds.size, face_box), frame_boxes(image68, ds.size, mouth_box)
     full, face, mouth, images = [], [], [], {}
     for f in frames:
         lm = landmarks[f] if landmarks_for is None else landmarks_for(landmarks, f)
-        pred = net.render_frame(torch.from_numpy(np.ascontiguousarray(lm)), torch.from_numpy(c2w[f])).cpu()
-        truth = torch.from_numpy(ds.frame(f)).float() / 255.0
-        full.append(float(psnr(pred, truth)))
-        x0, y0, x1, y1 = face_box[f]
-        face.append(float(psnr(pred[y0:y1, x0:x1], truth[y0:y1, x0:x1])))
-        x0, y0, x1, y1 = mouth_box[f]
-        mouth.append(float(psnr(pred[y0:y1, x0:x1], truth[y0:y1, x0:x1])))
+        pred = to_uint8(net.render_frame(torch.from_numpy(np.ascontiguousarray(lm)), torch.from_numpy(c2w[f])))
+        truth = ds.frame(f)
+        full.append(image_psnr(pred, truth))
+        face.append(psnr_box(pred, truth, tuple(faces[f])))
+        mouth.append(psnr_box(pred, truth, tuple(mouths[f])))
         if f in shown:
-            images[f"frame-{f:06d}"] = comparison_image(truth.numpy(), pred.numpy())
+            images[f"frame-{f:06d}"] = comparison_image(truth / 255.0, pred / 255.0)
     return {"psnr": float(np.mean(full)), "psnr_face": float(np.mean(face)), "psnr_mouth": float(np.mean(mouth)),
             "images": images}
 
@@ -499,8 +508,8 @@ class HashGridRecipe(PersonRendererRecipe):
     loop_defaults = PROFILES["quick"]["train"]
     plugin = "hashgrid_nerf"
     profiles = PROFILES
-    task_cls = RendererTask
+    task_cls = HashGridTask
 
     def fixed_model(self, ds: Dataset) -> dict:
         n = ds.n_frames
-        return {"size": ds.size, "n_poses": n, "n_latents": max(1, held_out_start(n))}
+        return {"size": ds.size, "n_poses": n, "n_latents": max(1, ds.held_out_range()[0])}

@@ -45,7 +45,6 @@ from geneface.errors import CheckpointError, MediaError, UsageError
 FORMAT = "geneface-eval-1"
 MAX_FRAME_SLACK = 2  # reference frame counts this close are scored on their common frames
 DEFAULT_MAX_OFFSET = 15  # frames searched each way, as SyncNet's own offset search (vshift 15)
-FACE_BOX_MARGIN = 0.1  # as geneface.bench.renderers: the 68 points' box grown 10 % a side
 
 Progress = Callable[[Iterable, Optional[int], str], Iterable]
 PathLike = Union[str, Path]
@@ -232,7 +231,7 @@ def run_facts(video: PathLike) -> RunFacts:
 
     The sidecar only adds facts, so an unreadable one is reported in `note`, never an error.
     """
-    from geneface.core.runner import run_record_path
+    from geneface.app.run import run_record_path
 
     path = run_record_path(Path(video))
     if not path.is_file():
@@ -314,11 +313,12 @@ def track_video(path: PathLike, tracker=None, n_frames: Optional[int] = None,
                 progress: Optional[Progress] = None) -> TrackedVideo:
     """Track every frame of `path` (the first `n_frames` if given) with `tracker` (default:
     the tracker of `geneface process`)."""
-    from geneface.metrics.landmarks import Tracked68, get_tracker
+    from geneface.app.components import face_tracker
+    from geneface.metrics.landmarks import Tracked68
     from geneface.processing import tracking as trk
 
     path = Path(path)
-    tracker = get_tracker(tracker)
+    tracker = face_tracker(tracker)
     to68, _ = _tracker_layout(tracker)
     size: list = []
 
@@ -355,11 +355,11 @@ def canonical_landmarks(tracked: TrackedVideo, tracker=None) -> np.ndarray:
     canonical landmarks are the same; only the camera (not used here) would differ.
     """
     from geneface.core import landmarks68 as L68
-    from geneface.metrics.landmarks import get_tracker
+    from geneface.app.components import face_tracker
     from geneface.processing.config import ProcessConfig
     from geneface.processing.pose import fit_pose
 
-    tracker = get_tracker(tracker)
+    tracker = face_tracker(tracker)
     to68, stable = _tracker_layout(tracker)
     config = ProcessConfig()
     points = tracked.track.points
@@ -377,13 +377,9 @@ def canonical_landmarks(tracked: TrackedVideo, tracker=None) -> np.ndarray:
 
 def load_syncnet(path: PathLike, where: str = "--syncnet"):
     """A trained SyncScorer from its checkpoint; a checkpoint of another kind is a one-line error."""
-    from geneface.core.runner import load_trained_stage
+    from geneface.registry import get_registry
 
-    path = _require_file(Path(path), "a SyncNet checkpoint")
-    try:
-        return load_trained_stage(path, "syncnet", where)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{where}: {exc}") from None
+    return get_registry().load(_require_file(Path(path), "a SyncNet checkpoint"), "syncnet", where)
 
 
 def syncnet_encoder(scorer, path: PathLike = "the SyncNet checkpoint"):
@@ -492,7 +488,7 @@ def _face_box(points68: np.ndarray, size: tuple[int, int]):
     if not np.isfinite(points68[:, :2]).all():
         return None
     try:
-        box = face_box(points68, size, margin=FACE_BOX_MARGIN)
+        box = face_box(points68, size)
     except UsageError:  # the face lies outside the picture
         return None
     return box if min(box[2] - box[0], box[3] - box[1]) >= SSIM_MIN_SIDE else None
@@ -507,9 +503,10 @@ def score_reference(video: VideoFacts, reference: VideoFacts, video_track: Track
     frames are kept in memory.
     """
     from geneface.metrics.image import RunningScores, score_pair
-    from geneface.metrics.landmarks import Tracked68, get_tracker, lmd_of_frames
+    from geneface.app.components import face_tracker
+    from geneface.metrics.landmarks import Tracked68, lmd_of_frames
 
-    tracker = get_tracker(tracker)
+    tracker = face_tracker(tracker)
     to68, _ = _tracker_layout(tracker)
     n, note = check_reference(video, reference)
     size = (reference.height, reference.width)
@@ -570,7 +567,7 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
     frames, a reference of another size or length, a checkpoint of the wrong kind.
     """
     from geneface.core.media import read_audio
-    from geneface.metrics.landmarks import get_tracker
+    from geneface.app.components import face_tracker
 
     if int(max_offset) < 0:
         raise UsageError(f"--max-offset must be >= 0 frames, got {max_offset}")
@@ -606,7 +603,7 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
 
     faces = sync = ref_scores = None
     if scorer is not None or ref_facts is not None:
-        tracker = get_tracker(tracker)
+        tracker = face_tracker(tracker)
         tracked = track_video(facts.path, tracker, progress=progress)
         faces = tracked.faces
         if faces.n_missing:

@@ -7,7 +7,7 @@ landmarks x the clip's std + the clip's mean: the convention every generic model
 dataset share, `geneface.training.person_data.rebase`) and scored against the clip's
 tracked landmarks, frame for frame:
 
-- mouth opening (`geneface.training.data.mouth_opening`, the inner-lip gap): Pearson r at
+- mouth opening (`geneface.core.landmarks68.mouth_opening`, the inner-lip gap): Pearson r at
   lag 0, and over lags -L..L the best lag and its r. Lag k pairs generated frame t + k with
   true frame t, so a positive lag means the generated mouth moves late;
 - amplitude ratio: std of the generated opening / std of the true one (1: as lively);
@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 import attrs
 import numpy as np
 
-from geneface.bench.adapters import _stage_info
+from geneface.app.bench_adapters import _stage_info
 from geneface.core.records import FEATURE_RATE, N_LANDMARKS, VIDEO_FPS, AudioFeatures, Motion
 from geneface.core.stages import RunContext, Stage
 from geneface.errors import CheckpointError, StageMismatchError, UsageError
@@ -127,7 +127,7 @@ class ClipScores:
 def score_clip(generated, true, sync_result=None, max_lag: int = MAX_LAG) -> ClipScores:
     """Generated vs true landmarks of one clip (T x 68 x 3, both in the clip's face and units)
     and, when given, the SyncScorer's result for the generated motion."""
-    from geneface.training.data import mouth_opening
+    from geneface.core.landmarks68 import mouth_opening
 
     motion = score_motion(generated, true, sync_result)  # checks shapes, lengths and NaN
     g, t = mouth_opening(generated), mouth_opening(true)
@@ -254,17 +254,6 @@ def check_request(data: Sequence[Path], speakers: Optional[Sequence[str]], perso
             raise UsageError(f"--data {path}: no such file or folder")
     if person is not None and not Path(person).exists():
         raise UsageError(f"--person {person}: no such file or folder")
-
-
-def load_checkpoint_stage(path: Path, kind: str, where: str, registry=None) -> Stage:
-    """A trained stage of `kind` from its checkpoint; a missing file or another kind is one
-    line naming `where` (the flag) and the file."""
-    from geneface.bench.adapters import load_stage  # the flag named in a checkpoint's error
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise UsageError(f"{where} {path}: no such checkpoint file")
-    return load_stage(path, kind, where, registry)
 
 
 class _StoredFeatures:
@@ -479,7 +468,7 @@ def bench_motion(models: Sequence[tuple[ModelSpec, Stage]], syncnet: Stage, sync
         from geneface.core.progress import track
 
         items = track(clips, len(clips), f"scoring {len(models)} model(s)", unit="clip")
-    from geneface.training.data import mouth_opening
+    from geneface.core.landmarks68 import mouth_opening
 
     for clip in items:
         features = AudioFeatures(clip.features, FEATURE_RATE, encoder=encoder.name)

@@ -173,7 +173,7 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), echo: Callable[
 def demo_report(out: Path, timings: dict, seconds: float, settings: DemoSettings) -> dict:
     """report.json and report.md from the eval figures, the run's facts and the step timings."""
     from geneface.core.atomic import atomic_output
-    from geneface.core.runner import run_record_path
+    from geneface.app.run import run_record_path
 
     evaluation = json.loads((out / "work" / "eval.json").read_text())
     record = run_record_path(out / "video.mp4")

@@ -1,6 +1,6 @@
-"""The audio-to-motion figures on held-out speakers, as one JSON object.
+"""`geneface bench generic`: the generic models' figures on held-out speakers, as one JSON object.
 
-    python -m geneface.training.evaluate --data DATASETS... --encoder mel [--val-speakers A,B | --all] \\
+    geneface bench generic --data DATASETS... --encoder mel [--val-speakers A,B | --all] \\
         --syncnet syncnet/model.safetensors [--vae vae/model.safetensors] [--json out.json]
 
 Held-out clips: those of --val-speakers, else the validation split the trainers pick by
@@ -17,29 +17,18 @@ default (a synthetic corpus's test split), or every clip with --all.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from geneface.core.checkpoint import read_checkpoint
-from geneface.core.config import structure
 from geneface.core.records import AudioFeatures, Motion
-from geneface.training.data import Clip, load_clips, mouth_opening, split_by_speaker
+from geneface.core.landmarks68 import mouth_opening
+from geneface.training.data import Clip, load_clips, split_by_speaker
 from geneface.training.syncnet_task import PairSampler, SyncNetTrainConfig, pair_metrics
 
 if TYPE_CHECKING:
     from geneface.core.stages import AudioEncoder
-
-
-def load_stage(cls, path: Path):
-    ckpt = read_checkpoint(path, expect_kind=cls.kind, expect_plugin=cls.name)
-    stage = cls(structure(cls.Config, ckpt.config, f"{path}:config"))
-    stage.load_checkpoint(ckpt)
-    return stage
 
 
 def _motion(clip: Clip) -> Motion:
@@ -116,22 +105,23 @@ def vae_figures(generator, judge, clips: Sequence[Clip], temperature: Optional[f
 
 def evaluate(data: Sequence[Path], encoder: "AudioEncoder", val_speakers: Optional[Sequence[str]], syncnet: Path,
              vae: Optional[Path] = None, temperature: Optional[float] = None, seed: int = 0,
-             every_clip: bool = False) -> dict:
+             every_clip: bool = False, registry=None) -> dict:
     """Figures on the held-out clips: `val_speakers`' clips, or the validation split the
     trainers pick by default (a synthetic corpus's test split), or every clip; the audio
     features are `encoder`'s (an AudioEncoder stage)."""
-    from geneface.plugins.syncnet import SyncNet
-    from geneface.plugins.vae import VAEGenerator
+    from geneface.registry import get_registry
 
+    registry = registry or get_registry()
     clips = load_clips(data, encoder)
     held_out = clips if every_clip else split_by_speaker(clips, val_speakers, seed=seed).val
-    judge = load_stage(SyncNet, syncnet)
+    judge = registry.load(syncnet, "syncnet", "--syncnet")
     result = {"speakers": sorted({c.speaker for c in held_out}), "clips": len(held_out),
               "frames": int(sum(c.n_frames for c in held_out)), "syncnet": syncnet_figures(judge, held_out, seed=seed)}
     # The judge on the data's own motion, for comparison with the generated motion's figures.
     result["syncnet"]["data_motion"] = data_confidence(judge, held_out)
     if vae is not None:
-        result["vae"] = vae_figures(load_stage(VAEGenerator, vae), judge, held_out, temperature, seed)
+        result["vae"] = vae_figures(registry.load(vae, "motion_generator", "--vae"), judge, held_out, temperature,
+                                    seed)
     return result
 
 
@@ -151,39 +141,3 @@ def data_confidence(judge, clips: Sequence[Clip], shift: int = 5) -> dict:
         return {}
     true, shifted = zip(*pairs)
     return {"true_audio": float(np.mean(true)), "shifted_audio": float(np.mean(shifted)), "shift_frames": shift}
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", nargs="+", type=Path, required=True)
-    parser.add_argument("--encoder", default="mel")
-    parser.add_argument("--val-speakers", default=None,
-                        help="comma-separated; default: the validation split the trainers would pick")
-    parser.add_argument("--all", action="store_true", help="evaluate on every clip given")
-    parser.add_argument("--syncnet", type=Path, required=True)
-    parser.add_argument("--vae", type=Path)
-    parser.add_argument("--temperature", type=float, default=None, help="default: the checkpoint's (1.0)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    speakers = args.val_speakers.split(",") if args.val_speakers else None
-    from geneface.errors import GenefaceError
-
-    try:
-        from geneface.registry import get_registry
-
-        encoder = get_registry().get("audio_encoder", args.encoder, where="--encoder").cls()
-        result = evaluate(args.data, encoder, speakers, args.syncnet, args.vae, args.temperature, args.seed,
-                          args.all)
-    except GenefaceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.write_text(text)
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,13 +1,25 @@
-"""Build the stages a spec names and run them, checking every seam.
+"""`geneface run`: build the stages a spec names and run them, checking every seam.
 
-The runner owns no model logic: it instantiates plugins from the registry (config from the
-spec, or from a checkpoint plus the spec's overrides), feeds each stage's output to the next
-after asking the next stage whether it can take it (`Stage.check_input`) through the one
-method every stage has (`Stage.apply`), and writes the final record: an mp4 with the driving
-audio muxed (frames are streamed, so memory does not grow with the length of the audio) or
-an .npz of motion or features. What a kind consumes and produces comes from the kinds table
-(geneface.core.kinds); the camera path (`input.poses`, or the renderer's own) reaches the
-renderer through the run context.
+The runner owns no model logic: the registry it is handed builds each stage (config from the
+spec, or the checkpoint `validate_spec` already read plus the spec's overrides); the runner
+feeds each stage's output to the next after asking the next stage whether it can take it
+(`Stage.check_input`) through the one method every stage has (`Stage.apply`), and writes the
+final record: an mp4 with the driving audio muxed (frames are streamed, so memory does not
+grow with the length of the audio) or an .npz of motion or features. What a kind consumes and
+produces comes from the kinds table (geneface.core.kinds).
+
+The head path (a `Camera`: intrinsics and one camera-to-world per frame) is resolved once,
+here, by `resolve_head_path`, and handed to the renderer exactly, intrinsics included.
+Precedence, first that applies:
+
+1. `input.poses` (the spec's, or `--poses`): a pose file or a dataset's poses;
+2. with `output.paste_back`: the source video's own poses, frame for frame with the frames
+   the crops are pasted onto;
+3. the post-processor's `head_path` (e.g. `person_postprocess`'s looped training poses);
+4. the renderer's `default_head_path` (a dataset-trained renderer: its training poses);
+5. none: only a renderer that does not `needs_camera` runs without one, else one line.
+
+A path of another length is fitted to the motion (cut, or looped back and forth).
 """
 
 from __future__ import annotations
@@ -22,16 +34,14 @@ import attrs
 import numpy as np
 
 from geneface.core.atomic import atomic_output
-from geneface.core.camera_io import camera_for_length, load_camera
-from geneface.core.checkpoint import read_checkpoint
-from geneface.core.config import structure
+from geneface.core.camera_io import camera_for_length
 from geneface.core.kinds import STAGE_KINDS
 from geneface.core.media import VideoWriter, read_audio
 from geneface.core.motion_io import load_motion, save_motion
 from geneface.core.records import Audio, AudioFeatures, Camera, Motion
-from geneface.core.spec import PipelineSpec, validate_spec
+from geneface.core.spec import PipelineSpec, ResolvedSpec, validate_spec
 from geneface.core.stages import PostProcessor, Renderer, RunContext, Stage
-from geneface.errors import CheckpointError, GenefaceError, SpecError, StageMismatchError, UsageError
+from geneface.errors import GenefaceError, SpecError, StageMismatchError, UsageError
 
 
 def warn(message: str) -> None:
@@ -46,37 +56,6 @@ def check_audio(audio: Audio, path: Path) -> Audio:
     if peak < 1e-3:
         warn(f"{path}: audio is silent (peak {peak:.1e}); the face will barely move")
     return audio
-
-
-def build_stage(stage_spec, registry, base: Optional[Path] = None) -> Stage:
-    """Instantiate one stage: plugin from the registry, config from the spec or checkpoint
-    (relative paths in it resolve against `base`, the spec's folder)."""
-    where = f"stages.{stage_spec.kind}"
-    entry = registry.get(stage_spec.kind, stage_spec.plugin, where=f"{where}.plugin")
-    cls = entry.cls
-    if stage_spec.checkpoint is None:
-        return cls(structure(cls.Config, stage_spec.config, f"{where}.config", base))
-    ckpt = read_checkpoint(stage_spec.checkpoint, expect_kind=stage_spec.kind, expect_plugin=stage_spec.plugin)
-    return _restore(cls, ckpt, stage_spec.checkpoint, stage_spec.config, f"{where}.config", base)
-
-
-def load_trained_stage(path: Path, kind: str, where: str, registry=None) -> Stage:
-    """A trained component from its checkpoint alone (the plugin it names, its saved config);
-    `where` (e.g. a flag, `--syncnet`) prefixes errors."""
-    from geneface.registry import get_registry
-
-    ckpt = read_checkpoint(path, expect_kind=kind)
-    entry = (registry or get_registry()).get(kind, ckpt.plugin, where=f"{where} {path}")
-    return _restore(entry.cls, ckpt, path, {}, f"{path}:config")
-
-
-def _restore(cls, ckpt, path: Path, overrides: dict, where: str, base: Optional[Path] = None) -> Stage:
-    stage = cls(structure(cls.Config, {**ckpt.config, **overrides}, where, base))
-    try:
-        stage.load_checkpoint(ckpt)
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: does not fit plugin '{cls.name}' ({exc})") from None
-    return stage
 
 
 @attrs.frozen
@@ -96,10 +75,12 @@ def run_record_path(video: Path) -> Path:
 
 
 class Pipeline:
-    def __init__(self, spec: PipelineSpec, registry, overwrite: bool = False):
-        self.spec = spec
+    def __init__(self, resolved: ResolvedSpec, registry, overwrite: bool = False):
+        self.spec = spec = resolved.spec
+        self.poses = resolved.poses  # input.poses, read once by validate_spec
         self.overwrite = overwrite  # False: a file that appears at the output meanwhile is not replaced
-        self.stages: list[Stage] = [build_stage(s, registry, spec.base) for s in spec.stages]
+        self.stages: list[Stage] = [registry.build(s, spec.base, resolved.checkpoints.get(s.kind))
+                                    for s in spec.stages]
 
     def _seam(self, record, producer: str, stage: Stage) -> None:
         problem = stage.check_input(record)
@@ -112,15 +93,13 @@ class Pipeline:
         motion_path: Optional[Path] = None,
         output: Optional[Path] = None,
         progress: Optional[Callable] = None,
-        poses_path: Optional[Path] = None,
     ) -> RunResult:
         """Run the stages; `progress(iterable, total, description)` wraps the frame loop."""
         audio = check_audio(read_audio(audio_path), audio_path) if audio_path is not None else None
         record = load_motion(motion_path) if motion_path is not None else audio
         producer = f"input '{motion_path or audio_path}'"
         output = Path(output) if output is not None else self.spec.default_output()
-        poses = load_camera(poses_path) if poses_path is not None else None
-        chosen_camera = None  # a post-processor's head path (the spec's input.poses still wins)
+        post_path = None  # a post-processor's head path
         paste_dataset = self._check_paste_back()  # before any stage runs
 
         for stage in self.stages:
@@ -128,16 +107,17 @@ class Pipeline:
             label = f"{stage.kind} '{stage.name}'"
             kind = STAGE_KINDS[stage.kind]
             if kind.produces == "video":
-                paste = None
+                paste = source_path = None
                 if paste_dataset is not None:  # the source frames' own head poses, frame for frame
-                    paste, chosen_camera = self._paste_back(paste_dataset, record.n_frames)
-                camera = _renderer_camera(stage, record, poses, poses_path, chosen_camera)
-                return self._render(stage, record, RunContext(audio, camera), output, progress, paste)
-            result = stage.apply(record, RunContext(audio, poses))
+                    paste, source_path = self._paste_back(paste_dataset, record.n_frames)
+                head_path = resolve_head_path(stage, record.n_frames, self.poses, self.spec.input.poses,
+                                              source_path, post_path)
+                return self._render(stage, record, RunContext(audio, head_path), output, progress, paste)
+            result = stage.apply(record, RunContext(audio, None))
             if kind.optional and isinstance(result, Motion) and result.n_frames != record.n_frames:
                 raise StageMismatchError(f"{label} changed the length from {record.n_frames} to {result.n_frames} frames")
             if isinstance(stage, PostProcessor):
-                chosen_camera = stage.camera(result.n_frames)
+                post_path = stage.head_path(result.n_frames)
             record, producer = result, label
 
         if isinstance(record, Motion):
@@ -218,23 +198,29 @@ def _device_of(stage) -> str:
     return "cpu"
 
 
-def _renderer_camera(renderer: Renderer, motion: Motion, poses: Optional[Camera],
-                     poses_path: Optional[Path], chosen: Optional[Camera] = None) -> Optional[Camera]:
-    """One pose per motion frame: the spec's, else a post-processor's (`chosen`), else the
-    renderer's own; None only if it needs none."""
-    n = motion.n_frames
+def resolve_head_path(renderer: Renderer, n_frames: int, poses: Optional[Camera] = None,
+                      poses_path: Optional[Path] = None, source: Optional[Camera] = None,
+                      post: Optional[Camera] = None) -> Optional[Camera]:
+    """The one head path the renderer gets, `n_frames` long, by the precedence in this
+    module's docstring: `poses` (input.poses, read from `poses_path`), `source` (paste-back's
+    source frames), `post` (the post-processor's), the renderer's own; None only when the
+    renderer needs none. Intrinsics travel with it untouched: the renderer honours them or
+    refuses them in one line."""
     if poses is not None:
-        if poses.n_frames != n:
-            warn(f"input.poses: {poses_path} has {poses.n_frames} poses for {n} motion frames; "
-                 + ("using the first ones" if poses.n_frames > n else "looping them back and forth"))
-        return camera_for_length(poses, n)
-    if chosen is not None:
-        return camera_for_length(chosen, n)
-    camera = renderer.default_camera(n)
-    if camera is None and renderer.needs_camera:
+        if poses.n_frames != n_frames:
+            warn(f"input.poses: {poses_path} has {poses.n_frames} poses for {n_frames} motion frames; "
+                 + ("using the first ones" if poses.n_frames > n_frames else "looping them back and forth"))
+        return camera_for_length(poses, n_frames)
+    for path in (source, post):
+        if path is not None:
+            return camera_for_length(path, n_frames)
+    own = renderer.default_head_path(n_frames)
+    if own is not None:
+        return camera_for_length(own, n_frames)
+    if renderer.needs_camera:
         raise UsageError(f"renderer '{renderer.name}' needs a camera path and has none: set input.poses "
                          "to a pose file (DATASET/camera/camera.npz) or a dataset folder")
-    return camera if camera is None else camera_for_length(camera, n)
+    return None
 
 
 def run_spec(spec: PipelineSpec, registry, audio: Optional[Path] = None, motion: Optional[Path] = None,
@@ -247,7 +233,7 @@ def run_spec(spec: PipelineSpec, registry, audio: Optional[Path] = None, motion:
                           poses=poses or spec.input.poses)
     spec = attrs.evolve(spec, input=inputs, output=output if output is not None else spec.output,
                         paste_back=spec.paste_back or paste_back)
-    validate_spec(spec, registry)
+    resolved = validate_spec(spec, registry)
     # Before any stage is built: an output that exists, is an input or cannot be written.
     target = prepare_spec_output(spec, overwrite=overwrite)
-    return Pipeline(spec, registry, overwrite).run(inputs.audio, inputs.motion, target, progress, inputs.poses)
+    return Pipeline(resolved, registry, overwrite).run(inputs.audio, inputs.motion, target, progress)

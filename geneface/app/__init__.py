@@ -1,0 +1,14 @@
+"""The application layer: one module per command engine, between the typer flags of
+`geneface/cli/` and the library below (core, nerf, metrics, training, ...). Only this layer
+(and the CLI above it) makes the plugin registry; it hands it down as an argument.
+
+Modules: `run` (`geneface run`: a spec's stages built by the registry, the head path resolved
+once, the output written), `train` (`geneface train`: any trainable plugin through its recipe
+and the shared Trainer), `eval` (`geneface eval`: re-tracking, lip sync, reference scores),
+`bench_renderers` (`geneface bench renderers`; its flags checked in `bench_renderers_choice`, its report
+written by `bench_renderers_report`), `bench_adapters` (`geneface bench adapters`),
+`bench_motion` (`geneface bench motion`), `motion_figures` (`geneface bench generic`: the
+generic SyncNet and VAE on held-out speakers), `demo` (`geneface demo`), `process`
+(`geneface process`, `process-corpus`, `dataset av-offset`, and the per-clip worker),
+`components` (a face tracker or audio encoder picked by name).
+"""

@@ -1,0 +1,189 @@
+"""What every person NeRF shares (`hashgrid_nerf`'s `TalkingHeadNet`, `vanilla_nerf`'s
+`VanillaNeRFNet`): the person's canvas, i.e. everything a frame needs that is not motion.
+
+- `PersonCanvas`: the `nn.Module` base class both models inherit. Its buffers are part of the
+  renderer's checkpoint (top-level state-dict keys, so a checkpoint renders on a machine that
+  never saw the dataset):
+  `plate` (H x W x 3 uint8, the background), `c2w` (T x 4 x 4, the training video's poses:
+  the default camera path), `intrinsics` (the training camera's focal, cx, cy in pixels),
+  `head_region` / `person_region` (H x W bool: where a head / a person was ever seen in
+  training, grown by a margin), `pose_mean` / `pose_std` (statistics of the training poses'
+  codes). It fills them from a dataset (`set_canvas`), makes cameras (`camera`), pose
+  conditions (`normalised_pose`), the torso's pixel coordinates (`pixel_coords`), and draws a
+  whole frame (`frame_canvas`, `draw_frame`) from a model's head and torso.
+- `pose_codes`, `POSE_DIM`: a camera-to-world as the 9 numbers the torso is conditioned on.
+- `FrameCanvas`: what drawing one frame starts from (pixels, plate, where head rays go).
+
+Cameras. A frame is drawn with the camera it is handed: rays are cast with its focal length
+and principal point. With the training camera (within float32 rounding: a checkpoint keeps its
+intrinsics in float32) head rays go only where a head was seen in training (`head_region`),
+as they always have. With another focal length or principal point that region no longer
+bounds the head (it is the training camera's image-space union of head masks), so head rays
+are cast over the whole frame and only those that cross the head's box are rendered; the head
+is drawn over the torso inside the person region and over the plate outside it. The torso
+layer and the plate stay as trained: both live in the training camera's image space, so they
+neither grow nor move with the handed camera.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import attrs
+import numpy as np
+import torch
+from torch import nn
+
+from geneface.core.records import Camera
+from geneface.nerf.rays import Rays, all_pixels, camera_rays, intersect_box
+from geneface.nerf.volume import composite
+
+POSE_DIM = 9  # width of `pose_codes`: two rotation columns and the camera position
+
+# (focal, cx, cy) in pixels
+Intrinsics = tuple[float, float, float]
+# rays (N) -> premultiplied rgb (N, 3), opacity (N,)
+HeadFn = Callable[[Rays], tuple[torch.Tensor, torch.Tensor]]
+# integer pixels (N, 2) -> premultiplied rgb (N, 3), opacity (N,)
+TorsoFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _chunks(index: torch.Tensor, size: int) -> tuple[torch.Tensor, ...]:
+    # `split` of an empty tensor yields one empty part; a field is never called with no rays.
+    return index.split(size) if len(index) else ()
+
+
+def pose_codes(c2w: torch.Tensor) -> torch.Tensor:
+    """(F, 4, 4) camera-to-world -> (F, 9): the first two rotation columns and the camera
+    position; the head is fixed, so this is the head's pose relative to the camera."""
+    return torch.cat([c2w[:, :3, 0], c2w[:, :3, 1], c2w[:, :3, 3]], dim=-1)
+
+
+def intrinsics_of(camera: Camera) -> Intrinsics:
+    """A camera's (focal, cx, cy); cx / cy None is the image centre."""
+    cx, cy = camera.principal_point
+    return float(camera.focal), float(cx), float(cy)
+
+
+@attrs.frozen(eq=False)
+class FrameCanvas:
+    """What drawing one frame starts from.
+
+    `person`: flat indices of the person region's pixels, `pixels` their (x, y); `on_head`:
+    indices into `person` of the pixels that get head rays; `beyond`: flat indices outside the
+    person region that get head rays too (empty with the training camera); `image`: the plate
+    as float colours (H * W, 3), drawn over in place; `camera`: the frame's camera (one pose)."""
+
+    person: torch.Tensor
+    pixels: torch.Tensor
+    on_head: torch.Tensor
+    beyond: torch.Tensor
+    image: torch.Tensor
+    camera: Camera
+
+
+class PersonCanvas(nn.Module):
+    """Base class of a person NeRF: the shared buffers and the drawing of a whole frame (see
+    the module's docstring). A subclass gives the head's box (`head_box`) and draws a frame
+    with `draw_frame`, passing its own head and torso."""
+
+    def __init__(self, size: int, n_poses: int):
+        super().__init__()
+        self.side = size
+        s = size
+        self.register_buffer("plate", torch.zeros(s, s, 3, dtype=torch.uint8))
+        self.register_buffer("c2w", torch.eye(4).repeat(n_poses, 1, 1))
+        self.register_buffer("intrinsics", torch.tensor([float(s), s / 2.0, s / 2.0]))  # focal, cx, cy
+        self.register_buffer("head_region", torch.ones(s, s, dtype=torch.bool))
+        self.register_buffer("person_region", torch.ones(s, s, dtype=torch.bool))
+        self.register_buffer("pose_mean", torch.zeros(POSE_DIM))
+        self.register_buffer("pose_std", torch.ones(POSE_DIM))
+
+    # -- filled from the training data ---------------------------------------------------
+    @torch.no_grad()
+    def set_canvas(self, plate: np.ndarray, camera: Camera, head_region: np.ndarray, person_region: np.ndarray,
+                   train_frames: np.ndarray) -> None:
+        """The plate, the training camera (its poses and intrinsics), the regions and the
+        statistics of the pose codes of `train_frames`."""
+        self.plate.copy_(torch.from_numpy(plate))
+        self.c2w.copy_(torch.from_numpy(camera.c2w))
+        self.intrinsics.copy_(torch.tensor(intrinsics_of(camera)))
+        self.head_region.copy_(torch.from_numpy(head_region))
+        self.person_region.copy_(torch.from_numpy(person_region))
+        codes = pose_codes(torch.from_numpy(camera.c2w[train_frames]))
+        self.pose_mean.copy_(codes.mean(0))
+        self.pose_std.copy_(codes.std(0).clamp(min=1e-4))
+
+    # -- cameras and conditions ----------------------------------------------------------
+    def trained_intrinsics(self) -> Intrinsics:
+        focal, cx, cy = (float(v) for v in self.intrinsics)
+        return focal, cx, cy
+
+    def is_trained_camera(self, intrinsics: Optional[Intrinsics]) -> bool:
+        """Whether `intrinsics` (None: the checkpoint's) are the training camera's, up to the
+        float32 rounding of the checkpoint (a dataset's camera, read in float64, is one)."""
+        if intrinsics is None:
+            return True
+        return all(abs(float(a) - b) <= 1e-5 * max(1.0, abs(b)) for a, b in zip(intrinsics, self.trained_intrinsics()))
+
+    def camera(self, c2w: np.ndarray, intrinsics: Optional[Intrinsics] = None) -> Camera:
+        """A Camera of the renderer's size with poses `c2w` (T x 4 x 4) and `intrinsics`
+        (focal, cx, cy; None: the training camera's)."""
+        focal, cx, cy = self.trained_intrinsics() if intrinsics is None else intrinsics
+        return Camera(focal=focal, width=self.side, height=self.side, c2w=c2w, cx=cx, cy=cy)
+
+    def normalised_pose(self, c2w: torch.Tensor) -> torch.Tensor:
+        """(F, 4, 4) -> pose codes (F, 9) normalised with the training poses' statistics."""
+        return (pose_codes(c2w) - self.pose_mean) / self.pose_std
+
+    def pixel_coords(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Integer pixels (N, 2) -> their centres in [-1, 1]^2 (the torso's input)."""
+        return (pixels.float() + 0.5) / self.side * 2.0 - 1.0
+
+    def head_box(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's axis-aligned box (lo, hi) in the canonical frame."""
+        raise NotImplementedError
+
+    # -- a whole frame -------------------------------------------------------------------
+    def frame_canvas(self, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None) -> FrameCanvas:
+        """Where one frame with camera-to-world `c2w` (4, 4) and `intrinsics` gets head rays
+        and torso (see the module's docstring), and the plate to draw on."""
+        s, device = self.side, self.plate.device
+        person = torch.nonzero(self.person_region.reshape(-1)).squeeze(1)
+        pixels = torch.stack([person % s, person // s], dim=-1)
+        image = self.plate.reshape(-1, 3).float() / 255.0
+        pose = c2w[None].cpu().numpy()
+        if self.is_trained_camera(intrinsics):
+            on_head = torch.nonzero(self.head_region.reshape(-1)[person]).squeeze(1)
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            return FrameCanvas(person, pixels, on_head, empty, image, self.camera(pose))
+        camera = self.camera(pose, intrinsics)
+        # The training head region does not bound the head seen through another camera: every
+        # pixel whose ray crosses the head's box gets a head ray.
+        lo, hi = self.head_box()
+        _, _, hit = intersect_box(camera_rays(camera, 0, all_pixels(s, s, device)), lo, hi)
+        on_head = torch.nonzero(hit[person]).squeeze(1)
+        beyond = torch.nonzero(hit & ~self.person_region.reshape(-1)).squeeze(1)
+        return FrameCanvas(person, pixels, on_head, beyond, image, camera)
+
+    @torch.no_grad()
+    def draw_frame(self, c2w: torch.Tensor, head: HeadFn, torso: TorsoFn, head_chunk: int, torso_chunk: int,
+                   intrinsics: Optional[Intrinsics] = None) -> torch.Tensor:
+        """One frame, float (H, W, 3) in [0, 1]: `head` over `torso` over the plate in the
+        person region, `head` over the plate where `beyond` says, the plate elsewhere; head
+        rays `head_chunk` at a time, torso pixels `torso_chunk` at a time."""
+        canvas = self.frame_canvas(c2w, intrinsics)
+        person, pixels, image, camera = canvas.person, canvas.pixels, canvas.image, canvas.camera
+        device = image.device
+        head_rgb = torch.zeros(len(person), 3, device=device)
+        head_alpha = torch.zeros(len(person), device=device)
+        for part in _chunks(canvas.on_head, head_chunk):
+            head_rgb[part], head_alpha[part] = head(camera_rays(camera, 0, pixels[part]))
+        for part in torch.arange(len(person), device=device).split(torso_chunk):
+            t_rgb, t_alpha = torso(pixels[part])
+            image[person[part]] = composite([(head_rgb[part], head_alpha[part]), (t_rgb, t_alpha)], image[person[part]])
+        s = self.side
+        for part in _chunks(canvas.beyond, head_chunk):
+            rgb, alpha = head(camera_rays(camera, 0, torch.stack([part % s, part // s], dim=-1)))
+            image[part] = composite([(rgb, alpha)], image[part])
+        return image.reshape(s, s, 3).clamp(0.0, 1.0)

@@ -1,0 +1,74 @@
+"""The floors of the package (ARCHITECTURE.md, "Layers"): a module may import its own floor
+and those below it, never one above. Every import counts, those inside functions too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import geneface
+
+ROOT = Path(geneface.__file__).parent
+
+# Floor of each top-level package or module of geneface (lowest first).
+FLOORS = {
+    "__init__": 0, "errors": 0, "hookspecs": 0, "core": 0,
+    "models": 1, "nerf": 1, "speech": 1, "metrics": 1, "postprocess": 1, "synth": 1, "processing": 1,
+    "training": 2,
+    "plugins": 3, "registry": 3,
+    "app": 4,
+    "cli": 5, "__main__": 5,
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def imports_of(path: Path, package: str):
+    """(line, imported geneface module) for every import in the file at `path`."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] if node.level == 0 else [f"geneface.{package}"]
+        else:
+            continue
+        for name in names:
+            if name == "geneface" or name.startswith("geneface."):
+                yield node.lineno, name
+
+
+def test_every_part_of_the_package_has_a_floor():
+    parts = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
+             if (p.is_file() and p.suffix == ".py") or (p.is_dir() and (p / "__init__.py").is_file())}
+    assert parts == set(FLOORS), f"give each a floor here and in ARCHITECTURE.md: {sorted(parts ^ set(FLOORS))}"
+
+
+def test_no_import_runs_up_a_floor():
+    upward = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        package = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        for line, name in imports_of(path, package):
+            target = _part(name)
+            if FLOORS[target] > FLOORS[package]:
+                upward.append(f"geneface/{rel}:{line} ({package}, floor {FLOORS[package]}) imports {name} "
+                              f"(floor {FLOORS[target]})")
+    assert upward == [], "\n".join(upward)
+
+
+def test_every_package_docstring_names_its_modules():
+    """A reader starts at a package's docstring: it names (in backticks) every module and
+    sub-package in the folder."""
+    missing = {}
+    for init in sorted(ROOT.rglob("__init__.py")):
+        folder = init.parent
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        parts = [p.stem for p in folder.glob("*.py") if p.stem != "__init__"]
+        parts += [p.name for p in folder.iterdir() if p.is_dir() and (p / "__init__.py").is_file()]
+        absent = sorted(m for m in parts if f"`{m}`" not in doc)
+        if absent:
+            missing[str(folder.relative_to(ROOT.parent))] = absent
+    assert missing == {}

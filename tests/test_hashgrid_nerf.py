@@ -14,12 +14,11 @@ import pytest
 import torch
 import yaml
 
+from support.renderers import render_without_the_dataset, run_renderer
 from support.subject import read_metrics, subject_dataset
 from geneface.cli import main
-from geneface.core.checkpoint import read_checkpoint, save_checkpoint, stage_checkpoint
+from geneface.core.checkpoint import read_checkpoint, save_checkpoint
 from geneface.core.dataset import Dataset
-from geneface.core.media import iter_video_frames
-from geneface.core.motion_io import save_motion
 from geneface.core.records import Motion
 from geneface.registry import get_registry
 from geneface.errors import CheckpointError, StageMismatchError
@@ -108,24 +107,12 @@ def test_render_streams_n_frames_and_round_trips(run, dataset, tmp_path):
     long = Motion(np.concatenate([Dataset(dataset).motion().landmarks] * 2)[:61])
     assert sum(1 for _ in stage.render(long)) == 61
     # Saved and loaded again (a machine without the dataset): identical frames.
-    copy = tmp_path / "copy.safetensors"
-    save_checkpoint(copy, stage_checkpoint(stage))
-    shutil.move(str(dataset), str(tmp_path / "moved"))
-    try:
-        again = list(get_registry().load(copy, "renderer", "test").render(motion))
-    finally:
-        shutil.move(str(tmp_path / "moved"), str(dataset))
+    again = render_without_the_dataset(stage, motion, dataset, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
 
 
 def test_geneface_run_writes_an_mp4(run, dataset, tmp_path):
-    save_motion(tmp_path / "motion.npz", Dataset(dataset).motion(np.arange(10)))
-    spec = {"input": {"motion": "motion.npz"},
-            "stages": {"renderer": {"plugin": "hashgrid_nerf", "checkpoint": str(run / "model.safetensors")}},
-            "output": "out.mp4"}
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    assert main(["run", str(tmp_path / "spec.yaml"), "-q"]) == 0
-    frames = list(iter_video_frames(tmp_path / "out.mp4"))
+    frames = run_renderer(tmp_path, "hashgrid_nerf", run / "model.safetensors", Dataset(dataset).motion(np.arange(10)))
     assert len(frames) == 10 and frames[0].shape == (64, 64, 3)
 
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 import yaml
 
+from support.renderers import run_renderer
 from support.subject import subject_dataset
 from geneface.cli import main
 from geneface.core.camera_io import save_camera
 from geneface.core.checkpoint import read_checkpoint
 from geneface.core.config import structure
 from geneface.core.dataset import Dataset
-from geneface.core.media import iter_video_frames
 from geneface.core.motion_io import save_motion
 from geneface.core.records import Camera
 from geneface.errors import StageMismatchError
@@ -62,29 +62,14 @@ def _trained_camera(checkpoint, **change) -> Camera:
     return attrs.evolve(camera, **change)
 
 
-def _run(folder, checkpoint, motion, camera=None) -> np.ndarray:
-    """`geneface run` of `motion` in `folder` (poses from `camera` when given, else the
-    renderer's default path): the decoded frames."""
-    folder.mkdir()
-    save_motion(folder / "motion.npz", motion)
-    spec = {"input": {"motion": "motion.npz"},
-            "stages": {"renderer": {"plugin": "hashgrid_nerf", "checkpoint": str(checkpoint)}},
-            "output": "out.mp4"}
-    if camera is not None:
-        save_camera(folder / "poses.npz", camera)
-        spec["input"]["poses"] = "poses.npz"
-    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
-    assert main(["run", str(folder / "spec.yaml"), "-q"]) == 0
-    return np.stack(list(iter_video_frames(folder / "out.mp4")))
-
-
 @pytest.fixture(scope="module")
 def runs(checkpoint, dataset, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("runs")
     motion = Dataset(dataset).motion(np.arange(N_FRAMES))
     own = _trained_camera(checkpoint)
     cameras = {"default": None, "own": own, "wider": attrs.evolve(own, focal=own.focal * WIDER)}
-    return {name: _run(root / name, checkpoint, motion, camera) for name, camera in cameras.items()}
+    return {name: run_renderer(root / name, "hashgrid_nerf", checkpoint, motion, camera)
+            for name, camera in cameras.items()}
 
 
 def _changed(frames: np.ndarray, plate: np.ndarray) -> float:

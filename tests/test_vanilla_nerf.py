@@ -16,12 +16,10 @@ import pytest
 import torch
 import yaml
 
+from support.renderers import render_without_the_dataset, run_renderer
 from support.subject import read_metrics, subject_dataset
 from geneface.cli import main
-from geneface.core.checkpoint import save_checkpoint, stage_checkpoint
 from geneface.core.dataset import Dataset, held_out_start
-from geneface.core.media import iter_video_frames
-from geneface.core.motion_io import save_motion
 from geneface.core.records import Motion
 from geneface.registry import get_registry
 from geneface.errors import StageMismatchError
@@ -93,24 +91,12 @@ def test_render_streams_and_the_checkpoint_round_trips(run, dataset, stage, tmp_
     first = list(stage.render(motion))
     assert len(first) == 3 and all(f.shape == (64, 64, 3) and f.dtype == np.uint8 for f in first)
     # Saved and loaded again on a machine without the dataset: identical frames.
-    copy = tmp_path / "copy.safetensors"
-    save_checkpoint(copy, stage_checkpoint(stage))
-    shutil.move(str(dataset), str(tmp_path / "moved"))
-    try:
-        again = list(get_registry().load(copy, "renderer", "test").render(motion))
-    finally:
-        shutil.move(str(tmp_path / "moved"), str(dataset))
+    again = render_without_the_dataset(stage, motion, dataset, tmp_path)
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
 
 
 def test_geneface_run_writes_an_mp4_with_the_default_camera(run, dataset, tmp_path):
-    save_motion(tmp_path / "motion.npz", Dataset(dataset).motion(np.arange(3)))
-    spec = {"input": {"motion": "motion.npz"},
-            "stages": {"renderer": {"plugin": "vanilla_nerf", "checkpoint": str(run / "model.safetensors")}},
-            "output": "out.mp4"}
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    assert main(["run", str(tmp_path / "spec.yaml"), "-q"]) == 0
-    frames = list(iter_video_frames(tmp_path / "out.mp4"))
+    frames = run_renderer(tmp_path, "vanilla_nerf", run / "model.safetensors", Dataset(dataset).motion(np.arange(3)))
     assert len(frames) == 3 and frames[0].shape == (64, 64, 3)
 
 

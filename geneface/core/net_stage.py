@@ -8,11 +8,13 @@
   metadata which audio encoder the weights were trained with (`encoder`) and expects
   features as wide as `config.audio_width`:
   `class MyGenerator(AudioConditioned, TorchStage, MotionGenerator)`.
+- `check_state_keys`: for a stage whose weights are plain arrays, the state dict holds
+  exactly its keys.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Mapping, Optional, Sequence
 
 
 class TorchStage:
@@ -43,3 +45,14 @@ class AudioConditioned:
     def load_checkpoint(self, ckpt) -> None:
         super().load_checkpoint(ckpt)
         self.encoder = ckpt.meta.get("encoder", "")
+
+
+def check_state_keys(state: Mapping, keys: Sequence[str]) -> None:
+    """A state dict (of a stage without a torch module) holds exactly `keys`; otherwise a
+    ValueError naming what is missing or unexpected (the loader turns it into one line)."""
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"missing tensor(s) {', '.join(missing)} (expected {', '.join(keys)})")
+    extra = sorted(set(state) - set(keys))
+    if extra:
+        raise ValueError(f"unexpected tensor(s) {', '.join(extra)}")

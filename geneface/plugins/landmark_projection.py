@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 
 from geneface import hookimpl
+from geneface.core.net_stage import check_state_keys
 from geneface.core.records import MOUTH, N_LANDMARKS, Motion
 from geneface.core.stages import DomainAdapter
 from geneface.errors import StageMismatchError, UsageError
@@ -130,12 +131,7 @@ class LandmarkProjection(DomainAdapter):
                 "std": torch.from_numpy(self.std), "low": torch.from_numpy(low), "high": torch.from_numpy(high)}
 
     def load_state_dict(self, state: dict) -> None:
-        missing = [k for k in STATE_KEYS if k not in state]
-        if missing:
-            raise ValueError(f"missing tensor(s) {', '.join(missing)} (expected {', '.join(STATE_KEYS)})")
-        extra = sorted(set(state) - set(STATE_KEYS))
-        if extra:
-            raise ValueError(f"unexpected tensor(s) {', '.join(extra)}")
+        check_state_keys(state, STATE_KEYS)
         arrays = {k: np.asarray(state[k].detach().cpu().numpy() if hasattr(state[k], "detach") else state[k],
                                 np.float32) for k in STATE_KEYS}
         self._set(arrays["frames"], arrays["mean"], arrays["std"], arrays["low"], arrays["high"])

@@ -207,6 +207,12 @@ class PersonRendererTask(TrainTask):
         pixels = torch.stack([flat % size, flat // size], dim=-1)
         return pixels, camera_rays(self.camera, batch["ray_frame"], pixels)
 
+    def loss_inputs(self, batch: dict) -> tuple:
+        """What each person NeRF's loss starts from: (flat pixel index, frame slot of each ray,
+        pixels, rays, the landmark condition of each frame)."""
+        pixels, rays = self.batch_rays(batch)
+        return batch["flat"], batch["slot"], pixels, rays, self.model.condition(batch["landmarks"])
+
     def phase(self, step: int) -> str:
         # The trainer's share covers a time budget (bench renderers) as well as the steps.
         share = max(step / max(1, self.steps), self.run_share())
@@ -351,9 +357,7 @@ class HashGridTask(PersonRendererTask):
     def compute_loss(self, net, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         c, m = self.config, self.model
         phase = self.phase(step)
-        flat, slot = batch["flat"], batch["slot"]
-        pixels, rays = self.batch_rays(batch)
-        cond = m.condition(batch["landmarks"])
+        flat, slot, pixels, rays, cond = self.loss_inputs(batch)
         latent = m.latents(batch["latent"])
         head, ambient = m.render_head(rays, cond[slot], latent[slot], perturb=True)
         target, label = batch["target"], batch["label"]

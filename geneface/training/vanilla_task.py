@@ -95,9 +95,7 @@ class VanillaTask(PersonRendererTask):
     def compute_loss(self, net, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         c, m = self.config, self.model
         phase = self.phase(step)
-        flat, slot = batch["flat"], batch["slot"]
-        pixels, rays = self.batch_rays(batch)
-        cond = m.condition(batch["landmarks"])
+        flat, slot, pixels, rays, cond = self.loss_inputs(batch)
         pose = m.pose(batch["c2w"])
         heads = m.render_head(rays, cond[slot], perturb=True)
         torsos = m.render_torso(pixels, pose[slot], perturb=True)

@@ -58,6 +58,7 @@ import numpy as np
 from geneface.core import landmarks68 as L68
 from geneface.core.dataset import HEAD, TORSO
 from geneface.core.landmarks68 import layout_problem
+from geneface.core.net_stage import check_state_keys
 from geneface.core.records import Camera, Motion
 from geneface.core.stages import Renderer
 from geneface.errors import CheckpointError, StageMismatchError, UsageError
@@ -192,12 +193,7 @@ class NearestFrame(Renderer):
 
     def load_state_dict(self, state: dict) -> None:
         """Take the index (tensors or arrays); ValueError naming what does not fit."""
-        missing = [k for k in STATE_KEYS if k not in state]
-        if missing:
-            raise ValueError(f"missing tensor(s) {', '.join(missing)} (expected {', '.join(STATE_KEYS)})")
-        extra = sorted(set(state) - set(STATE_KEYS))
-        if extra:
-            raise ValueError(f"unexpected tensor(s) {', '.join(extra)}")
+        check_state_keys(state, STATE_KEYS)
         s = {k: _numpy(state[k]) for k in STATE_KEYS}
         lm = s["landmarks"]
         if lm.ndim != 3 or lm.shape[1:] != (68, 3) or len(lm) == 0:

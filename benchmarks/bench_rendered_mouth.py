@@ -52,7 +52,7 @@ def held_out_audio(person: Path, out: Path) -> Path:
     from geneface.core.records import Audio
 
     ds = Dataset(person)
-    start, end = ds.split_range("val")
+    start, end = ds.held_out_range()
     audio = read_audio(person / "audio.wav")
     a, b = int(round(start / ds.fps * audio.sample_rate)), int(round(end / ds.fps * audio.sample_rate))
     write_wav(out, Audio(audio.samples[a:b], audio.sample_rate))
@@ -132,7 +132,7 @@ def main() -> None:
     w.mkdir(parents=True, exist_ok=True)
     spec = yaml.safe_load(args.spec.read_text())
     ds = Dataset(args.person)
-    start, end = ds.split_range("val")
+    start, end = ds.held_out_range()
     real_frames = list(ds.frames(range(start, end)))
     real = relative_opening(track68(real_frames).points)
     # The person's training frames (at most 500, evenly spaced): how much they move in general,

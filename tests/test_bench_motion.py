@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from support.toy import register_toy_encoder, toy_person, train_toy_syncnet, train_toy_vae
 
-from geneface.app.bench_motion import amplitude_ratio, best_lag, lag_curve, parse_models, pearson
+from geneface.app.bench_motion_choice import parse_models
 from geneface.cli import main
 from geneface.errors import UsageError
+from geneface.metrics.lag import amplitude_ratio, best_lag, lag_curve, pearson
 
 
 @pytest.fixture(autouse=True)

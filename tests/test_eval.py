@@ -22,8 +22,8 @@ from geneface.core.media import probe_video, read_audio, read_video, write_video
 from geneface.core.records import Audio, AudioFeatures, Motion
 from geneface.errors import GenefaceError, UsageError
 from geneface.metrics.image import PSNR_MAX
+from geneface.metrics.sync import face_runs
 from geneface.app.eval import (
-    FORMAT,
     AudioFacts,
     RunFacts,
     SyncScores,
@@ -31,7 +31,6 @@ from geneface.app.eval import (
     canonical_landmarks,
     check_reference,
     evaluate_video,
-    face_runs,
     load_syncnet,
     run_facts,
     score_reference,
@@ -40,6 +39,7 @@ from geneface.app.eval import (
     track_video,
     video_facts,
 )
+from geneface.app.eval_report import FORMAT
 
 from support.mel_models import mel_syncnet
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -115,6 +117,14 @@ def test_train_audio2motion_end_to_end(tmp_path_factory, capsys):
     assert vae["mouth_r_mean"] > 0.6, vae
     assert vae["sync_confidence"]["true_audio"] > vae["sync_confidence"]["shifted_audio"]
     assert vae["sync_confidence"]["clips_true_higher"] == 3
+    # The same figures from the command line (`geneface bench generic`), written to --json too.
+    capsys.readouterr()
+    assert main(["bench", "generic", "--data", str(root / "data"), "--syncnet", str(syncnet), "--vae",
+                 str(out / "model.safetensors"), "--encoder", "toy", "--val-speakers", "spk1", "--json",
+                 str(root / "figures.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((root / "figures.json").read_text())
+    assert printed["speakers"] == ["spk1"] and printed["vae"]["mouth_r_mean"] == pytest.approx(vae["mouth_r_mean"])
 
     # A width that does not fit the SyncNet is refused before any training.
     (root / "wide").mkdir(exist_ok=True)

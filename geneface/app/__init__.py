@@ -4,11 +4,16 @@
 
 Modules: `run` (`geneface run`: a spec's stages built by the registry, the head path resolved
 once, the output written), `train` (`geneface train`: any trainable plugin through its recipe
-and the shared Trainer), `eval` (`geneface eval`: re-tracking, lip sync, reference scores),
-`bench_renderers` (`geneface bench renderers`; its flags checked in `bench_renderers_choice`, its report
-written by `bench_renderers_report`), `bench_adapters` (`geneface bench adapters`),
-`bench_motion` (`geneface bench motion`), `motion_figures` (`geneface bench generic`: the
-generic SyncNet and VAE on held-out speakers), `demo` (`geneface demo`), `process`
-(`geneface process`, `process-corpus`, `dataset av-offset`, and the per-clip worker),
-`components` (a face tracker or audio encoder picked by name).
+and the shared Trainer), `eval` (`geneface eval`: lip sync and reference scores; its re-tracking
+in `eval_tracking`, its JSON and table in `eval_report`), `bench_renderers` (`geneface bench
+renderers`; its flags checked in `bench_renderers_choice`, its report written by
+`bench_renderers_report`), `bench_adapters` (`geneface bench adapters`), `bench_motion`
+(`geneface bench motion`; its models and flags checked in `bench_motion_choice`, its clips
+read by `bench_motion_clips`, its report written by `bench_motion_report`), `motion_figures`
+(`geneface bench generic`: the generic SyncNet and VAE on held-out speakers), `demo`
+(`geneface demo`), `process` (`geneface process`, `process-corpus`, `dataset av-offset`, and
+the per-clip worker), `components` (a face tracker or audio encoder picked by name).
+
+The engines of `bench adapters` and `bench motion` each have one entry for the whole command
+(`run_bench_adapters`, `run_bench_motion`: the registry handed in, the report written).
 """

@@ -10,6 +10,9 @@ The evaluation clips are the person's held-out part (the last 1/11 of each video
 trained on: `geneface.training.person_data`), or every clip of another folder of the same
 person (`eval_path`: a synthetic test set with exact ground truth, say). The truth is then
 de-normalised with that folder's own statistics: both are the person's canonical landmarks.
+
+`run_bench_adapters` is the whole command: flags parsed, the output prepared, the stages
+made by the registry it is handed, the report (adapters.json, adapters.md) written.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Optional, Sequence
 
 import attrs
 
+from geneface.core.progress import track
 from geneface.core.records import FEATURE_RATE, VIDEO_FPS, AudioFeatures, Motion
 from geneface.core.stages import RunContext, Stage
 from geneface.errors import StageMismatchError, UsageError
@@ -145,19 +149,20 @@ def _stage_info(stage: Stage) -> dict:
 
 
 def compare_adapters(person_path: Path, generator: Stage, adapters: Sequence[tuple[str, Stage]], syncnet=None,
-                     eval_path: Optional[Path] = None, progress: bool = False) -> dict:
+                     eval_path: Optional[Path] = None, progress: bool = False, registry=None) -> dict:
     """Score every adapter on the evaluation clips; a JSON-ready dict.
 
     `adapters`: (label, stage) pairs. Returns `settings`, `rows` (the `truth` row first, then
     one per adapter in order: label, plugin and the pooled `scores`) and `clips` (per clip:
     name, frames and every row's scores). Mouth statistics are in the person's units; the
-    distances are x1000 (`*_mm`).
+    distances are x1000 (`*_mm`). `registry` names the generator's audio encoder (default:
+    `geneface.registry.get_registry()`).
     """
     from geneface.training.person_data import load_person
 
     if not adapters:
         raise UsageError("--adapter: nothing to compare")
-    encoder = generator_encoder(generator, person_path)
+    encoder = generator_encoder(generator, person_path, registry)
     if syncnet is not None and getattr(syncnet, "encoder", "") and syncnet.encoder != encoder.name:
         raise StageMismatchError(f"--syncnet was trained on '{syncnet.encoder}' features, the motion generator "
                                  f"on '{encoder.name}' features; give a syncnet of the same encoder")
@@ -176,12 +181,7 @@ def compare_adapters(person_path: Path, generator: Stage, adapters: Sequence[tup
     labels = [label for label, _ in adapters]
     running = {label: RunningMotionScores() for label in [TRUTH, *labels]}
     per_clip = []
-    items = clips
-    if progress:
-        from geneface.core.progress import track
-
-        items = track(clips, len(clips), f"scoring {len(adapters)} adapter(s)", unit="clip")
-    for clip in items:
+    for clip in track(clips, len(clips), f"scoring {len(adapters)} adapter(s)", unit="clip", quiet=not progress):
         features = AudioFeatures(clip.features, FEATURE_RATE, encoder=encoder.name)
         truth = source.denormalize(clip.landmarks)
         # The truth as the person's motion: normalised by the person's statistics for sync.
@@ -219,6 +219,33 @@ def compare_adapters(person_path: Path, generator: Stage, adapters: Sequence[tup
     rows = [{"label": TRUTH, "plugin": None, "scores": pooled(TRUTH)}]
     rows += [{"label": label, "plugin": stage.name, "scores": pooled(label)} for label, stage in adapters]
     return {"benchmark": "adapters", "settings": settings, "rows": rows, "clips": per_clip}
+
+
+def run_bench_adapters(registry, person: Path, motion_generator: Path, syncnet: Path, out: Path,
+                       adapters: Optional[Sequence[str]] = None, eval_path: Optional[Path] = None,
+                       overwrite: bool = False, progress: bool = False) -> tuple[dict, Path, Path]:
+    """The whole command: the `--adapter [LABEL:]NAME[=CHECKPOINT]` texts parsed (None:
+    `identity` alone), the output folder prepared, the adapters built and the checkpoints
+    loaded by `registry`, every adapter scored (`compare_adapters`), the checkpoints recorded
+    in the settings and the report written. Returns the result and the paths of
+    adapters.json and adapters.md."""
+    from geneface.core.outputs import prepare_output
+
+    specs = parse_adapters(list(adapters or ["identity"]))
+    inputs = [person, motion_generator, syncnet, eval_path, *(s.checkpoint for s in specs)]
+    prepare_output(out, kind="dir", overwrite=overwrite, inputs=inputs, what="--out",
+                   replaceable=lambda p: (p / "adapters.json").is_file())
+    stages = [(s.label, build_adapter(s, registry)) for s in specs]
+    generator = registry.load(motion_generator, "motion_generator", "--motion-generator")
+    judge = registry.load(syncnet, "syncnet", "--syncnet")
+    result = compare_adapters(person, generator, stages, judge, eval_path=eval_path, progress=progress,
+                              registry=registry)
+    result["settings"]["motion_generator"]["checkpoint"] = str(motion_generator)
+    result["settings"]["syncnet"]["checkpoint"] = str(syncnet)
+    for info, spec in zip(result["settings"]["adapters"], specs):
+        info["checkpoint"] = None if spec.checkpoint is None else str(spec.checkpoint)
+    json_path, md_path = write_report(result, out, overwrite=overwrite)
+    return result, json_path, md_path
 
 
 # -- report ---------------------------------------------------------------------------------

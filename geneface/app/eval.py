@@ -25,29 +25,37 @@ means (the full-frame scores keep it).
 Frame counts. A reference whose frame count differs by at most `MAX_FRAME_SLACK` frames (an
 encoder's rounding of the last frame) is scored on the common first frames, with a note;
 more, or a different frame size, is a one-line error naming both files.
+
+Beside it: `eval_tracking` (the re-tracking, as `geneface process` tracks), the scores in
+`geneface.metrics` (`sync`: lip sync over runs of face frames; `reference`: the one pass
+over both videos; `image`, `landmarks`), and `eval_report` (the JSON and the table).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import deque
-from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Optional
 
 import attrs
-import numpy as np
 
-from geneface.core.records import VIDEO_FPS, AudioFeatures, Motion, frames_for_duration
+from geneface.app.eval_report import evaluation_data, evaluation_json
+from geneface.app.eval_tracking import (
+    FaceFacts,
+    PathLike,
+    Progress,
+    TrackedVideo,
+    canonical_landmarks,
+    track_video,
+    video_frames,
+    with_progress,
+)
+from geneface.core.records import VIDEO_FPS, frames_for_duration
 from geneface.errors import CheckpointError, MediaError, UsageError
+from geneface.metrics.sync import DEFAULT_MAX_OFFSET, SyncScores, score_sync
 
-FORMAT = "geneface-eval-1"
 MAX_FRAME_SLACK = 2  # reference frame counts this close are scored on their common frames
-DEFAULT_MAX_OFFSET = 15  # frames searched each way, as SyncNet's own offset search (vshift 15)
-
-Progress = Callable[[Iterable, Optional[int], str], Iterable]
-PathLike = Union[str, Path]
 
 
 # -- the records ---------------------------------------------------------------------------
@@ -94,50 +102,6 @@ class RunFacts:
 
 
 @attrs.frozen
-class FaceFacts:
-    """The re-tracked faces of one video: frames where the tracker found none, by index."""
-
-    frames: int
-    missing: tuple = attrs.field(converter=tuple)
-
-    @property
-    def n_missing(self) -> int:
-        return len(self.missing)
-
-
-@attrs.frozen
-class SyncScores:
-    """Lip sync of the video's re-tracked mouth against the audio, by a SyncScorer.
-
-    `confidence`: mean sync probability at offset 0 (higher is better); `offset`: the audio
-    delay in frames that fits best (0 = in sync; positive: the audio lags the picture);
-    `offset_confidence`: median - min of the distance curve (SyncNet's LSE-C); `curve[i]`:
-    the mean sync probability with the audio shifted by `offsets[i]` frames. `windows`:
-    5-frame windows scored at offset 0; `segments`: the [start, end) runs of face frames
-    scored; `frames_left_out`: frames in no scored run (no face, a run shorter than one
-    window, or past the end of the audio).
-    """
-
-    checkpoint: str
-    scorer: str
-    encoder: str
-    max_offset: int
-    confidence: float
-    offset: int
-    offset_confidence: float
-    offsets: tuple = attrs.field(converter=tuple)
-    curve: tuple = attrs.field(converter=tuple)
-    windows: int = 0
-    frames_scored: int = 0
-    segments: tuple = attrs.field(default=(), converter=tuple)
-    frames_left_out: tuple = attrs.field(default=(), converter=tuple)
-
-    def score_at(self, offset: int) -> Optional[float]:
-        """The curve's value at `offset` frames (None outside the range searched)."""
-        return dict(zip(self.offsets, self.curve)).get(int(offset))
-
-
-@attrs.frozen
 class ReferenceScores:
     """The video against a reference of the same frames (both the same size).
 
@@ -176,29 +140,10 @@ class VideoEvaluation:
 
     def as_dict(self) -> dict:
         """Plain JSON-ready data: tuples as lists, NaN or infinite numbers as None."""
-        data = _plain(self)
-        if self.faces is not None:
-            data["faces"]["n_missing"] = self.faces.n_missing
-        return {"format": FORMAT, **data}
+        return evaluation_data(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2, allow_nan=False)
-
-
-def _plain(value):
-    """Records as dicts, tuples as lists, numpy scalars as Python ones, NaN as None."""
-    if attrs.has(type(value)):
-        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
-    if isinstance(value, (tuple, list, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    return value
+        return evaluation_json(self)
 
 
 # -- facts ---------------------------------------------------------------------------------
@@ -256,122 +201,6 @@ def run_facts(video: PathLike) -> RunFacts:
                     note=None if fps else f"{path.name} holds no frames-per-second: speed unknown")
 
 
-# -- tracking ------------------------------------------------------------------------------
-
-
-@attrs.frozen(eq=False)
-class TrackedVideo:
-    """Every frame of a video re-tracked: the tracker's own points with gaps filled as
-    `geneface process` fills them (`track`: a processing.tracking.TrackResult), which frames
-    really had a face (`found`), and the 68 image points (NaN rows where none)."""
-
-    path: str
-    track: object  # geneface.processing.tracking.TrackResult
-    found: np.ndarray  # (T,) bool
-    points68: object  # geneface.metrics.landmarks.Tracked68
-
-    @property
-    def n_frames(self) -> int:
-        return int(len(self.found))
-
-    @property
-    def faces(self) -> FaceFacts:
-        return FaceFacts(self.n_frames, np.flatnonzero(~self.found).tolist())
-
-
-def _tracker_layout(tracker):
-    # The same map to 68 points and stable points `geneface process` uses for this tracker.
-    from geneface.processing.process import _layout
-
-    return _layout(tracker)
-
-
-def _frames(path: Path, n: Optional[int] = None) -> Iterator[np.ndarray]:
-    from geneface.core.media import iter_video_frames
-
-    frames = iter_video_frames(path, VIDEO_FPS)
-    return frames if n is None else islice(frames, n)
-
-
-def _progress(frames: Iterable, total: Optional[int], description: str, progress: Optional[Progress]) -> Iterable:
-    return frames if progress is None else progress(frames, total, description)
-
-
-def _fill(path: Path, points: list, confidence, n_faces):
-    """Gaps filled as `geneface process` fills them, without its refusal of videos with many
-    faceless frames (an evaluation reports those instead); no face at all is still an error."""
-    from geneface.processing import tracking as trk
-    from geneface.processing.config import ProcessConfig
-
-    # max_failed_share 1: never refuse for the share of failures; fill_gaps' own "no face in
-    # any frame" check (TrackingError, exit 2) still applies.
-    return trk.fill_gaps(points, confidence, n_faces, max_gap=ProcessConfig().max_gap,
-                         max_failed_share=1.0, source=str(path))
-
-
-def track_video(path: PathLike, tracker=None, n_frames: Optional[int] = None,
-                progress: Optional[Progress] = None) -> TrackedVideo:
-    """Track every frame of `path` (the first `n_frames` if given) with `tracker` (default:
-    the tracker of `geneface process`)."""
-    from geneface.app.components import face_tracker
-    from geneface.metrics.landmarks import Tracked68
-    from geneface.processing import tracking as trk
-
-    path = Path(path)
-    tracker = face_tracker(tracker)
-    to68, _ = _tracker_layout(tracker)
-    size: list = []
-
-    def remember_size(frames):
-        for frame in frames:
-            if not size:
-                size.append(frame.shape[:2])
-            yield frame
-
-    total = n_frames
-    if progress is not None and total is None:
-        from geneface.core.media import probe_video
-
-        total = probe_video(path).n_frames(VIDEO_FPS)
-    frames = _progress(remember_size(_frames(path, n_frames)), total, f"tracking {path.name}", progress)
-    points, confidence, n_faces = trk.collect(tracker.track(iter(frames)), getattr(tracker, "n_points", None))
-    if not points:
-        raise MediaError(f"{path}: video has no frames")
-    result = _fill(path, points, confidence, n_faces)
-    found = np.array([p is not None for p in points])
-    lm68 = np.full((len(points), 68, 3), np.nan, np.float32)
-    lm68[found] = to68(result.points[found])
-    height, width = size[0]
-    return TrackedVideo(str(path), result, found, Tracked68(points=lm68, width=int(width), height=int(height)))
-
-
-def canonical_landmarks(tracked: TrackedVideo, tracker=None) -> np.ndarray:
-    """(T, 68, 3) canonical landmarks (head pose removed) of every frame, as `geneface
-    process` computes them: `fit_pose` with its settings, the canonical face built from the
-    frames with a face only. Rows of faceless frames come from filled points: leave them out.
-
-    `process` fits in its crop's pixels, here the frame's: the crop is a scale and a shift
-    (z scaled too) and the canonical face is rescaled to a fixed eye distance, so the
-    canonical landmarks are the same; only the camera (not used here) would differ.
-    """
-    from geneface.core import landmarks68 as L68
-    from geneface.app.components import face_tracker
-    from geneface.processing.config import ProcessConfig
-    from geneface.processing.pose import fit_pose
-
-    tracker = face_tracker(tracker)
-    to68, stable = _tracker_layout(tracker)
-    config = ProcessConfig()
-    points = tracked.track.points
-    size = (tracked.points68.height, tracked.points68.width)
-    args = dict(fov_degrees=config.fov_degrees, fit_frames=tracked.found, smoothing=config.pose_smoothing)
-    if stable is not None:
-        pose = fit_pose(points, size, stable=stable, to68=to68, **args)
-    else:
-        pose = fit_pose(to68(points), size, stable=L68.STABLE_68, to68=lambda p: p, **args)
-    return pose.canonical68
-
-
 # -- lip sync ------------------------------------------------------------------------------
 
 
@@ -391,72 +220,6 @@ def syncnet_encoder(scorer, path: PathLike = "the SyncNet checkpoint"):
         raise CheckpointError(f"{path}: the SyncNet checkpoint does not name the audio encoder it was trained on; "
                               "retrain it with this version")
     return get_registry().get("audio_encoder", name, where=f"{path}: its audio encoder").cls()
-
-
-def face_runs(found: np.ndarray, n: int, min_length: int) -> tuple[list, list]:
-    """([start, end) runs of face frames among the first `n`, at least `min_length` long;
-    the frames in no such run)."""
-    from geneface.processing.tracking import runs
-
-    mask = np.zeros(len(found), bool)
-    mask[:n] = found[:n]
-    kept = [(int(a), int(b)) for a, b in runs(mask) if b - a >= min_length]
-    covered = np.zeros(len(found), bool)
-    for a, b in kept:
-        covered[a:b] = True
-    return kept, np.flatnonzero(~covered).tolist()
-
-
-def score_sync(canonical: np.ndarray, found: np.ndarray, features: AudioFeatures, scorer,
-               max_offset: int = DEFAULT_MAX_OFFSET, checkpoint: str = "") -> SyncScores:
-    """Score canonical landmarks (T x 68 x 3; rows where `found` is False are ignored)
-    against their audio features with a SyncScorer.
-
-    One normalisation for the whole video: its face frames' own per-coordinate mean and
-    spread, which is what a dataset's statistics are for one person (the syncnet plugin does
-    the same for a bare sequence). Every run of face frames is scored on its own; with one
-    run (every frame has a face) the result is the scorer's own. With several, the offset-0
-    confidence is the window-weighted mean of the runs'; the curve is the window-weighted
-    mean over the runs long enough for the widest offset range any run reaches (shorter runs
-    count at offset 0 only); the best offset is that curve's maximum and the offset
-    confidence the window-weighted mean of those runs' own.
-    """
-    from geneface.models.syncnet import V_FRAMES
-
-    canonical = np.asarray(canonical, np.float32)
-    found = np.asarray(found, bool)
-    n = min(len(canonical), features.n_frames // 2)  # audio shorter than the video: its end is left out
-    segments, left_out = face_runs(found, n, V_FRAMES)
-    if not segments:
-        raise UsageError(f"lip sync needs at least {V_FRAMES} consecutive frames with a face and audio; "
-                         f"none among {len(canonical)} frames ({int(found.sum())} with a face, audio for {n})")
-    faces = canonical[found]
-    mean, std = faces.mean(axis=0), faces.std(axis=0)
-    results = []
-    for a, b in segments:
-        motion = Motion(canonical[a:b], VIDEO_FPS, mean=mean, std=std)
-        part = AudioFeatures(features.values[2 * a: 2 * b], features.frame_rate, features.encoder, features.channels)
-        results.append(scorer.score(motion, part, max_offset=max_offset))
-    windows = [int(r.n_windows) for r in results]
-    common = dict(checkpoint=checkpoint, scorer=getattr(scorer, "name", type(scorer).__name__),
-                  encoder=features.encoder, max_offset=int(max_offset), windows=sum(windows),
-                  frames_scored=sum(b - a for a, b in segments), segments=segments,
-                  frames_left_out=left_out)
-    if len(results) == 1:
-        r = results[0]
-        return SyncScores(confidence=float(r.confidence), offset=int(r.offset),
-                          offset_confidence=float(r.offset_confidence), offsets=[int(k) for k in r.offsets],
-                          curve=[float(v) for v in r.curve], **common)
-    confidence = float(np.average([r.confidence for r in results], weights=windows))
-    widest = max(len(r.offsets) for r in results)
-    full = [(r, w) for r, w in zip(results, windows) if len(r.offsets) == widest]
-    # The curve averages the windows each offset shares (all but k_max at either end).
-    weights = [max(w - (widest - 1), 1) for _, w in full]
-    curve = np.average([np.asarray(r.curve, np.float64) for r, _ in full], axis=0, weights=weights)
-    offsets = [int(k) for k in full[0][0].offsets]
-    return SyncScores(confidence=confidence, offset=offsets[int(np.argmax(curve))],
-                      offset_confidence=float(np.average([r.offset_confidence for r, _ in full], weights=weights)),
-                      offsets=offsets, curve=curve.tolist(), **common)
 
 
 # -- against a reference -------------------------------------------------------------------
@@ -481,62 +244,31 @@ def check_reference(video: VideoFacts, reference: VideoFacts) -> tuple[int, Opti
     return n, note
 
 
-def _face_box(points68: np.ndarray, size: tuple[int, int]):
-    """The reference frame's face box, or None (no face, or too small for SSIM's window)."""
-    from geneface.metrics.image import SSIM_MIN_SIDE, face_box
-
-    if not np.isfinite(points68[:, :2]).all():
-        return None
-    try:
-        box = face_box(points68, size)
-    except UsageError:  # the face lies outside the picture
-        return None
-    return box if min(box[2] - box[0], box[3] - box[1]) >= SSIM_MIN_SIDE else None
-
-
 def score_reference(video: VideoFacts, reference: VideoFacts, video_track: TrackedVideo, tracker=None,
                     progress: Optional[Progress] = None) -> ReferenceScores:
     """PSNR / SSIM (full frame and face box) and LMD of `video` against `reference`.
 
-    One pass over both files together: each reference frame is tracked (its 68 points give
-    the face box and its half of LMD) and scored against the video's frame at once, so no
-    frames are kept in memory.
+    One pass over both files together (`geneface.metrics.reference.score_against_real`):
+    each reference frame is tracked (its 68 points give the face box and its half of LMD)
+    and scored against the video's frame at once, so no frames are kept in memory.
     """
-    from geneface.metrics.image import RunningScores, score_pair
     from geneface.app.components import face_tracker
     from geneface.metrics.landmarks import Tracked68, lmd_of_frames
+    from geneface.metrics.reference import score_against_real
 
     tracker = face_tracker(tracker)
-    to68, _ = _tracker_layout(tracker)
     n, note = check_reference(video, reference)
-    size = (reference.height, reference.width)
-    pending: deque = deque()
-
-    def reference_frames():
-        # The tracker reads reference frames; the video frame waits beside it for the result.
-        for rendered, real in zip(_frames(Path(video.path), n), _frames(Path(reference.path), n)):
-            pending.append((rendered, real))
-            yield real
-
-    running = RunningScores()
-    rows = []
-    frames = _progress(reference_frames(), n, f"tracking {Path(reference.path).name} and comparing", progress)
-    for index, tracked in enumerate(tracker.track(iter(frames))):
-        rendered, real = pending.popleft()
-        points = (np.full((68, 3), np.nan, np.float32) if tracked.points is None
-                  else np.asarray(to68(tracked.points[None])[0], np.float32))
-        rows.append(points)
-        try:
-            running.add(score_pair(rendered, real, _face_box(points, size)))
-        except UsageError as exc:
-            raise UsageError(f"{video.path} frame {index}: {exc}") from None
-    if not rows:
+    pairs = zip(video_frames(Path(video.path), n), video_frames(Path(reference.path), n))
+    pairs = with_progress(pairs, n, f"tracking {Path(reference.path).name} and comparing", progress)
+    running, points = score_against_real(pairs, tracker, (reference.height, reference.width), where=video.path)
+    compared = len(points)
+    if not compared:
         raise MediaError(f"{reference.path}: video has no frames")
-    real68 = Tracked68(points=np.stack(rows), width=reference.width, height=reference.height)
+    real68 = Tracked68(points=points, width=reference.width, height=reference.height)
     if not real68.found.any():
-        raise UsageError(f"{reference.path}: no face found in any of its {len(rows)} frames (the reference)")
+        raise UsageError(f"{reference.path}: no face found in any of its {compared} frames (the reference)")
     mine = video_track.points68
-    mine = Tracked68(points=mine.points[: len(rows)], width=mine.width, height=mine.height)
+    mine = Tracked68(points=mine.points[:compared], width=mine.width, height=mine.height)
     scores = running.mean()
     lmd, lmd_frames = None, 0
     try:
@@ -545,7 +277,7 @@ def score_reference(video: VideoFacts, reference: VideoFacts, video_track: Track
     except UsageError as exc:  # no frame with a face in both: the image scores still stand
         note = "; ".join(filter(None, [note, f"no LMD: {' '.join(str(exc).split())}"]))
     return ReferenceScores(
-        path=reference.path, frames=len(rows), frames_video=video.frames, frames_reference=reference.frames,
+        path=reference.path, frames=compared, frames_video=video.frames, frames_reference=reference.frames,
         psnr=scores.psnr, ssim=scores.ssim, psnr_face=scores.psnr_face, ssim_face=scores.ssim_face,
         face_frames=running.n_face, lmd=lmd, lmd_frames=lmd_frames, resolution=reference.width,
         reference_missing=real68.missing.tolist(), note=note)
@@ -617,63 +349,3 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
                 notes.append(ref_scores.note)
     return VideoEvaluation(video=facts, audio=audio_facts, run=run_facts(facts.path), faces=faces, sync=sync,
                            reference=ref_scores, notes=notes)
-
-
-# -- the human report ----------------------------------------------------------------------
-
-
-def _num(value, fmt: str = ".2f", unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    return f"{value:{fmt}}{unit}"
-
-
-def _indices(values, limit: int = 10) -> str:
-    shown = ", ".join(str(v) for v in values[:limit])
-    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
-
-
-def format_report(ev: VideoEvaluation, curve_span: int = 5) -> str:
-    """A plain two-column table of the evaluation (the curve shown within +-`curve_span` frames)."""
-    v, a, r = ev.video, ev.audio, ev.run
-    rows: list[tuple[str, str]] = [
-        ("video", v.path),
-        ("frames", f"{v.frames} at 25 fps ({v.duration:.2f} s; container {v.fps:g} fps, {v.codec})"),
-        ("size", f"{v.width} x {v.height} px"),
-        ("audio track", "yes" if v.has_audio else "no"),
-        ("audio", f"{a.path} ({a.seconds:.2f} s = {a.frames} frames)"),
-        ("video - audio", f"{a.length_difference_frames:+d} frames"),
-        ("run speed", f"{r.fps:.1f} fps" + (f" on {r.device}" if r.device else "") if r.fps else "unknown"),
-    ]
-    if ev.faces is not None:
-        missing = ev.faces.missing
-        rows.append(("no face", f"{len(missing)} of {ev.faces.frames} frames"
-                     + (f" (frame {_indices(list(missing))})" if missing else "")))
-    s = ev.sync
-    if s is not None:
-        rows += [
-            ("sync confidence", f"{s.confidence:.3f} at offset 0 ({s.windows} windows, {s.scorer}, {s.encoder} features)"),
-            ("best offset", f"{s.offset:+d} frames (offset confidence {s.offset_confidence:.3f})"),
-            ("sync curve", "  ".join(f"{k:+d}:{c:.3f}" for k, c in zip(s.offsets, s.curve) if abs(k) <= curve_span)
-             or "-"),
-        ]
-        if s.frames_left_out:
-            rows.append(("sync left out", f"{len(s.frames_left_out)} frames (frame {_indices(list(s.frames_left_out))})"))
-    f = ev.reference
-    if f is not None:
-        rows += [
-            ("reference", f"{f.path} ({f.frames} frames compared)"),
-            ("PSNR", f"{_num(f.psnr, '.2f', ' dB')} full frame, {_num(f.psnr_face, '.2f', ' dB')} face box"),
-            ("SSIM", f"{_num(f.ssim, '.4f')} full frame, {_num(f.ssim_face, '.4f')} face box "
-                     f"({f.face_frames} frames with a box)"),
-            ("LMD", f"{_num(f.lmd, '.3f', ' px')} ({f.lmd_frames} frames, mouth 48-67 centred, at {f.resolution} px wide)"),
-        ]
-        if f.reference_missing:
-            rows.append(("reference no face", f"{len(f.reference_missing)} frames "
-                         f"(frame {_indices(list(f.reference_missing))})"))
-    for note in ev.notes:
-        rows.append(("note", note))
-    if r.note and r.fps is None and r.sidecar:
-        rows.append(("note", r.note))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {val}" for k, val in rows)

@@ -46,28 +46,14 @@ def bench_adapters(
     quiet: bool = _QUIET,
 ) -> None:
     """Compare domain adapters on the person's held-out clips: mouth statistics, LMD, lip sync."""
-    from geneface.app.bench_adapters import (build_adapter, compare_adapters, format_table, parse_adapters,
-                                         write_report)
-    from geneface.core.outputs import prepare_output
+    from geneface.app.bench_adapters import format_table, run_bench_adapters
     from geneface.registry import get_registry
 
-    registry = get_registry()
-
-    specs = parse_adapters(adapter or ["identity"])
-    inputs = [person, motion_generator, syncnet, eval_path, *(s.checkpoint for s in specs)]
-    prepare_output(out, kind="dir", overwrite=overwrite, inputs=inputs, what="--out",
-                   replaceable=lambda p: (p / "adapters.json").is_file())
-    stages = [(s.label, build_adapter(s, registry)) for s in specs]
-    generator = registry.load(motion_generator, "motion_generator", "--motion-generator")
-    judge = registry.load(syncnet, "syncnet", "--syncnet")
-    result = compare_adapters(person, generator, stages, judge, eval_path=eval_path, progress=not quiet)
-    result["settings"]["motion_generator"]["checkpoint"] = str(motion_generator)
-    result["settings"]["syncnet"]["checkpoint"] = str(syncnet)
-    for info, spec in zip(result["settings"]["adapters"], specs):
-        info["checkpoint"] = None if spec.checkpoint is None else str(spec.checkpoint)
-    json_path, _ = write_report(result, out, overwrite=overwrite)
+    result, json_path, md_path = run_bench_adapters(get_registry(), person, motion_generator, syncnet, out,
+                                                    adapters=adapter, eval_path=eval_path, overwrite=overwrite,
+                                                    progress=not quiet)
     typer.echo(format_table(result))
-    typer.echo(f"wrote {json_path} and {out / 'adapters.md'}")
+    typer.echo(f"wrote {json_path} and {md_path}")
 
 
 @bench_app.command("renderers")
@@ -160,25 +146,13 @@ def bench_motion(
     lag, amplitude, mouth LMD, lip sync."""
     import json
 
-    from geneface.app.bench_motion import REPORT, check_request, format_table, parse_models
-    from geneface.app.bench_motion import bench_motion as run_bench
-    from geneface.app.bench_motion import parse_speakers, write_report
-    from geneface.core.outputs import prepare_output
+    from geneface.app.bench_motion import run_bench_motion
+    from geneface.app.bench_motion_report import format_table
     from geneface.registry import get_registry
 
-    registry = get_registry()
-
-    specs = parse_models(model)
-    names = parse_speakers(speakers)
-    check_request(data or [], names, person, temperature)  # flags that do not fit: one line, before any work
-    inputs = [syncnet, person, *(data or []), *(s.checkpoint for s in specs)]
-    prepare_output(out, kind="dir", overwrite=overwrite, inputs=inputs, what="--out",
-                   replaceable=lambda p: (p / f"{REPORT}.json").is_file())
-    judge = registry.load(syncnet, "syncnet", "--syncnet")
-    stages = [(s, registry.load(s.checkpoint, "motion_generator", f"--model {s.label}")) for s in specs]
-    result = run_bench(stages, judge, syncnet, data=data or [], speakers=names, person=person,
-                       temperature=temperature, seed=seed, progress=not quiet)
-    json_path, md_path = write_report(result, out, overwrite=overwrite)
+    result, json_path, md_path = run_bench_motion(get_registry(), model, syncnet, out, data=data or [],
+                                                  speakers=speakers, person=person, temperature=temperature,
+                                                  seed=seed, overwrite=overwrite, progress=not quiet)
     for line in result["settings"]["warnings"]:
         typer.echo(f"warning: {line}", err=True)
     typer.echo(json.dumps(result, indent=2, allow_nan=False) if as_json else format_table(result))
@@ -205,10 +179,18 @@ def bench_generic(
     from geneface.app.components import audio_encoder
     from geneface.app.motion_figures import evaluate
 
+    if json_out is not None:  # before any work: a folder, an input, an unwritable place
+        from geneface.core.outputs import prepare_output
+
+        prepare_output(json_out, kind="file", overwrite=True, inputs=[*data, syncnet, vae], what="--json",
+                       suffixes=(".json",))
     speakers = [s.strip() for s in val_speakers.split(",") if s.strip()] if val_speakers else None
     result = evaluate(data, audio_encoder(encoder, "--encoder"), speakers, syncnet, vae, temperature, seed,
                       every_clip)
     text = json.dumps(result, indent=2)
     if json_out is not None:
-        json_out.write_text(text)
+        from geneface.core.atomic import atomic_output
+
+        with atomic_output(json_out, overwrite=True) as tmp:
+            tmp.write_text(text + "\n")
     typer.echo(text)

@@ -5,8 +5,8 @@
 
 Facts of the video (and of `geneface run`'s sidecar `<stem>.run.json`, when there is one),
 lip sync with a SyncNet checkpoint, and PSNR / SSIM / LMD against real footage of the same
-frames. The scoring lives in `geneface.app.eval`; docs/evaluation.md says what
-each number means.
+frames. The scoring lives in `geneface.app.eval`, the table in `geneface.app.eval_report`;
+docs/evaluation.md says what each number means.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def eval_video(
     from geneface.core.atomic import atomic_output
     from geneface.core.outputs import prepare_output
     from geneface.core.progress import track
-    from geneface.app.eval import evaluate_video, format_report
+    from geneface.app.eval import evaluate_video
+    from geneface.app.eval_report import format_report
 
     if out is not None:  # before any work: an existing file, a folder, an input, an unwritable place
         prepare_output(out, kind="file", overwrite=overwrite, inputs=[video, audio, reference, syncnet],

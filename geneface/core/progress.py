@@ -60,9 +60,11 @@ class ProgressBars:
         return advance
 
 
-def track(iterable: Iterable[T], total: Optional[int], description: str, unit: str = "frame") -> Iterator[T]:
-    """Iterate with a progress bar showing `unit`s per second and the time left."""
-    with ProgressBars() as bars:
+def track(iterable: Iterable[T], total: Optional[int], description: str, unit: str = "frame",
+          quiet: bool = False) -> Iterator[T]:
+    """Iterate with a progress bar showing `unit`s per second and the time left (no bar, and
+    rich never imported, when `quiet`)."""
+    with ProgressBars(quiet) as bars:
         advance = bars.task(description, total, unit)
         for item in iterable:
             yield item

@@ -48,6 +48,7 @@ RATE_RANGE = (80, 450)  # words per minute eSpeak accepts
 PITCH_RANGE = (0, 99)
 
 
+
 class _EventId(ctypes.Union):
     _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
 
@@ -318,6 +319,11 @@ class Engine:
                 lib.espeak_SetParameter(_PARAM_RANGE, 50, 0)
                 lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
                 raw = text.encode("utf-8")
+                if hasattr(lib, "espeak_ng_SetRandSeed"):
+                    # Some variants (en-gb+f2, ...) add breath noise from eSpeak's own random
+                    # numbers: a fixed seed per utterance makes the same text and voice speak
+                    # the same samples (Debian's older library lacks the call).
+                    lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
                 status = lib.espeak_Synth(raw, len(raw) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
                 lib.espeak_Synchronize()
             finally:

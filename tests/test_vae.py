@@ -125,6 +125,13 @@ def test_train_audio2motion_end_to_end(tmp_path_factory, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((root / "figures.json").read_text())
     assert printed["speakers"] == ["spk1"] and printed["vae"]["mouth_r_mean"] == pytest.approx(vae["mouth_r_mean"])
+    # An existing --json file is refused in one line before any work, unless --overwrite.
+    again = ["bench", "generic", "--data", str(root / "data"), "--syncnet", str(syncnet), "--encoder", "toy",
+             "--val-speakers", "spk1", "--json", str(root / "figures.json")]
+    assert main(again) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "figures.json" in err and "--overwrite" in err
+    assert json.loads((root / "figures.json").read_text()) == printed
 
     # A width that does not fit the SyncNet is refused before any training.
     (root / "wide").mkdir(exist_ok=True)

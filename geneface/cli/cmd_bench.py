@@ -171,6 +171,7 @@ def bench_generic(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="Default: the checkpoint's (1.0)."),
     seed: int = typer.Option(0, "--seed"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON to this file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the --json file if it exists."),
 ) -> None:
     """The generic models' figures on held-out speakers as JSON: SyncNet accuracy and offset recovery; the VAE's
     mouth-opening r and sync confidence (docs/training.md)."""
@@ -182,7 +183,7 @@ def bench_generic(
     if json_out is not None:  # before any work: a folder, an input, an unwritable place
         from geneface.core.outputs import prepare_output
 
-        prepare_output(json_out, kind="file", overwrite=True, inputs=[*data, syncnet, vae], what="--json",
+        prepare_output(json_out, kind="file", overwrite=overwrite, inputs=[*data, syncnet, vae], what="--json",
                        suffixes=(".json",))
     speakers = [s.strip() for s in val_speakers.split(",") if s.strip()] if val_speakers else None
     result = evaluate(data, audio_encoder(encoder, "--encoder"), speakers, syncnet, vae, temperature, seed,
@@ -191,6 +192,6 @@ def bench_generic(
     if json_out is not None:
         from geneface.core.atomic import atomic_output
 
-        with atomic_output(json_out, overwrite=True) as tmp:
+        with atomic_output(json_out, overwrite=overwrite) as tmp:
             tmp.write_text(text + "\n")
     typer.echo(text)

@@ -1,34 +1,52 @@
-"""Rendering speed of `hashgrid_nerf`: frames per second and peak memory; prints one JSON line.
+"""Rendering speed and memory of `hashgrid_nerf`, and its held-out PSNR, at several sizes and
+thread counts, optionally against an earlier version of the code; prints one JSON line.
 
-    python benchmarks/bench_render.py [--checkpoint RUN/model.safetensors] [--sizes 256,512]
-                                      [--frames 5] [--threads N] [--device cpu|cuda]
+    python benchmarks/bench_render.py --model RUN128/model.safetensors:DATA128 \\
+        [--model RUN512/model.safetensors:DATA512 ...] [--synthetic 256] [--threads 1,2] \\
+        [--frames 24] [--device cpu|cuda] [--before TREE] [--json OUT.json]
 
-With a checkpoint: its own size, plate, regions and occupancy, driven by its own poses.
-Without: an untrained model per size with a trained head's proportions (head region 18 % of
-the frame, person region 55 %, occupancy on a ball filling 11 % of the head's box), so the
-rays and samples per frame are about a real subject's. Per device (CPU, and CUDA when
-present unless --device picks one): the median time per frame over `--frames` after one
-warm-up frame; peak memory is the process's resident maximum (CPU) or torch's allocated
-maximum (CUDA).
+`--model CHECKPOINT[:DATASET]`: a trained renderer, driven by the held-out frames of its
+dataset (their tracked landmarks and poses, the last 1/11 of the video) and scored on them
+(PSNR full frame and face box, `geneface.metrics`); without a dataset, its own training
+poses and mean landmarks (speed only). `--synthetic SIZE`: an untrained model of that side
+with a real head's proportions (speed only; `synthetic_stage`).
+
+Every measurement runs in its own process (torch's thread count and the resident-memory
+high-water mark are per process), the same way for each version: `--before TREE` (a
+checkout of an earlier commit, e.g. `git worktree add /tmp/before 03a86e6`) runs the same
+measurements with that tree's `geneface` first on the import path, in the same run, so the
+JSON holds before, after and their ratio from one machine state. Speed: frames per second
+over the frames after the first (warm-up) one, getting each frame from the renderer's stream
+(`geneface.metrics.render_cost.render_timed`), i.e. throughput (a renderer drawing frames side
+by side hands them over in pairs, so the median gap between frames would mislead); memory: the process's peak resident memory
+(CPU) or torch's peak allocation (CUDA).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
+import subprocess
 import sys
-import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
 
 
-def synthetic_stage(size: int):
+def synthetic_stage(size: int, overrides: dict):
+    """An untrained `hashgrid_nerf` of side `size` with a trained head's proportions: head
+    region 18 % of the frame, person region 55 %, occupancy on a ball filling 11 % of the
+    head's box, so the rays and samples per frame are about a real subject's."""
     import numpy as np
     import torch
 
     from geneface.plugins.hashgrid_nerf import HashGridNeRF
 
-    stage = HashGridNeRF(HashGridNeRF.Config(size=size, n_poses=1, n_latents=1))
+    from geneface.core.config import structure
+
+    stage = HashGridNeRF(structure(HashGridNeRF.Config, {"size": size, "n_poses": 1, "n_latents": 1, **overrides}))
     net = stage.net
     y, x = np.mgrid[0:size, 0:size] / size
     head = (x - 0.5) ** 2 + (y - 0.4) ** 2 < 0.24**2
@@ -48,56 +66,139 @@ def synthetic_stage(size: int):
     return stage
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a trained hashgrid_nerf checkpoint (default: synthetic models)")
-    parser.add_argument("--sizes", default="256,512", help="frame sides for the synthetic models")
-    parser.add_argument("--frames", type=int, default=5, help="timed frames after one warm-up; the median is reported")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--device", help="cpu or cuda (default: CPU, and CUDA when present)")
-    args = parser.parse_args()
+def known_keys(data: dict, cls) -> dict:
+    """`data` with only the keys the attrs class `cls` (and its nested config classes) knows."""
+    import typing
 
+    import attrs
+
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in data.items():
+        if key not in hints:
+            continue
+        kind = hints[key]
+        out[key] = known_keys(value, kind) if isinstance(value, dict) and attrs.has(kind) else value
+    return out
+
+
+def measure(model: str, threads: int, frames: int, device: str, overrides: dict) -> dict:
+    """One measurement, in this process: `model` is CHECKPOINT[:DATASET] or `synthetic:SIZE`;
+    `overrides`: renderer config keys set over the checkpoint's."""
     import numpy as np
     import torch
 
     from geneface.core.records import Motion
+    from geneface.metrics.render_cost import render_timed
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    if args.checkpoint:
+    torch.set_num_threads(threads)
+    out: dict = {"model": model, "threads": threads, "device": device}
+    real = boxes = None
+    if model.startswith("synthetic:"):
+        stage = synthetic_stage(int(model.split(":", 1)[1]), overrides)
+        stage.net.to(device)
+        mean = stage.net.condition.mean.cpu().numpy()
+        motion, camera = Motion(np.repeat(mean[None], frames + 1, 0)), None
+    else:
+        import attrs
+
+        from geneface.core.checkpoint import read_checkpoint
         from geneface.registry import get_registry
 
-        stages = [get_registry().load(args.checkpoint, "renderer", "--checkpoint")]
-    else:
-        stages = [synthetic_stage(int(s)) for s in args.sizes.split(",")]
-    results = []
-    for device in devices:
-        for stage in stages:
-            stage.net.to(device)
-            n = args.frames + 1
+        checkpoint, _, data = model.partition(":")
+        registry = get_registry()
+        ckpt = read_checkpoint(Path(checkpoint), expect_kind="renderer")
+        # An earlier version (--before) does not know the render settings newer checkpoints
+        # carry (march, fill, precision); it renders with its own, so they are left out.
+        config_cls = registry.get("renderer", ckpt.plugin, where=checkpoint).cls.Config
+        ckpt = attrs.evolve(ckpt, config=known_keys(ckpt.config, config_cls))
+        stage = registry.load(Path(checkpoint), "renderer", "--model", overrides=overrides or None, loaded=ckpt)
+        stage.net.to(device)
+        if data:
+            from geneface.core.dataset import Dataset
+            from geneface.metrics.held_out import face_boxes, held_out_frames
+
+            ds = Dataset(data)
+            held = held_out_frames(ds)[: frames + 1]
+            motion, camera = ds.motion(held), ds.camera(held)
+            real, boxes = [ds.frame(int(i)) for i in held], face_boxes(ds, held)
+        else:
             mean = stage.net.condition.mean.cpu().numpy()
-            motion = Motion(np.repeat(mean[None], n, 0))
-            if device == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            times, t0 = [], time.perf_counter()
-            for _ in stage.render(motion):
-                if device == "cuda":
-                    torch.cuda.synchronize()
-                t1 = time.perf_counter()
-                times.append(t1 - t0)
-                t0 = t1
-            per_frame = statistics.median(times[1:])
-            peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
-            results.append({"device": device, "size": stage.config.size, "fps": round(1.0 / per_frame, 3),
-                            "ms_per_frame": round(1000 * per_frame, 1), "peak_memory_mb": round(peak, 1),
-                            "head_rays": int(stage.net.head_region.sum()),
-                            "person_pixels": int(stage.net.person_region.sum()),
-                            "occupied": round(stage.net.occupancy.occupied_fraction, 4)})
-            stage.net.to("cpu")
-    print(json.dumps({"bench": "render", "plugin": "hashgrid_nerf", "checkpoint": args.checkpoint,
-                      "threads": torch.get_num_threads(), "frames": args.frames, "results": results}))
+            motion, camera = Motion(np.repeat(mean[None], frames + 1, 0)), None
+    out["size"] = int(stage.config.size)
+    rendered: list = []
+    _, stats = render_timed(lambda: stage, motion, camera, lambda k, frame: rendered.append(frame))
+    timed = stats.seconds[1:]
+    # Throughput (frames over their total time), not one over the median gap: a renderer that
+    # draws frames side by side hands them over in bursts, whose median gap says nothing.
+    out.update(fps=round(len(timed) / sum(timed), 3), ms_per_frame=round(1000 * sum(timed) / len(timed), 1),
+               median_gap_ms=round(1000 * statistics.median(timed), 1),
+               frames_timed=len(stats.seconds) - 1,
+               peak_memory_mb=None if stats.memory_bytes is None else round(stats.memory_bytes / 2**20, 1),
+               memory_kind=stats.memory_kind)
+    if real is not None:
+        from geneface.metrics.held_out import score_frames
+
+        scores = score_frames(iter(rendered), iter(real), boxes)
+        out.update(psnr=round(scores["psnr"], 3), psnr_face=round(scores["psnr_face"], 3), scored_frames=len(real))
+    return out
+
+
+def run_child(model: str, threads: int, frames: int, device: str, tree: str | None, overrides: str) -> dict:
+    """`measure` in a fresh process, with `tree`'s geneface first on the import path."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(tree).resolve())] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["OMP_NUM_THREADS"] = str(threads)
+    cmd = [sys.executable, str(HERE), "--child", model, "--threads", str(threads), "--frames", str(frames),
+           "--device", device, "--config", overrides]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"bench_render: {model} ({'before' if tree else 'after'}) failed:\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", default=[], help="CHECKPOINT[:DATASET]; repeat for several")
+    parser.add_argument("--synthetic", default="", help="sides of synthetic models, e.g. 256,512")
+    parser.add_argument("--threads", default="1,2", help="torch CPU thread counts, e.g. 1,2")
+    parser.add_argument("--frames", type=int, default=24, help="timed frames after one warm-up (the median is reported)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--before", help="a source tree of an earlier version to measure the same way")
+    parser.add_argument("--config", default="{}", help="renderer config keys (JSON) set for the current version, e.g. "
+                        "'{\"fill_threshold\": 0.03}'")
+    parser.add_argument("--json", help="also write the JSON here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, int(args.threads), args.frames, args.device, json.loads(args.config))))
+        return 0
+    models = list(args.model) + [f"synthetic:{s}" for s in args.synthetic.split(",") if s]
+    if not models:
+        parser.error("give --model CHECKPOINT[:DATASET] and/or --synthetic SIZES")
+    threads = [int(t) for t in args.threads.split(",")] if args.device == "cpu" else [1]
+    versions = [("before", args.before), ("after", None)] if args.before else [("after", None)]
+    results = []
+    for model in models:
+        for n in threads:
+            row = {"model": model, "threads": n, "device": args.device}
+            for name, tree in versions:
+                row[name] = run_child(model, n, args.frames, args.device, tree, "{}" if tree else args.config)
+                print(f"{name:6s} {model} threads={n}: {row[name]['fps']} fps", file=sys.stderr)
+            row["size"] = row["after"]["size"]
+            if args.before:
+                row["speedup"] = round(row["after"]["fps"] / row["before"]["fps"], 2)
+                if "psnr" in row["after"]:
+                    row["psnr_change_db"] = round(row["after"]["psnr"] - row["before"]["psnr"], 3)
+                    row["psnr_face_change_db"] = round(row["after"]["psnr_face"] - row["before"]["psnr_face"], 3)
+            results.append(row)
+    report = {"bench": "render", "plugin": "hashgrid_nerf", "device": args.device, "frames": args.frames,
+              "before": args.before, "config": json.loads(args.config), "results": results}
+    text = json.dumps(report)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
     return 0
 
 

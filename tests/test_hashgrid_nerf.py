@@ -155,4 +155,4 @@ def test_checkpoint_of_another_renderer(run, tmp_path, capsys):
 def test_plugins_lists_the_backend(capsys):
     assert main(["plugins", "--json"]) == 0
     (row,) = [r for r in json.loads(capsys.readouterr().out)["plugins"] if r["name"] == "hashgrid_nerf"]
-    assert row["available"] and row["trainable"] and "backend " in row["description"]
+    assert row["available"] and row["trainable"] and "head space triplane" in row["compute"]

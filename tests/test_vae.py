@@ -60,7 +60,34 @@ def test_windows_are_seamless():
     whole = gen.sample_normalized(feats.values, 1.0, 3, window=10_000)
     windowed = gen.sample_normalized(feats.values, 1.0, 3, window=64)
     assert gen.net.reach() > 0 and windowed.shape == (700, 204)
-    np.testing.assert_allclose(windowed, whole, atol=1e-4)
+    np.testing.assert_array_equal(windowed, whole)  # bit for bit (length_invariant_convs)
+
+
+def test_streamed_windows_equal_the_whole_and_the_noise_ignores_the_length():
+    from geneface.core.stages import RunContext
+    from geneface.plugins.vae import latent_noise
+
+    gen = _random_generator()
+    feats = _features(300)
+    whole = gen.generate(feats).landmarks
+    # The noise of a latent frame depends on (seed, frame) only: any stretch of any run.
+    assert np.array_equal(latent_noise(3, 16, 0, 200)[..., 70:130], latent_noise(3, 16, 70, 130))
+    assert not np.array_equal(latent_noise(3, 16, 0, 60), latent_noise(4, 16, 0, 60))
+    # A prefix of the audio gives the prefix of the motion, up to the look-ahead the stage declares.
+    context = gen.stream_context()
+    assert context.exact and context.ahead >= gen.net.reach() and context.back >= context.ahead
+    for end in (5, 130, 299):
+        prefix = gen.generate(AudioFeatures(feats.values[: 2 * end], encoder="toy")).landmarks
+        keep = max(0, end - context.ahead)
+        assert np.array_equal(prefix[:keep], whole[:keep])
+    # A window starting anywhere (on or off the latent grid) gives the whole run's frames
+    # beyond its look-back: what a stream computes.
+    for start in (3, 100, 150, 155, 201):  # windows from frames 0, 8, 58, 63, 109
+        lo = start - min(start, context.back)
+        part = gen.apply(AudioFeatures(feats.values[2 * lo:], encoder="toy"), RunContext(offset=lo))
+        assert np.array_equal(part.landmarks[start - lo:], whole[start:]), start
+    assert not gen.stream_context().why
+    assert not _random_generator(utterance_norm=True).stream_context().exact
 
 
 def test_seed_and_temperature():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -126,6 +127,29 @@ def test_the_attention_window_smooths_a_jittered_motion(dataset, stage):
     assert cond_ratio < 0.6 and frame_ratio < 0.9
     with pytest.raises(StageMismatchError, match="window of 3 frames"):
         next(stage.render(jittered, window=3))
+
+
+def test_streams_with_half_its_window_as_context(dataset, stage, monkeypatch):
+    # What `geneface stream` relies on: frames a..b-1 drawn from the motion's frames a-2..b+1
+    # (clamped at the run's ends) are the frames of the whole render, and only those are drawn.
+    from geneface.core.stages import StreamContext
+
+    ds = Dataset(dataset)
+    motion, camera = Motion(ds.landmarks_canonical()[:12]), ds.camera()
+    camera = attrs.evolve(camera, c2w=camera.c2w[:12])
+    whole = list(stage.render(motion, camera))
+    context = stage.stream_context()
+    assert context == StreamContext(2, 2)
+    drawn_frames = []
+    render_frame = stage.net.render_frame
+    monkeypatch.setattr(stage.net, "render_frame", lambda *a, **k: drawn_frames.append(1) or render_frame(*a, **k))
+    for a, b in [(0, 3), (4, 7), (9, 12)]:
+        lo, hi = max(0, a - context.back), min(12, b + context.ahead)
+        part = motion.with_landmarks(motion.landmarks[lo:hi])
+        drawn_frames.clear()
+        drawn = list(stage.render_part(part, attrs.evolve(camera, c2w=camera.c2w[lo:hi]), a - lo, b - lo))
+        assert len(drawn) == len(drawn_frames) == b - a
+        assert all(np.array_equal(x, y) for x, y in zip(drawn, whole[a:b]))
 
 
 def test_motion_in_another_layout_is_one_line(stage, dataset):

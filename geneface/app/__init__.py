@@ -12,7 +12,10 @@ renderers`; its flags checked in `bench_renderers_choice`, its report written by
 read by `bench_motion_clips`, its report written by `bench_motion_report`), `motion_figures`
 (`geneface bench generic`: the generic SyncNet and VAE on held-out speakers), `demo`
 (`geneface demo`), `process` (`geneface process`, `process-corpus`, `dataset av-offset`, and
-the per-clip worker), `components` (a face tracker or audio encoder picked by name).
+the per-clip worker), `components` (a face tracker or audio encoder picked by name),
+`stream` (the `Streamer`: a spec's stages on audio as it arrives, frames out with bounded
+look-ahead, the latency record) and `stream_run` (`geneface stream`: audio from a file or
+stdin, frames to an mp4 and/or raw RGB24, the report).
 
 The engines of `bench adapters` and `bench motion` each have one entry for the whole command
 (`run_bench_adapters`, `run_bench_motion`: the registry handed in, the report written).

@@ -82,10 +82,21 @@ class Pipeline:
         self.stages: list[Stage] = [registry.build(s, spec.base, resolved.checkpoints.get(s.kind))
                                     for s in spec.stages]
 
-    def _seam(self, record, producer: str, stage: Stage) -> None:
+    def check_seam(self, record, producer: str, stage: Stage) -> None:
+        """A mismatch between `record` (made by `producer`) and what `stage` takes: one line naming both."""
         problem = stage.check_input(record)
         if problem:
             raise StageMismatchError(f"{producer} -> {stage.kind} '{stage.name}': {problem}")
+
+    def apply_stage(self, stage: Stage, record, context: RunContext, producer: str):
+        """`stage` on `record` (made by `producer`): the seam checked first, and an optional stage
+        that changes the length caught (a streamed run applies its stages through this too)."""
+        self.check_seam(record, producer, stage)
+        result = stage.apply(record, context)
+        if STAGE_KINDS[stage.kind].optional and isinstance(result, Motion) and result.n_frames != record.n_frames:
+            raise StageMismatchError(f"{stage.kind} '{stage.name}' changed the length from {record.n_frames} to "
+                                     f"{result.n_frames} frames")
+        return result
 
     def run(
         self,
@@ -103,19 +114,17 @@ class Pipeline:
         paste_dataset = self._check_paste_back()  # before any stage runs
 
         for stage in self.stages:
-            self._seam(record, producer, stage)
             label = f"{stage.kind} '{stage.name}'"
             kind = STAGE_KINDS[stage.kind]
             if kind.produces == "video":
+                self.check_seam(record, producer, stage)
                 paste = source_path = None
                 if paste_dataset is not None:  # the source frames' own head poses, frame for frame
                     paste, source_path = self._paste_back(paste_dataset, record.n_frames)
                 head_path = resolve_head_path(stage, record.n_frames, self.poses, self.spec.input.poses,
                                               source_path, post_path)
                 return self._render(stage, record, RunContext(audio, head_path), output, progress, paste)
-            result = stage.apply(record, RunContext(audio, None))
-            if kind.optional and isinstance(result, Motion) and result.n_frames != record.n_frames:
-                raise StageMismatchError(f"{label} changed the length from {record.n_frames} to {result.n_frames} frames")
+            result = self.apply_stage(stage, record, RunContext(audio, None), producer)
             if isinstance(stage, PostProcessor):
                 post_path = stage.head_path(result.n_frames)
             record, producer = result, label
@@ -200,14 +209,15 @@ def _device_of(stage) -> str:
 
 def resolve_head_path(renderer: Renderer, n_frames: int, poses: Optional[Camera] = None,
                       poses_path: Optional[Path] = None, source: Optional[Camera] = None,
-                      post: Optional[Camera] = None) -> Optional[Camera]:
+                      post: Optional[Camera] = None, warn_length: bool = True) -> Optional[Camera]:
     """The one head path the renderer gets, `n_frames` long, by the precedence in this
     module's docstring: `poses` (input.poses, read from `poses_path`), `source` (paste-back's
     source frames), `post` (the post-processor's), the renderer's own; None only when the
     renderer needs none. Intrinsics travel with it untouched: the renderer honours them or
-    refuses them in one line."""
+    refuses them in one line. `warn_length`: warn when input.poses is fitted to another length
+    (a stream, which asks for growing lengths, says it once itself)."""
     if poses is not None:
-        if poses.n_frames != n_frames:
+        if poses.n_frames != n_frames and warn_length:
             warn(f"input.poses: {poses_path} has {poses.n_frames} poses for {n_frames} motion frames; "
                  + ("using the first ones" if poses.n_frames > n_frames else "looping them back and forth"))
         return camera_for_length(poses, n_frames)

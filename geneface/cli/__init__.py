@@ -4,7 +4,8 @@ geneface.app. Each `cmd_*` module registers its commands on the shared app.
 Modules: `app` (the typer app and its error policy), `cmd_core` (`plugins`, `validate`,
 `run`), `cmd_synth` (`synth`, `synth-corpus`, `say`), `cmd_process` (`process`,
 `process-corpus`, `dataset ...`), `cmd_train` (`train`), `cmd_bench` (`bench adapters`,
-`bench renderers`, `bench motion`, `bench generic`), `cmd_eval` (`eval`), `cmd_demo` (`demo`).
+`bench renderers`, `bench motion`, `bench generic`), `cmd_eval` (`eval`), `cmd_demo` (`demo`),
+`cmd_stream` (`stream`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from geneface.cli import cmd_train  # noqa: F401
 from geneface.cli import cmd_bench  # noqa: F401
 from geneface.cli import cmd_eval  # noqa: F401
 from geneface.cli import cmd_demo  # noqa: F401
+from geneface.cli import cmd_stream  # noqa: F401
 
 
 def main(argv=None) -> int:

@@ -28,13 +28,16 @@ def _plugin_rows(registry) -> list[dict]:
             "available": reason is None,
             "trainable": entry.cls.trainable(),
             "reason": reason,
+            # Device, kernels and precision this machine gives the component (None: no choice).
+            "compute": entry.cls.compute_backend() if reason is None else None,
         })
     return rows
 
 
 @app.command()
 def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """List every component: kind, name, origin distribution and version, availability."""
+    """List every component: kind, name, origin distribution and version, availability, and for
+    those with a choice of device or kernels (a renderer's), which one this machine gives them."""
     from geneface.core.kinds import STAGE_KINDS
     from geneface.registry import get_registry
 
@@ -46,6 +49,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
         typer.echo(json.dumps({"kinds": list(STAGE_KINDS), "plugins": rows, "broken": broken}, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="geneface plugins")
@@ -53,7 +57,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
         table.add_column(column, overflow="fold")
     for row in rows:
         status = "[green]available[/]" if row["available"] else f"[red]unavailable[/]: {row['reason']}"
-        table.add_row(row["kind"], row["name"], f"{row['origin']} {row['version']}", row["description"], status)
+        description = row["description"] + (f"\n[dim]compute: {escape(row['compute'])}[/]" if row["compute"] else "")
+        table.add_row(row["kind"], row["name"], f"{row['origin']} {row['version']}", description, status)
     for b in broken:
         table.add_row("?", b["entry_point"], f"{b['origin']} {b['version']}", "", f"[red]broken[/]: {b['error']}")
     Console().print(table)

@@ -4,7 +4,8 @@
 - `probe_video` / `iter_video_frames`: any common video, variable frame rate included,
   resampled to a constant 25 fps by taking, for each output instant, the frame shown then.
 - `VideoWriter`: H.264 mp4 with the audio muxed as it goes, trimmed or padded so that audio
-  and video have the same length, written to a temporary name and renamed when complete.
+  and video have the same length, written to a temporary name and renamed when complete; the
+  audio may also arrive as it goes (`add_audio`, for a stream).
 """
 
 from __future__ import annotations
@@ -226,6 +227,11 @@ class VideoWriter:
         with VideoWriter(out, fps=25, audio=audio) as writer:
             for frame in frames:
                 writer.write(frame)
+
+    A stream whose audio arrives with its frames starts from an empty `Audio` and calls
+    `add_audio(samples)` as they come; a frame's audio must arrive before the frame is
+    written (what is missing when a frame is written becomes silence). Only the audio not yet
+    muxed is kept.
     """
 
     def __init__(
@@ -247,7 +253,10 @@ class VideoWriter:
         self._container = None
         self._vstream = None
         self._astream = None
-        self._audio_written = 0
+        self._audio_written = 0  # samples muxed so far
+        # Samples not yet muxed, from sample `_audio_written` on (a view of a whole Audio's
+        # samples, or what a stream added).
+        self._pending = audio.samples if audio is not None else None
         self._atomic = None
         self._tmp = None
 
@@ -291,6 +300,13 @@ class VideoWriter:
         self.n_frames += 1
         self._write_audio_until(self.n_frames / self.fps)
 
+    def add_audio(self, samples: np.ndarray) -> None:
+        """Append samples (mono float32 at the rate of the `audio` given) to the audio track."""
+        if self.audio is None:
+            raise ValueError("VideoWriter.add_audio needs a writer made with audio (an empty Audio for a stream)")
+        samples = np.asarray(samples, np.float32).reshape(-1)
+        self._pending = np.concatenate([self._pending, samples]) if len(self._pending) else samples
+
     def _write_audio_until(self, seconds: float) -> None:
         import av
 
@@ -300,9 +316,10 @@ class VideoWriter:
         end = int(round(seconds * sr))
         if end <= self._audio_written:
             return
-        chunk = self.audio.samples[self._audio_written:end]
-        if len(chunk) < end - self._audio_written:  # audio shorter than video: pad silence
-            chunk = np.concatenate([chunk, np.zeros(end - self._audio_written - len(chunk), np.float32)])
+        want = end - self._audio_written
+        chunk, self._pending = self._pending[:want], self._pending[want:]
+        if len(chunk) < want:  # audio shorter than video: pad silence
+            chunk = np.concatenate([chunk, np.zeros(want - len(chunk), np.float32)])
         af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1).astype(np.float32), format="fltp", layout="mono")
         af.sample_rate = sr
         af.pts = self._audio_written

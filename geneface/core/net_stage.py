@@ -2,8 +2,8 @@
 
 - `TorchStage`: the weights are one torch module, `self.net` (made by the subclass's
   `build_net()`, in eval mode until a trainer says otherwise); its state dict is the
-  checkpoint. Any stage with a torch module uses it (a renderer, a domain adapter, ...):
-  `class MyRenderer(TorchStage, Renderer)`.
+  checkpoint; `to_device` moves it. Any stage with a torch module uses it (a renderer, a
+  domain adapter, ...): `class MyRenderer(TorchStage, Renderer)`.
 - `AudioConditioned`: the stage reads audio features, so it remembers from the checkpoint's
   metadata which audio encoder the weights were trained with (`encoder`) and expects
   features as wide as `config.audio_width`:
@@ -26,6 +26,11 @@ class TorchStage:
     def build_net(self):
         """The stage's torch module, from `self.config`."""
         raise NotImplementedError(f"{type(self).__name__} must define build_net()")
+
+    def to_device(self, device) -> None:
+        """Move the module to `device` (training and benchmarks call this); a stage whose
+        kernels depend on the device (a fused CUDA encoding) overrides it to choose them."""
+        self.net.to(device)
 
     def state_dict(self) -> dict:
         return dict(self.net.state_dict())

@@ -19,16 +19,29 @@ Every stage class carries:
   imported only when `geneface train` needs it (so listing plugins stays fast);
 - `needs_checkpoint`: the plugin only works from a trained checkpoint (a fitted adapter), so a
   spec naming it without one is refused before any work.
+- `compute_backend()`: for a component with a choice of device or kernels, which one it gets
+  here and why (`geneface plugins` shows it).
 
 The pipeline drives every stage through `apply(record, context)`, which calls the base
 class's own method (`run_method`: `encode`, `generate`, `adapt`; a renderer's `render` also
 gets the camera).
+
+Streaming (`geneface stream`, geneface.app.stream) runs the stages on windows of the audio
+as it arrives. Each stage says what context it needs through `stream_context()`: a
+`StreamContext` of look-back and look-ahead in 25 fps video frames such that its output on
+frame t, computed from a window holding frames t - back .. t + ahead of its input (or
+reaching the true start or end), equals its offline output on t. A stage that can only
+approximate that (it reads the whole utterance, or carries a state from the start) returns
+a context with `exact=False` and the reason; the default, None, says the stage cannot
+stream at all, and `stream_problem()` says why in one line. A stage claiming an exact
+context must be proven by a test (tests/test_stream.py, or the plugin's own tests).
 """
 
 from __future__ import annotations
 
 import abc
 import importlib.util
+import itertools
 from typing import ClassVar, Iterator, Optional
 
 import attrs
@@ -40,6 +53,32 @@ from geneface.core.records import FEATURE_RATE, VIDEO_FPS, Audio, AudioFeatures,
 @attrs.define
 class NoConfig:
     """Config for a plugin without options."""
+
+
+_frames = attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0))
+
+
+@attrs.frozen
+class StreamContext:
+    """The context a stage needs to stream: its output on video frame t (25 fps) depends on its
+    input frames t - `back` .. t + `ahead` only, or on the true start or end of the run when
+    those are nearer. `exact`: given that context the output equals the offline output (bit for
+    bit where the arithmetic does not depend on the window's length); False: the stage only
+    approximates it within that window, and `why` says why in one line."""
+
+    back: int = attrs.field(validator=_frames)
+    ahead: int = attrs.field(validator=_frames)
+    exact: bool = True
+    why: str = ""
+
+    def __attrs_post_init__(self):
+        if not self.exact and not self.why:
+            raise ValueError("an approximate StreamContext must say why (why=...)")
+
+    def __add__(self, other: "StreamContext") -> "StreamContext":
+        """Two steps in a row: their contexts add up, and the result is exact only if both are."""
+        why = "; ".join(w for w in (self.why, other.why) if w)
+        return StreamContext(self.back + other.back, self.ahead + other.ahead, self.exact and other.exact, why)
 
 
 class Stage(abc.ABC):
@@ -75,6 +114,12 @@ class Stage(abc.ABC):
         self.load_state_dict(ckpt.state)
 
     @classmethod
+    def compute_backend(cls) -> Optional[str]:
+        """What this component computes with on this machine and why (device, kernels,
+        precision), a line or two for `geneface plugins`; None where there is no such choice."""
+        return None
+
+    @classmethod
     def trainable(cls) -> bool:
         return cls.training is not None
 
@@ -84,6 +129,16 @@ class Stage(abc.ABC):
         The pipeline calls this at every seam and reports the problem naming both stages.
         """
         return None
+
+    # Streaming: see the module docstring. The default is honest for any stage: it cannot.
+    def stream_context(self) -> Optional[StreamContext]:
+        """The context this stage needs for streamed output to equal offline output, or None:
+        it cannot stream (`stream_problem` says why)."""
+        return None
+
+    def stream_problem(self) -> str:
+        """One line: why this stage cannot stream (meaningful when `stream_context` is None)."""
+        return "it does not declare the context it needs to stream (Stage.stream_context)"
 
     # The method the pipeline calls with the record the previous stage produced.
     run_method: ClassVar[str] = ""
@@ -106,10 +161,17 @@ class RunContext:
     the renderer's head path, resolved once by the runner (`geneface.app.run.resolve_head_path`,
     which documents the precedence), fitted to the motion's length, intrinsics included; None
     for the stages before the renderer and for a renderer that needs none.
+
+    Streaming runs the stages on windows of the run: `offset` is the video frame (25 fps) of
+    the run at which the record (and `audio`) starts, 0 offline; a stage whose output depends
+    on the absolute frame (a draw seeded per frame) reads it. `streamed`: the record is such a
+    window, so it is not the whole run (a stage keeps its remarks about "the whole audio").
     """
 
     audio: Optional[Audio] = None
     head_path: Optional[Camera] = None
+    offset: int = attrs.field(default=0, validator=_frames)
+    streamed: bool = False
 
 
 def _motion_problem(record) -> Optional[str]:
@@ -233,6 +295,13 @@ class Renderer(Stage):
     def default_head_path(self, n_frames: int) -> Optional[Camera]:
         """The head path to use when the run gives none (None: no default)."""
         return None
+
+    def render_part(self, motion: Motion, camera: Optional[Camera], start: int, stop: int) -> Iterator[np.ndarray]:
+        """Frames `start` .. `stop` - 1 of `render(motion, camera)`: a stream hands the renderer the
+        frames to draw plus the context its `stream_context` asks for. This default draws the
+        frames before `start` too and drops them; a renderer with look-back overrides it to draw
+        only the frames asked for."""
+        return itertools.islice(self.render(motion, camera), start, stop)
 
     def apply(self, record: Motion, context: RunContext) -> Iterator[np.ndarray]:
         return self.render(record, context.head_path)  # the one stage that takes the head path too

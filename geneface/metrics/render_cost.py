@@ -52,7 +52,8 @@ def load_renderer(registry, path: Path, device: Optional[str] = None, where: str
     renderer without a module renders where it is."""
     stage = registry.load(Path(path), "renderer", where)
     if device and stage_device(stage) is not None:
-        stage.net.to(device)
+        # A stage may pick kernels for the device (`to_device`, e.g. hashgrid_nerf's grid).
+        stage.to_device(device) if hasattr(stage, "to_device") else stage.net.to(device)
     return stage
 
 

@@ -1,9 +1,31 @@
-"""1-D building blocks shared by the motion models: residual conv blocks and a WaveNet stack."""
+"""1-D building blocks shared by the motion models: residual conv blocks and a WaveNet stack,
+and `length_invariant_convs`, the setting under which a window of a sequence comes out of
+them bit for bit as it does inside the whole sequence."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
+
+
+@contextmanager
+def length_invariant_convs():
+    """CPU convolutions without oneDNN while inside (restored after).
+
+    oneDNN picks its kernel and blocking by the input's length, so the same output frame can
+    differ in the last bits between a window and the whole sequence; the plain path (im2col
+    and one GEMM) sums every output in the same order whatever the length, which windowed and
+    streamed inference need to equal one pass exactly. Only the one switch is touched
+    (`torch.backends.mkldnn.flags` would also reset TF32 and precision settings).
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class ResBlock1d(nn.Module):

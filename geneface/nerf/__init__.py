@@ -5,10 +5,17 @@ Split by job, each usable alone:
 - `encodings`: frequency (positional) and spherical-harmonics encodings; multi-resolution
   grids: 3-D (dense coarse levels, hashed fine ones), tri-plane, 2-D; the backend seam
   (`make_grid_encoding`: PyTorch, or tinycudann on CUDA).
+- `tcnn_tables`: one 3-D grid table between tinycudann's order and `GridEncoding`'s.
 - `mlp`: the MLP builder (skips, activations, truncated exp for densities).
 - `rays`: rays from a dataset `Camera` and pixel coordinates; box intersection.
 - `samplers`: stratified and importance (inverse-CDF) samples along rays.
 - `occupancy`: an occupancy grid and pure-PyTorch ray marching that skips empty space.
+- `footprint`: where a head's occupied cells can show in one frame, and how far along each
+  ray the first can start (one splat of the grid's surface cells): the per-frame head region.
+- `front_to_back`: inference's marcher: a few steps per ray per round from that start,
+  composited front to back, rays dropped once opaque (`MarchConfig`).
+- `adaptive`: a quarter of the head's rays, the rest interpolated where they agree (edges
+  keep their own rays).
 - `volume`: volume rendering (padded and packed samples); head over torso over plate.
 - `losses`: photometric, PSNR (geneface.metrics.image's definition), opacity entropy,
   ambient regulariser, lip patches.

@@ -16,11 +16,14 @@ measures them):
 - `Grid2DEncoding`: one dense 2-D grid (the ambient coordinate, the torso's canonical image).
 
 `make_grid_encoding` is the backend seam: tinycudann's fused hash grid on CUDA when it
-imports, PyTorch otherwise, and it says which and why.
+imports and the grid has tinycudann's lattice (`GridConfig.lattice: tcnn`), PyTorch
+otherwise, and it says which and why. With that lattice `GridEncoding` computes what
+tinycudann's HashGrid computes, so one table serves both (geneface.nerf.tcnn_tables).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Union
 
 import attrs
@@ -33,6 +36,8 @@ _pos = attrs.validators.gt(0)
 # The spatial hash of Teschner et al. as used by instant-ngp: xor of the coordinates times
 # large primes (1 for x keeps neighbouring x in neighbouring rows, which is cache friendly).
 HASH_PRIMES = (1, 2654435761, 805459861)
+
+LATTICES = ("geneface", "tcnn")  # GridConfig.lattice: grid_layout says what each is
 
 
 class FrequencyEncoding(nn.Module):
@@ -127,42 +132,121 @@ class GridConfig:
     log2_hashmap_size: int = attrs.field(default=16, validator=_pos)
     bound: float = attrs.field(default=1.0, validator=_pos)
     init_scale: float = 1e-4  # uniform(-s, s), as instant-ngp: features start near zero
+    # Where the vertices sit and which rows they own (`grid_layout`): "geneface" (this
+    # package's own, the default) or "tcnn" (tinycudann's HashGrid, so that a table moves
+    # between the two backends: geneface.nerf.tcnn_tables). The tcnn backend needs "tcnn".
+    lattice: str = attrs.field(default="geneface", validator=attrs.validators.in_(LATTICES))
 
     @property
     def growth(self) -> float:
         return growth_factor(self.levels, self.base_resolution, self.finest_resolution)
 
 
+def _next_multiple(n: int, m: int) -> int:
+    return (n + m - 1) // m * m
+
+
+def tcnn_scales(config: GridConfig) -> list[float]:
+    """tinycudann's per-level scale, `base * growth^l - 1`, in float32 as its kernels compute
+    it (`exp2(l * log2(growth))`): the level's vertex count depends on its ceiling."""
+    growth = torch.tensor(config.growth, dtype=torch.float32)
+    levels = torch.arange(config.levels, dtype=torch.float32)
+    scales = torch.exp2(levels * torch.log2(growth)) * torch.tensor(float(config.base_resolution)) - 1.0
+    return scales.tolist()
+
+
+@attrs.frozen
+class GridLayout:
+    """Per level: `scales` (a unit coordinate u in [0, 1] sits at `u * scale + shift` in
+    vertex units), `strides` (vertices per axis: the dense row of vertex (i, j, k) is
+    `i + j * stride + k * stride^2`), `sizes` and `offsets` (the level's rows in the table),
+    `dense` (vertex -> row directly, else the xor prime hash); `clamp` (the lower corner is
+    kept below the last cell: "geneface") and `wrap` (rows are taken modulo the level's size:
+    "tcnn"). `resolutions`: each lattice's own number, cells per axis ("geneface") or
+    tinycudann's grid resolution, vertices per axis ("tcnn")."""
+
+    resolutions: tuple
+    scales: tuple
+    shift: float
+    strides: tuple
+    sizes: tuple
+    offsets: tuple
+    dense: tuple
+    clamp: bool
+    wrap: bool
+
+    @property
+    def rows(self) -> int:
+        return sum(self.sizes)
+
+
+def grid_layout(config: GridConfig) -> GridLayout:
+    """The lattice of `config.lattice`.
+
+    "geneface": level l has res = round(base * growth^l) cells per axis, vertex (i, j, k) at
+    (i, j, k) / res; dense ((res + 1)^3 rows) while that fits in 2^log2_hashmap_size, else
+    hashed into 2^log2_hashmap_size rows.
+
+    "tcnn", tinycudann's HashGrid as it computes (not checked against a tinycudann build here:
+    tests/nerf/test_tcnn_tables.py does that on a CUDA machine): scale = base * growth^l - 1,
+    resolution R = ceil(scale) + 1, u at u * scale + 0.5; the level's table holds
+    min(R^3 rounded up to a multiple of 8, 2^log2_hashmap_size) rows; dense when R^3 fits,
+    else hashed; the row is taken modulo the table's size (it wraps: the upper corner of the
+    last cell can be vertex R, one past the grid).
+    """
+    table = 2**config.log2_hashmap_size
+    if config.lattice == "tcnn":
+        scales = tcnn_scales(config)
+        res = [math.ceil(s) + 1 for s in scales]
+        sizes = [min(_next_multiple(r**3, 8), table) for r in res]
+        dense = [r**3 <= size for r, size in zip(res, sizes)]
+        strides, shift, clamp, wrap = res, 0.5, False, True
+    else:
+        res = level_resolutions(config.levels, config.base_resolution, config.finest_resolution)
+        scales = [float(r) for r in res]
+        dense = [(r + 1) ** 3 <= table for r in res]
+        sizes = [(r + 1) ** 3 if d else table for r, d in zip(res, dense)]
+        strides, shift, clamp, wrap = [r + 1 for r in res], 0.0, True, False
+    if any(later and not earlier for earlier, later in zip(dense, dense[1:])):
+        raise ValueError(f"grid: levels must grow finer (finest_resolution {config.finest_resolution} "
+                         f"< base_resolution {config.base_resolution})")
+    offsets = [0]
+    for size in sizes[:-1]:
+        offsets.append(offsets[-1] + size)
+    return GridLayout(tuple(res), tuple(scales), shift, tuple(strides), tuple(sizes), tuple(offsets),
+                      tuple(dense), clamp, wrap)
+
+
 class GridEncoding(nn.Module):
     """3-D multi-resolution grid: dense coarse levels, hashed fine ones; trilinear, pure PyTorch.
 
     All levels live in one `embeddings` table (features x rows); level `l` owns rows
-    `offsets[l]` to `offsets[l] + sizes[l]`. Level `l` has `res` cells per axis; its vertex
-    `(i, j, k)` (each 0..res) sits at `-bound + 2 * bound * (i, j, k) / res`.
+    `offsets[l]` to `offsets[l] + sizes[l]`. Where the vertices sit is the config's lattice
+    (`grid_layout`): by default level `l` has `res` cells per axis and its vertex `(i, j, k)`
+    (each 0..res) sits at `-bound + 2 * bound * (i, j, k) / res`; with `lattice: tcnn` the
+    levels are tinycudann's HashGrid's, row for row.
     """
 
     def __init__(self, config: Optional[GridConfig] = None):
         super().__init__()
         self.config = config = config or GridConfig()
-        table = 2**config.log2_hashmap_size
-        res = level_resolutions(config.levels, config.base_resolution, config.finest_resolution)
-        dense = [(r + 1) ** 3 <= table for r in res]
+        self.layout = layout = grid_layout(config)
         # Resolutions grow with the level, so the dense levels are a prefix: one slice each way.
-        self.n_dense = sum(dense)
-        sizes = [(r + 1) ** 3 if d else table for r, d in zip(res, dense)]
-        offsets = [0]
-        for s in sizes[:-1]:
-            offsets.append(offsets[-1] + s)
-        self.resolutions, self.sizes, self.offsets = res, sizes, offsets
-        self.register_buffer("_res", torch.tensor(res, dtype=torch.float32), persistent=False)
-        self.register_buffer("_offsets", torch.tensor(offsets, dtype=torch.long), persistent=False)
-        # Row of vertex (i, j, k): dense levels sum i*1 + j*(res+1) + k*(res+1)^2; hashed levels
+        self.n_dense = sum(layout.dense)
+        self.resolutions, self.sizes, self.offsets = list(layout.resolutions), list(layout.sizes), list(layout.offsets)
+        self.register_buffer("_scale", torch.tensor(layout.scales, dtype=torch.float32), persistent=False)
+        self.register_buffer("_top", torch.tensor(layout.resolutions, dtype=torch.float32) - 1, persistent=False)
+        self.register_buffer("_offsets", torch.tensor(layout.offsets, dtype=torch.long), persistent=False)
+        self.register_buffer("_dense_sizes", torch.tensor(layout.sizes[:self.n_dense], dtype=torch.long),
+                             persistent=False)
+        # Row of vertex (i, j, k): dense levels sum i*1 + j*stride + k*stride^2; hashed levels
         # xor i*p0, j*p1, k*p2 and keep the low bits. Either way one multiplier per level and axis.
-        mult = [[1, r + 1, (r + 1) ** 2] if d else list(HASH_PRIMES) for r, d in zip(res, dense)]
+        mult = [[1, n, n * n] if d else list(HASH_PRIMES) for n, d in zip(layout.strides, layout.dense)]
         self.register_buffer("_mult", torch.tensor(mult, dtype=torch.long), persistent=False)
-        self.table_mask = table - 1
+        # Hashed levels have 2^log2_hashmap_size rows in both lattices: the modulo is a mask.
+        self.table_mask = 2**config.log2_hashmap_size - 1
         s = config.init_scale
-        self.embeddings = nn.Parameter(torch.empty(config.features, sum(sizes)).uniform_(-s, s))
+        self.embeddings = nn.Parameter(torch.empty(config.features, layout.rows).uniform_(-s, s))
 
     @property
     def out_dim(self) -> int:
@@ -174,6 +258,8 @@ class GridEncoding(nn.Module):
         shape = torch.broadcast_shapes(ax.shape, ay.shape, az.shape)
         rows = torch.empty(shape, dtype=torch.long, device=ax.device)  # filled in place: no concatenation
         rows[:d].copy_(ax[:d]).add_(ay[:d]).add_(az[:d])
+        if self.layout.wrap:  # tinycudann's lattice: vertex R (one past the grid) wraps around
+            rows[:d].remainder_(self._dense_sizes.view(-1, *([1] * (rows.dim() - 1))))
         rows[d:].copy_(ax[d:]).bitwise_xor_(ay[d:]).bitwise_xor_(az[d:]).bitwise_and_(self.table_mask)
         return rows.add_(self._offsets.view(-1, *([1] * (rows.dim() - 1))))
 
@@ -186,8 +272,12 @@ class GridEncoding(nn.Module):
         lead = x.shape[:-1]
         # Levels first and points last, so every elementwise op runs along contiguous points.
         u = _to_unit(x.reshape(-1, 3), self.config.bound).T  # (3, N)
-        pos = u[None] * self._res[:, None, None]  # (L, 3, N) in cell units
-        i0 = torch.minimum(pos.floor(), self._res[:, None, None] - 1)
+        pos = u[None] * self._scale[:, None, None]  # (L, 3, N) in vertex units
+        if self.layout.shift:
+            pos = pos + self.layout.shift
+        i0 = pos.floor()
+        if self.layout.clamp:  # u = 1 interpolates inside the last cell
+            i0 = torch.minimum(i0, self._top[:, None, None])
         frac = pos - i0
         lower = i0.long() * self._mult[:, :, None]
         upper = lower + self._mult[:, :, None]  # the next vertex along each axis
@@ -301,15 +391,20 @@ class Grid2DEncoding(nn.Module):
 
 
 class TcnnGridEncoding(nn.Module):
-    """A `GridConfig` through tinycudann's fused hash grid (CUDA only, half-precision tables).
+    """A `GridConfig` with `lattice: tcnn` through tinycudann's fused hash grid (CUDA only).
 
-    Its parameters are tinycudann's one flat vector, and its level resolutions follow
-    tinycudann's own rounding, so a checkpoint does not carry over to `GridEncoding` as is;
-    a converter needs a CUDA machine with tinycudann to be checked on.
+    The same lattice as `GridEncoding(config)` (both read the same config), so the two are
+    interchangeable: its one flat parameter vector (`encoding.params`) and `GridEncoding`'s
+    `embeddings` hold the same numbers in another order (geneface.nerf.tcnn_tables converts).
+    tinycudann computes in half precision by default, so outputs agree to about 1e-3 of the
+    features, not bit for bit.
     """
 
     def __init__(self, config: GridConfig):
         super().__init__()
+        if config.lattice != "tcnn":
+            raise ValueError(f"grid.lattice must be 'tcnn' for the tinycudann backend, got {config.lattice!r} "
+                             "(the 'geneface' lattice places vertices differently)")
         import tinycudann as tcnn
 
         self.config = config
@@ -322,8 +417,16 @@ class TcnnGridEncoding(nn.Module):
                 "log2_hashmap_size": config.log2_hashmap_size,
                 "base_resolution": config.base_resolution,
                 "per_level_scale": config.growth,
+                # Both are tinycudann's defaults, named so that a release with other defaults
+                # still computes what the "tcnn" lattice does.
+                "interpolation": "Linear",
+                "hash": "CoherentPrime",
             },
         )
+        expected = grid_layout(config).rows * config.features
+        if self.encoding.params.numel() != expected:  # a tinycudann whose HashGrid is laid out otherwise
+            raise ValueError(f"tinycudann's HashGrid holds {self.encoding.params.numel()} parameters, the 'tcnn' "
+                             f"lattice {expected}: this tinycudann lays its tables out differently")
 
     @property
     def out_dim(self) -> int:
@@ -337,14 +440,43 @@ class TcnnGridEncoding(nn.Module):
 SpaceConfig = Union[GridConfig, TriPlaneConfig]
 
 
+def tcnn_problem(device: Union[str, torch.device]) -> Optional[str]:
+    """Why tinycudann cannot run on `device` (no CUDA, or it does not import), or None."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"tinycudann needs CUDA; device is {device}"
+    try:
+        import tinycudann  # noqa: F401
+    except Exception as err:  # ImportError, or a build for another CUDA/arch failing to load
+        return f"tinycudann does not import ({type(err).__name__}: {err})"
+    return None
+
+
+def grid_backend(config: GridConfig, device: Union[str, torch.device], backend: str = "auto") -> tuple[str, str]:
+    """Which backend a 3-D grid gets on `device`: `("tcnn" | "torch", reason)`.
+
+    `backend`: "auto" (tinycudann when it runs there and the lattice is "tcnn", else PyTorch),
+    "torch", or "tcnn" (a ValueError with the reason when it cannot be used).
+    """
+    if backend not in ("auto", "torch", "tcnn"):
+        raise ValueError(f"backend must be auto, torch or tcnn, got {backend!r}")
+    if backend == "torch":
+        return "torch", "PyTorch backend requested"
+    reason = tcnn_problem(device)
+    if reason is None and config.lattice != "tcnn":
+        reason = f"grid.lattice is {config.lattice!r}; tinycudann needs 'tcnn' (its vertices sit elsewhere)"
+    if reason is None:
+        return "tcnn", "tinycudann imports, the device is CUDA and grid.lattice is 'tcnn'"
+    if backend == "tcnn":
+        raise ValueError(f"cannot use the tcnn backend: {reason}")
+    return "torch", reason
+
+
 def make_grid_encoding(
     config: SpaceConfig, device: Union[str, torch.device] = "cpu", backend: str = "auto"
 ) -> tuple[nn.Module, str, str]:
-    """Build a space encoding on `device`: `(module, backend, reason)`.
-
-    `backend`: "auto" (tinycudann for a 3-D grid on CUDA when it imports, else PyTorch),
-    "torch", or "tcnn" (an error, with the reason, when it cannot be used).
-    """
+    """Build a space encoding on `device`: `(module, backend, reason)`; the 3-D grid's backend
+    as `grid_backend` chooses it."""
     if backend not in ("auto", "torch", "tcnn"):
         raise ValueError(f"backend must be auto, torch or tcnn, got {backend!r}")
     device = torch.device(device)
@@ -352,18 +484,6 @@ def make_grid_encoding(
         if backend == "tcnn":
             raise ValueError("the tri-plane encoding has no tinycudann backend (dense planes need none)")
         return TriPlaneEncoding(config).to(device), "torch", "tri-plane: dense grid_sample, no fused kernel needed"
-    if backend == "torch":
-        return GridEncoding(config).to(device), "torch", "PyTorch backend requested"
-    reason = None
-    if device.type != "cuda":
-        reason = f"tinycudann needs CUDA; device is {device}"
-    else:
-        try:
-            import tinycudann  # noqa: F401
-        except Exception as err:  # ImportError, or a build for another CUDA/arch failing to load
-            reason = f"tinycudann does not import ({type(err).__name__}: {err})"
-    if reason is None:
-        return TcnnGridEncoding(config).to(device), "tcnn", "tinycudann imports and the device is CUDA"
-    if backend == "tcnn":
-        raise ValueError(f"cannot use the tcnn backend: {reason}")
-    return GridEncoding(config).to(device), "torch", reason
+    chosen, reason = grid_backend(config, device, backend)
+    module = TcnnGridEncoding(config) if chosen == "tcnn" else GridEncoding(config)
+    return module.to(device), chosen, reason

@@ -100,3 +100,24 @@ class MLP(nn.Module):
             if i in self.skips:
                 h = torch.cat([h, x], dim=-1)
         return h
+
+    def first_layer_columns(self, *widths: int) -> list[torch.Tensor]:
+        """The first layer's weight split by input columns into blocks of `widths` (out x w
+        each): `W [a, b] = W_a a + W_b b`, so a caller can add an input's share without
+        concatenating it, or fold an input that is constant into the bias."""
+        return list(self.linears[0].weight.split(list(widths), dim=1))
+
+    def after_first(self, h: torch.Tensor) -> torch.Tensor:
+        """The rest of the MLP from its first layer's output `h` (pre-activation), for
+        inference (ReLUs in place); an MLP without skips."""
+        if self.skips:
+            raise ValueError("after_first is for MLPs without skips")
+        last = len(self.linears) - 1
+        for i, linear in enumerate(self.linears):
+            if i:
+                h = linear(h)
+            if i < last:
+                h = torch.relu_(h) if isinstance(self.act, nn.ReLU) else self.act(h)
+            else:
+                h = self.out_act(h)
+        return h

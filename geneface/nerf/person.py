@@ -35,15 +35,19 @@ import torch
 from torch import nn
 
 from geneface.core.records import Camera
+from geneface.nerf.adaptive import render_sparse_then_fill
+from geneface.nerf.footprint import Footprint
 from geneface.nerf.rays import Rays, all_pixels, camera_rays, intersect_box
 from geneface.nerf.volume import composite
 
 POSE_DIM = 9  # width of `pose_codes`: two rotation columns and the camera position
+# Under a head this close to opaque the torso is not drawn (it could add at most 1e-3).
+OPAQUE_GAP = 1e-3
 
 # (focal, cx, cy) in pixels
 Intrinsics = tuple[float, float, float]
-# rays (N) -> premultiplied rgb (N, 3), opacity (N,)
-HeadFn = Callable[[Rays], tuple[torch.Tensor, torch.Tensor]]
+# rays (N) and where each may start (N,; None: anywhere) -> premultiplied rgb (N, 3), opacity (N,)
+HeadFn = Callable[[Rays, Optional[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 # integer pixels (N, 2) -> premultiplied rgb (N, 3), opacity (N,)
 TorsoFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -72,7 +76,9 @@ class FrameCanvas:
     `person`: flat indices of the person region's pixels, `pixels` their (x, y); `on_head`:
     indices into `person` of the pixels that get head rays; `beyond`: flat indices outside the
     person region that get head rays too (empty with the training camera); `image`: the plate
-    as float colours (H * W, 3), drawn over in place; `camera`: the frame's camera (one pose)."""
+    as float colours (H * W, 3), drawn over in place; `camera`: the frame's camera (one pose);
+    `start`: per flat pixel, the distance along its ray before which the head is empty (None:
+    not known)."""
 
     person: torch.Tensor
     pixels: torch.Tensor
@@ -80,6 +86,10 @@ class FrameCanvas:
     beyond: torch.Tensor
     image: torch.Tensor
     camera: Camera
+    start: Optional[torch.Tensor] = None
+
+    def head_start(self, flat: torch.Tensor) -> Optional[torch.Tensor]:
+        return None if self.start is None else self.start[flat]
 
 
 class PersonCanvas(nn.Module):
@@ -144,46 +154,77 @@ class PersonCanvas(nn.Module):
         """The head's axis-aligned box (lo, hi) in the canonical frame."""
         raise NotImplementedError
 
+    def head_footprint(self, camera: Camera) -> Optional[Footprint]:
+        """Where the head can show in this frame and where each ray may start (a superset:
+        geneface.nerf.footprint), or None when the model cannot tell (every head ray is cast)."""
+        return None
+
     # -- a whole frame -------------------------------------------------------------------
     def frame_canvas(self, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None) -> FrameCanvas:
         """Where one frame with camera-to-world `c2w` (4, 4) and `intrinsics` gets head rays
-        and torso (see the module's docstring), and the plate to draw on."""
+        and torso (see the module's docstring), and the plate to draw on. A model with a
+        `head_footprint` casts head rays only on pixels its head can cover in this frame."""
         s, device = self.side, self.plate.device
         person = torch.nonzero(self.person_region.reshape(-1)).squeeze(1)
         pixels = torch.stack([person % s, person // s], dim=-1)
         image = self.plate.reshape(-1, 3).float() / 255.0
-        pose = c2w[None].cpu().numpy()
-        if self.is_trained_camera(intrinsics):
-            on_head = torch.nonzero(self.head_region.reshape(-1)[person]).squeeze(1)
-            empty = torch.zeros(0, dtype=torch.long, device=device)
-            return FrameCanvas(person, pixels, on_head, empty, image, self.camera(pose))
-        camera = self.camera(pose, intrinsics)
-        # The training head region does not bound the head seen through another camera: every
-        # pixel whose ray crosses the head's box gets a head ray.
-        lo, hi = self.head_box()
-        _, _, hit = intersect_box(camera_rays(camera, 0, all_pixels(s, s, device)), lo, hi)
-        on_head = torch.nonzero(hit[person]).squeeze(1)
-        beyond = torch.nonzero(hit & ~self.person_region.reshape(-1)).squeeze(1)
-        return FrameCanvas(person, pixels, on_head, beyond, image, camera)
+        trained = self.is_trained_camera(intrinsics)
+        camera = self.camera(c2w[None].cpu().numpy(), None if trained else intrinsics)
+        footprint = self.head_footprint(camera)
+        if trained:
+            head = self.head_region.reshape(-1)
+            beyond = torch.zeros(0, dtype=torch.long, device=device)
+        else:
+            # The training head region does not bound the head seen through another camera:
+            # every pixel whose ray crosses the head's box may get a head ray.
+            lo, hi = self.head_box()
+            _, _, head = intersect_box(camera_rays(camera, 0, all_pixels(s, s, device)), lo, hi)
+        if footprint is not None:
+            head = head & footprint.covered
+        if not trained:
+            beyond = torch.nonzero(head & ~self.person_region.reshape(-1)).squeeze(1)
+        on_head = torch.nonzero(head[person]).squeeze(1)
+        return FrameCanvas(person, pixels, on_head, beyond, image, camera,
+                           None if footprint is None else footprint.start)
 
     @torch.no_grad()
     def draw_frame(self, c2w: torch.Tensor, head: HeadFn, torso: TorsoFn, head_chunk: int, torso_chunk: int,
-                   intrinsics: Optional[Intrinsics] = None) -> torch.Tensor:
+                   intrinsics: Optional[Intrinsics] = None, fill_threshold: Optional[float] = None) -> torch.Tensor:
         """One frame, float (H, W, 3) in [0, 1]: `head` over `torso` over the plate in the
         person region, `head` over the plate where `beyond` says, the plate elsewhere; head
-        rays `head_chunk` at a time, torso pixels `torso_chunk` at a time."""
+        rays `head_chunk` at a time, torso pixels `torso_chunk` at a time. The torso is not
+        evaluated under an opaque head (opacity above `1 - OPAQUE_GAP`): it could add at
+        most a quarter of a uint8 level there. `fill_threshold`: cast a quarter of the head's
+        rays and interpolate the rest where they agree within it (geneface.nerf.adaptive);
+        None: every head ray."""
         canvas = self.frame_canvas(c2w, intrinsics)
         person, pixels, image, camera = canvas.person, canvas.pixels, canvas.image, canvas.camera
         device = image.device
         head_rgb = torch.zeros(len(person), 3, device=device)
         head_alpha = torch.zeros(len(person), device=device)
-        for part in _chunks(canvas.on_head, head_chunk):
-            head_rgb[part], head_alpha[part] = head(camera_rays(camera, 0, pixels[part]))
-        for part in torch.arange(len(person), device=device).split(torso_chunk):
+
+        def head_at(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # Head rays through person pixels `index`, `head_chunk` at a time.
+            rgb, alpha = torch.zeros(len(index), 3, device=device), torch.zeros(len(index), device=device)
+            for part in _chunks(torch.arange(len(index), device=device), head_chunk):
+                rgb[part], alpha[part] = head(camera_rays(camera, 0, pixels[index[part]]),
+                                              canvas.head_start(person[index[part]]))
+            return rgb, alpha
+
+        on_head = canvas.on_head
+        if fill_threshold is None:
+            head_rgb[on_head], head_alpha[on_head] = head_at(on_head)
+        else:
+            head_rgb[on_head], head_alpha[on_head], _ = render_sparse_then_fill(
+                pixels[on_head], self.side, lambda k: head_at(on_head[k]), fill_threshold)
+        opaque = head_alpha >= 1.0 - OPAQUE_GAP
+        under = person[opaque]
+        image[under] = composite([(head_rgb[opaque], head_alpha[opaque])], image[under])
+        for part in _chunks(torch.nonzero(~opaque).squeeze(1), torso_chunk):
             t_rgb, t_alpha = torso(pixels[part])
             image[person[part]] = composite([(head_rgb[part], head_alpha[part]), (t_rgb, t_alpha)], image[person[part]])
         s = self.side
         for part in _chunks(canvas.beyond, head_chunk):
-            rgb, alpha = head(camera_rays(camera, 0, torch.stack([part % s, part // s], dim=-1)))
+            rgb, alpha = head(camera_rays(camera, 0, torch.stack([part % s, part // s], dim=-1)), canvas.head_start(part))
             image[part] = composite([(rgb, alpha)], image[part])
         return image.reshape(s, s, 3).clamp(0.0, 1.0)

@@ -108,7 +108,7 @@ class VanillaNeRFNet(PersonCanvas):
         c2w = c2w.to(device)
         pose = self.pose(c2w[None])
 
-        def head(rays: Rays) -> tuple[torch.Tensor, torch.Tensor]:
+        def head(rays: Rays, _start) -> tuple[torch.Tensor, torch.Tensor]:
             _, fine = self.render_head(rays, cond.expand(len(rays), -1))
             return fine.rgb, fine.opacity
 

@@ -5,7 +5,8 @@ a learned correction so it moves like the person (their mouth amplitude, asymmet
 range). Trained adversarially against the person's own landmarks with
 `geneface train domain_adapter --plugin adversarial_postnet` (geneface.training.postnet_task),
 which also chooses the checkpoint. Long motion runs in windows with enough context that the
-result equals one pass over the whole sequence.
+result equals one pass over the whole sequence (bit for bit: `length_invariant_convs`), and
+it streams exactly with the generator's reach as context each side.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from geneface import hookimpl
 from geneface.core.net_stage import TorchStage
 from geneface.core.records import N_LANDMARKS, Motion
-from geneface.core.stages import DomainAdapter
+from geneface.core.stages import DomainAdapter, StreamContext
 from geneface.errors import StageMismatchError, UsageError
 
 _pos = attrs.validators.gt(0)
@@ -52,6 +53,10 @@ class AdversarialPostnet(TorchStage, DomainAdapter):
     def person_stats(self) -> tuple[np.ndarray, np.ndarray]:
         return self.net.person_mean.cpu().numpy(), self.net.person_std.cpu().numpy()
 
+    def stream_context(self) -> StreamContext:
+        reach = self.net.generator.reach
+        return StreamContext(reach, reach)
+
     def adapt(self, motion: Motion) -> Motion:
         problem = self.check_input(motion)
         if problem:
@@ -70,13 +75,15 @@ class AdversarialPostnet(TorchStage, DomainAdapter):
         """T x 204 normalised -> T x 204, window by window with the net's reach as context."""
         import torch
 
+        from geneface.models.blocks import length_invariant_convs
+
         gen = self.net.generator
         window = window or self.config.window
         n, reach = len(z), gen.reach
         device = self.net.person_mean.device
         out = np.empty_like(z)
         self.net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), length_invariant_convs():  # a window equals the whole, bit for bit
             for start in range(0, n, window):
                 end = min(start + window, n)
                 a, b = max(0, start - reach), min(n, end + reach)

@@ -7,54 +7,125 @@ besides the motion (plate, camera, regions, the training video's poses: the defa
 path), so it renders anywhere. A camera path it is handed (a spec's `input.poses`) is
 honoured: poses, focal length and principal point (geneface.nerf.person). Frames stream one
 at a time: memory does not grow with the motion. The model itself is geneface.nerf.talking_head.
+`geneface plugins` says which compute backend it gets on this machine (`compute_backend`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Iterator, Optional
 
+import attrs
 import numpy as np
 
 from geneface import hookimpl
 from geneface.core.records import Camera, Motion
+from geneface.core.stages import StreamContext
+from geneface.errors import PluginError
 from geneface.nerf.stage import PersonNeRF
 from geneface.nerf.talking_head import TalkingHeadConfig
 
 
-def backend_status() -> tuple[str, str]:
-    """(active backend, why), without importing torch unless tinycudann is installed."""
-    if importlib.util.find_spec("tinycudann") is None:
-        return "pytorch", "tinycudann is not installed; the default tri-plane needs no fused kernel"
-    import torch
-
-    if not torch.cuda.is_available():
-        return "pytorch", "tinycudann is installed but there is no CUDA device"
-    # The field is built on the CPU and moved afterwards, so `make_grid_encoding` keeps the
-    # PyTorch grid: tinycudann's flat tables would not share the checkpoint format.
-    return "pytorch", "tinycudann and CUDA are present, but the field keeps the PyTorch grid (one checkpoint format)"
-
-
-def _description() -> str:
-    backend, why = backend_status()
-    return ("Landmark-driven head NeRF (tri-plane or 3-D hash grid, 2-D ambient space, occupancy marching) "
-            f"over a 2-D torso and the plate; backend {backend} ({why})")
-
-
 class HashGridNeRF(PersonNeRF):
+    """The head's 3-D grid (`head.space: grid`) runs on the backend `head.backend` picks for
+    the device the model is on (`to_device`, and again before rendering): tinycudann on CUDA
+    when it imports and `grid.lattice` is "tcnn", PyTorch otherwise. Either way the
+    checkpoint holds the PyTorch table (geneface.nerf.tcnn_tables converts), so a model
+    trained on one backend renders on the other."""
+
     name = "hashgrid_nerf"
-    description = _description()
+    description = ("Landmark-driven head NeRF (tri-plane or 3-D hash grid, 2-D ambient space, occupancy marching) "
+                   "over a 2-D torso and the plate")
     Config = TalkingHeadConfig
     training = "geneface.training.person_renderer_task:HashGridRecipe"
+
+    @classmethod
+    def compute_backend(cls) -> str:
+        import torch
+
+        from geneface.nerf.encodings import GridConfig, grid_backend
+
+        cuda = torch.cuda.is_available()
+        device = "cuda" if cuda else "cpu"
+        # TalkingHeadConfig.precision "auto" when rendering; the trainer's AMP when training.
+        amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else ""
+        precision = f"fp16 when rendering, {amp} AMP when training" if cuda else "fp32 (mixed precision only on CUDA)"
+        grid, why = grid_backend(GridConfig(lattice="tcnn"), device)
+        grid_text = ("tinycudann with grid.lattice tcnn, PyTorch with the default lattice" if grid == "tcnn"
+                     else f"PyTorch ({why})")
+        return (f"device {device}{'' if cuda else ' (no CUDA device)'}, {precision}; "
+                f"head space triplane (default): PyTorch grid_sample; grid: {grid_text}")
 
     def build_net(self):
         from geneface.nerf.talking_head import TalkingHeadNet
 
-        return TalkingHeadNet(self.config)
+        # The field is built on the CPU, where its own seam picks PyTorch (and refuses an
+        # explicit "tcnn"); `to_device` and `render` give the grid its backend on the device.
+        c = self.config
+        if c.head.backend == "tcnn":
+            c = attrs.evolve(c, head=attrs.evolve(c.head, backend="auto"))
+        return TalkingHeadNet(c)
+
+    def to_device(self, device) -> None:
+        """Move the model to `device` and give its 3-D grid the backend chosen there."""
+        self.net.to(device)
+        self._place_space()
+
+    def _place_space(self) -> None:
+        import torch
+
+        from geneface.nerf.encodings import GridEncoding, TcnnGridEncoding, grid_backend
+        from geneface.nerf.tcnn_tables import from_tcnn, to_tcnn
+
+        if self.config.head.space != "grid":
+            return
+        head, grid, device = self.net.head, self.config.head.grid, self.net.plate.device
+        try:
+            backend, reason = grid_backend(grid, device, self.config.head.backend)
+        except ValueError as exc:
+            raise PluginError(f"renderer '{self.name}': head.backend: {exc}") from None
+        if backend != head.backend:  # the same table, in the other backend's order
+            old = head.space
+            with torch.no_grad():
+                if backend == "tcnn":
+                    new = TcnnGridEncoding(grid).to(device)
+                    new.encoding.params.copy_(to_tcnn(old.embeddings, grid))
+                else:
+                    new = GridEncoding(grid).to(device)
+                    new.embeddings.copy_(from_tcnn(old.encoding.params, grid))
+            head.space = new.train(old.training)
+        head.backend, head.backend_reason = backend, reason
+
+    def state_dict(self) -> dict:
+        from geneface.nerf.tcnn_tables import convert_hashgrid_state, space_backend_of
+
+        state = super().state_dict()
+        # One checkpoint format: the PyTorch table, whichever backend trained it.
+        return convert_hashgrid_state(state, self.config, "torch") if space_backend_of(state) == "tcnn" else state
+
+    def load_state_dict(self, state: dict) -> None:
+        from geneface.nerf.tcnn_tables import convert_hashgrid_state, space_backend_of
+
+        have = self.net.head.backend if self.config.head.space == "grid" else ""
+        if space_backend_of(state) not in ("", have):
+            state = convert_hashgrid_state(state, self.config, have)
+        super().load_state_dict(state)
 
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         camera = self.prepare(motion, camera)
+        self._place_space()  # the model may have been moved with a plain `net.to`
         return self.frames((motion.landmarks[i] for i in range(motion.n_frames)), camera)
+
+    def stream_context(self) -> StreamContext:
+        # Frame t is drawn from landmarks t and pose t alone, with nothing random and no state
+        # carried between frames (the footprint's cache depends on the occupancy grid only).
+        return StreamContext(0, 0)
+
+    def render_part(self, motion: Motion, camera: Optional[Camera], start: int, stop: int) -> Iterator[np.ndarray]:
+        """Frames start..stop-1 of `render(motion, camera)`, drawing only those."""
+        camera = self.prepare(motion, camera)
+        self._place_space()
+        return self.frames((motion.landmarks[i] for i in range(start, stop)),
+                           attrs.evolve(camera, c2w=camera.c2w[start:stop]))
 
 
 @hookimpl

@@ -9,6 +9,11 @@ The convolutional front end of both models hops 320 samples at 16 kHz, i.e. 50 H
 `mel`; the count is trimmed or edge-padded to exactly two frames per video frame. Long audio
 runs in chunks (`chunk_seconds`) with `context_seconds` of overlap on each side, so memory
 stays bounded (self-attention is quadratic in length) and no chunk edge lacks context.
+
+Streaming is approximate (`stream_context`): self-attention sees the whole chunk, so a frame
+depends on every sample of it (no bounded context gives the offline value), and most models
+scale each utterance to zero mean and unit variance first. A stream runs the model on a
+window of `context_seconds` either side of the new frames, as offline chunks are padded.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.arrays import fit_rows
-from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, Audio, AudioFeatures, frames_for_duration
-from geneface.core.stages import AudioEncoder
+from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, VIDEO_FPS, Audio, AudioFeatures, frames_for_duration
+from geneface.core.stages import AudioEncoder, StreamContext
 from geneface.errors import UsageError
 
 
@@ -105,6 +110,11 @@ class _TransformersEncoder(AudioEncoder):
         if pre.is_file():
             return bool(json.loads(pre.read_text()).get("do_normalize", True))
         return True
+
+    def stream_context(self) -> StreamContext:
+        side = int(math.ceil(self.config.context_seconds * VIDEO_FPS))
+        return StreamContext(side, side, exact=False,
+                             why="self-attention reads its whole chunk and the input is scaled per utterance")
 
     # -- encoding --------------------------------------------------------------------------
     def encode(self, audio: Audio) -> AudioFeatures:

@@ -3,19 +3,23 @@
 The baseline every person-specific adapter is compared with, and a way to write a spec that
 names all four stages while skipping adaptation. Nothing to fit: the motion keeps its own
 statistics (`mean`/`std`), so the renderer reads it exactly as the generator made it.
+Streams exactly with no context.
 """
 
 from __future__ import annotations
 
 from geneface import hookimpl
 from geneface.core.records import Motion
-from geneface.core.stages import DomainAdapter
+from geneface.core.stages import DomainAdapter, StreamContext
 from geneface.errors import StageMismatchError
 
 
 class IdentityAdapter(DomainAdapter):
     name = "identity"
     description = "Pass-through: the generic motion unchanged (the baseline for person-specific adapters)"
+
+    def stream_context(self) -> StreamContext:
+        return StreamContext(0, 0)
 
     def adapt(self, motion: Motion) -> Motion:
         problem = self.check_input(motion)

@@ -23,6 +23,7 @@ never made; `share` says how far towards their repertoire the output is pulled.
 
 Frames run in chunks of `chunk`, so memory is bounded by chunk x training frames whatever the
 length of the motion; each chunk is one matrix product, one top-k and one batched k x k solve.
+Every step reads one frame and the fitted person only, so it streams exactly with no context.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 from geneface import hookimpl
 from geneface.core.net_stage import check_state_keys
 from geneface.core.records import MOUTH, N_LANDMARKS, Motion
-from geneface.core.stages import DomainAdapter
+from geneface.core.stages import DomainAdapter, StreamContext
 from geneface.errors import StageMismatchError, UsageError
 
 STATE_KEYS = ("frames", "mean", "std", "low", "high")
@@ -174,6 +175,9 @@ class LandmarkProjection(DomainAdapter):
         return low, high
 
     # -- adapting ----------------------------------------------------------------------------
+
+    def stream_context(self) -> StreamContext:
+        return StreamContext(0, 0)  # frame by frame: neighbours, weights, scale and clip read one frame
 
     def _require_fitted(self) -> None:
         if not self.fitted:

@@ -3,6 +3,15 @@
 Needs no download, so it is the default encoder. One feature frame per 20 ms (hop 320 at
 16 kHz), two per video frame; the count is trimmed or padded to exactly
 2 x round(duration x 25) so features line up with video frames.
+
+Streaming: every feature frame is one centred STFT window (`n_fft` samples; YIN's 1024 for
+pitch), zero-padded only at the ends of the audio, so a video frame needs the audio a
+window's half-width around its two feature frames: one video frame each side at the
+defaults, exact (`stream_context`). Exact bit for bit, too: the projection onto the mel bank
+runs in blocks of a fixed number of frames (`PROJECTION_BLOCK`), because a matrix product's
+kernel, and so its rounding, changes with the number of columns when they are few. With
+`pitch`, voicing is decided against the loudest frame of the whole audio, so streamed pitch
+is only approximate.
 """
 
 from __future__ import annotations
@@ -12,8 +21,8 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.arrays import fit_rows
-from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, Audio, AudioFeatures
-from geneface.core.stages import AudioEncoder
+from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, VIDEO_FPS, Audio, AudioFeatures
+from geneface.core.stages import AudioEncoder, StreamContext
 
 
 @attrs.define
@@ -35,6 +44,22 @@ class MelConfig:
 
 
 HOP = int(SAMPLE_RATE / FEATURE_RATE)  # 320 samples = 20 ms
+FRAME_SAMPLES = int(SAMPLE_RATE / VIDEO_FPS)  # 640 samples = one video frame
+YIN_FRAME = 1024  # librosa.yin's frame length below
+PROJECTION_BLOCK = 64  # STFT frames projected onto the mel bank per matrix product (module doc)
+
+
+def project(basis: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """basis (M x F) @ power (F x T), in products of exactly PROJECTION_BLOCK columns (the last
+    zero-padded), so each column's result does not depend on T."""
+    out = np.empty((basis.shape[0], power.shape[1]), np.result_type(basis, power))
+    for start in range(0, power.shape[1], PROJECTION_BLOCK):
+        block = power[:, start:start + PROJECTION_BLOCK]
+        width = block.shape[1]
+        if width < PROJECTION_BLOCK:
+            block = np.concatenate([block, np.zeros((block.shape[0], PROJECTION_BLOCK - width), block.dtype)], 1)
+        out[:, start:start + width] = (basis @ block)[:, :width]
+    return out
 
 
 def features_length(n_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
@@ -61,16 +86,26 @@ class MelEncoder(AudioEncoder):
             names.append("log_energy")
         return tuple(names)
 
+    def stream_context(self) -> StreamContext:
+        # Video frame t reads feature frames 2t and 2t + 1, centred on samples 640 t and
+        # 640 t + 320, each seeing `half` samples either side.
+        half = max(self.config.n_fft, YIN_FRAME if self.config.pitch else 0) // 2
+        back = -(-half // FRAME_SAMPLES)
+        ahead = max(0, -(-(half + HOP - FRAME_SAMPLES) // FRAME_SAMPLES))
+        if self.config.pitch:
+            return StreamContext(back, ahead, exact=False,
+                                 why="pitch: voicing is judged against the loudest frame of the whole audio")
+        return StreamContext(back, ahead)
+
     def log_mel(self, y: np.ndarray) -> np.ndarray:
-        """(frames x n_mels) log-mel power; also the reference computation the tests check."""
+        """(frames x n_mels) log-mel power: librosa's melspectrogram (Hann window, centred frames,
+        zero padding, power 2), with the projection in fixed blocks (`project`)."""
         import librosa
 
         c = self.config
-        mel = librosa.feature.melspectrogram(
-            y=y, sr=SAMPLE_RATE, n_fft=c.n_fft, hop_length=HOP, win_length=c.win_length,
-            n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, power=2.0, center=True,
-        )
-        return np.log(np.maximum(mel, c.floor)).T
+        power = np.abs(librosa.stft(y, n_fft=c.n_fft, hop_length=HOP, win_length=c.win_length, center=True)) ** 2
+        basis = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=c.n_fft, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax)
+        return np.log(np.maximum(project(basis, power), c.floor)).T
 
     def encode(self, audio: Audio) -> AudioFeatures:
         import librosa
@@ -84,7 +119,8 @@ class MelEncoder(AudioEncoder):
             rms = librosa.feature.rms(y=y, frame_length=self.config.win_length, hop_length=HOP, center=True)[0]
         if self.config.pitch:
             # YIN needs a frame longer than two periods of the lowest pitch (60 Hz -> 534 samples).
-            f0 = librosa.yin(y, fmin=60.0, fmax=500.0, sr=SAMPLE_RATE, frame_length=1024, hop_length=HOP, center=True)
+            f0 = librosa.yin(y, fmin=60.0, fmax=500.0, sr=SAMPLE_RATE, frame_length=YIN_FRAME, hop_length=HOP,
+                             center=True)
             m = min(len(f0), len(rms))
             voiced = rms[:m] > max(1e-4, 0.05 * float(np.max(rms)) if len(rms) else 0.0)
             columns.append(np.where(voiced, np.log(f0[:m]), 0.0)[:, None])

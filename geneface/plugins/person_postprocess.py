@@ -18,6 +18,15 @@ mean of real frames, so inside the range anyway.
 Everything comes from the person's training frames (`person`: a dataset folder): those
 before the held-out last 1/11. The steps work in the person's units; the motion comes back
 in its own (same length, fps, mean and std).
+
+Streaming (`stream_context`): clamping reads one frame and smoothing its Gaussian's radius
+each side, both exact. Blinks are only approximate in a stream: their schedule is kept on
+the run's frames (RunContext.offset), but which blink of the bank each one is depends on how
+many were scheduled over the whole length, and their depth follows a 2 s running median of
+the eyes. The closed mouth is approximate too: silero-vad carries a recurrent state from the
+start of the audio, and its segments are cut with look-ahead. The head path needs no
+context: every pose mode loops or holds the person's poses (`ping_pong`), so frame k's pose
+does not depend on the length.
 """
 
 from __future__ import annotations
@@ -30,8 +39,8 @@ import attrs
 import numpy as np
 
 from geneface import hookimpl
-from geneface.core.records import Camera, Motion
-from geneface.core.stages import PostProcessor, RunContext
+from geneface.core.records import VIDEO_FPS, Camera, Motion
+from geneface.core.stages import PostProcessor, RunContext, StreamContext
 from geneface.errors import StageMismatchError, UsageError
 from geneface.postprocess import blinks, clamp, poses, silence, smooth
 from geneface.postprocess.person import PersonFrames, from_person_units, read_person, to_person_units
@@ -162,6 +171,26 @@ class PersonPostprocess(PostProcessor):
 
     # -- the stage ---------------------------------------------------------------------------
 
+    def stream_context(self) -> StreamContext:
+        c, fps = self.config, VIDEO_FPS  # contexts count 25 fps frames
+        steps = StreamContext(0, 0)  # clamp: one frame
+        if c.smooth.enabled:
+            radius = len(smooth.gaussian_kernel(c.smooth.sigma)) // 2
+            steps += StreamContext(radius, radius)
+        if c.blink.enabled:
+            # The eye level's running median and the longest blink of the bank, each side.
+            side = int(round(blinks.OPEN_WINDOW_SECONDS * fps / 2)) + max(len(b) for b in self.blink_profile().bank)
+            steps += StreamContext(side, side, exact=False,
+                                   why="blink: which blink of the person's each one is depends on the whole "
+                                       "length, and its depth on a 2 s running median of the eyes")
+        if c.silence.enabled:
+            # A second for silero-vad's state to settle; ahead, the shortest silence that closes
+            # the mouth, its ramp and silero's own padding of speech (100 ms).
+            ahead = int(round(c.silence.min_silence * fps)) + c.silence.ramp + int(round(0.1 * fps)) + 1
+            steps += StreamContext(int(round(fps)), ahead, exact=False,
+                                   why="silence: silero-vad carries a recurrent state from the start of the audio")
+        return steps
+
     def process(self, motion: Motion, context: RunContext) -> Motion:
         problem = self.check_input(motion)
         if problem:
@@ -173,7 +202,7 @@ class PersonPostprocess(PostProcessor):
         if c.smooth.enabled:
             x = smooth.smooth_landmarks(x, c.smooth.sigma)
         if c.blink.enabled:
-            x, _ = blinks.inject_blinks(x, self.blink_profile(), c.blink.seed, motion.fps)
+            x, _ = blinks.inject_blinks(x, self.blink_profile(), c.blink.seed, motion.fps, offset=context.offset)
         if c.silence.enabled and context.audio is not None:
             x = silence.close_mouth(x, self.silence_weights(context, motion.n_frames, motion.fps), self.closed_mouth())
         return from_person_units(x, motion, p.mean, p.std)
@@ -183,7 +212,8 @@ class PersonPostprocess(PostProcessor):
         c = self.config.silence
         flags = silence.speech_flags(context.audio, n_frames, fps, c.threshold)
         if not flags.any():
-            _warn(f"post_processor '{self.name}': no speech found in the driving audio; the mouth stays closed")
+            if not context.streamed:  # a streamed window is not the whole audio: silence there is no news
+                _warn(f"post_processor '{self.name}': no speech found in the driving audio; the mouth stays closed")
             return np.ones(n_frames)
         return silence.silence_weights(flags, int(round(c.min_silence * fps)), c.ramp)
 

@@ -5,6 +5,21 @@ latent is drawn from the audio-conditioned flow prior (`temperature` scales the 
 fixes it) and decoded. Audio of any length runs in windows of `window` frames, each computed
 with enough context on both sides (the model's reach) that the result equals one pass over
 the whole sequence: no seams, and memory bounded by the window, not the audio.
+
+The latent noise is drawn time-major in blocks of `NOISE_BLOCK` latent frames, each block from
+its own generator seeded by (seed, block), so the draw for a frame depends on the seed and
+the frame alone, never on the length of the audio: a window of a longer run, or the start of
+the audio, gets the noise the whole run gets. (Until streaming came, one `randn(1, latent,
+L)` was drawn per run, which changes with L; samples for a given seed changed once then.)
+
+Streaming (`stream_context`): `net.reach()` frames of context each side, rounded up to the
+latent grid, plus one latent frame for a window that starts off the grid (156 + 4 frames,
+6.4 s, for the trained model). A window starting at run frame `offset` (RunContext.offset)
+reads the noise of its own frames. Exact: on the CPU the convolutions run without oneDNN,
+whose kernels round differently for different lengths (last-bit differences between a
+window and the whole); the plain path sums each output in the same order whatever the
+length. With `utterance_norm` the features are normalised over the whole utterance, so a
+stream is only approximate.
 """
 
 from __future__ import annotations
@@ -18,10 +33,29 @@ import numpy as np
 from geneface import hookimpl
 from geneface.core.records import N_LANDMARKS, VIDEO_FPS, AudioFeatures, Motion
 from geneface.core.net_stage import AudioConditioned, TorchStage
-from geneface.core.stages import MotionGenerator
+from geneface.core.stages import MotionGenerator, RunContext, StreamContext
 from geneface.errors import StageMismatchError, UsageError
 
 _pos = attrs.validators.gt(0)
+NOISE_BLOCK = 64  # latent frames per block of noise drawn from one generator
+
+
+def _block_seed(seed: int, block: int) -> int:
+    """A 64-bit seed for noise block `block` of run seed `seed` (SeedSequence mixes the two, so
+    neighbouring seeds and blocks get unrelated streams)."""
+    return int(np.random.SeedSequence([int(seed) % 2 ** 64, int(block)]).generate_state(1, np.uint64)[0])
+
+
+def latent_noise(seed: int, latent: int, start: int, stop: int):
+    """Standard normal noise (1 x latent x (stop - start), torch) for latent frames start ..
+    stop - 1 of a run: frame k's values depend only on (seed, k)."""
+    import torch
+
+    first, last = start // NOISE_BLOCK, (stop - 1) // NOISE_BLOCK
+    blocks = [torch.randn(NOISE_BLOCK, latent, generator=torch.Generator().manual_seed(_block_seed(seed, b)))
+              for b in range(first, last + 1)]
+    base = first * NOISE_BLOCK
+    return torch.cat(blocks)[start - base: stop - base].T.contiguous()[None]
 
 
 @attrs.define
@@ -67,8 +101,21 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
             return f"was trained on '{self.encoder}' features, got '{record.encoder}' features"
         return problem
 
+    def stream_context(self) -> StreamContext:
+        down = self.net.down
+        side = int(math.ceil(self.net.reach() / down)) * down
+        if self.config.utterance_norm:
+            return StreamContext(side + down, side, exact=False,
+                                 why="utterance_norm: features are normalised over the whole utterance")
+        return StreamContext(side + down, side)
+
+    def apply(self, record: AudioFeatures, context: RunContext) -> Motion:
+        return self.generate(record, offset=context.offset)
+
     def generate(self, features: AudioFeatures, temperature: Optional[float] = None,
-                 seed: Optional[int] = None) -> Motion:
+                 seed: Optional[int] = None, offset: int = 0) -> Motion:
+        """Motion for `features`; `offset`: the run's video frame they start at (a streamed
+        window), which picks the noise."""
         problem = self.check_input(features)
         if problem:
             raise StageMismatchError(f"motion_generator 'vae': {problem}")
@@ -78,15 +125,16 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
                              f"at least 2 (one video frame, {1 / VIDEO_FPS:.2f} s) are needed")
         norm = self.sample_normalized(features.values[: 2 * n],
                                       self.config.temperature if temperature is None else temperature,
-                                      self.config.seed if seed is None else seed)
+                                      self.config.seed if seed is None else seed, offset=offset)
         mean = self.net.motion_mean.numpy().reshape(N_LANDMARKS, 3)
         std = self.net.motion_std.numpy().reshape(N_LANDMARKS, 3)
         landmarks = norm.reshape(n, N_LANDMARKS, 3) * std + mean
         return Motion(landmarks, VIDEO_FPS, mean, std)
 
     def sample_normalized(self, features: np.ndarray, temperature: float, seed: int,
-                          window: Optional[int] = None) -> np.ndarray:
-        """2T x D features -> T x 204 normalised landmarks, window by window."""
+                          window: Optional[int] = None, offset: int = 0) -> np.ndarray:
+        """2T x D features -> T x 204 normalised landmarks, window by window. `offset`: the run's
+        video frame the features start at (0: the start of the run)."""
         import torch
 
         net = self.net
@@ -96,25 +144,31 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
             from geneface.core.features import utterance_normalize
 
             features = utterance_normalize(features[: 2 * n])
-        padded = int(math.ceil(n / down)) * down
+        # The latent grid is the run's: a piece starting off it is led in by copies of its first
+        # frame (within the look-back of `stream_context`, so no output that counts reads them).
+        lead = offset % down
+        padded = int(math.ceil((lead + n) / down)) * down
         device = net.motion_mean.device
-        feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)
-        if padded > n:  # repeat the last frame rather than invent silence
-            feats = torch.cat([feats, feats[-1:].expand(2 * (padded - n), -1)], 0)
-        # One noise sequence for the whole audio, so every window reads the same latent draw.
-        gen = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn(1, net.latent, padded // down, generator=gen).to(device)
+        feats = torch.from_numpy(np.ascontiguousarray(features[: 2 * n], dtype=np.float32)).to(device)
+        if lead:
+            feats = torch.cat([feats[:2].repeat(lead, 1), feats], 0)
+        if padded > lead + n:  # repeat the last frame rather than invent silence
+            feats = torch.cat([feats, feats[-1:].expand(2 * (padded - lead - n), -1)], 0)
+        first = (offset - lead) // down  # the run's latent frame this piece starts at
+        noise = latent_noise(seed, net.latent, first, first + padded // down).to(device)
         window = max(down, (window or self.config.window) // down * down)
         context = int(math.ceil(net.reach() / down)) * down
         out = np.empty((padded, net.motion_dim), np.float32)
         net.eval()
-        with torch.no_grad():
+        from geneface.models.blocks import length_invariant_convs
+
+        with torch.no_grad(), length_invariant_convs():  # a window equals the whole, bit for bit
             for start in range(0, padded, window):
                 end = min(start + window, padded)
                 a, b = max(0, start - context), min(padded, end + context)
                 piece = net.sample(feats[None, 2 * a: 2 * b], noise[:, :, a // down: b // down], temperature)
                 out[start:end] = piece[0, start - a: end - a].float().cpu().numpy()
-        return out[:n]
+        return out[lead: lead + n]
 
 
 @hookimpl

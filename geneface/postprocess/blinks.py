@@ -218,18 +218,29 @@ def schedule_blinks(n_frames: int, profile: BlinkProfile, rng: np.random.Generat
 
 
 def inject_blinks(landmarks: np.ndarray, profile: BlinkProfile, seed: int = 0,
-                  fps: float = VIDEO_FPS) -> tuple[np.ndarray, np.ndarray]:
-    """(landmarks with blinks added, their first frames): see the module doc. A new array."""
+                  fps: float = VIDEO_FPS, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(landmarks with blinks added, their first frames): see the module doc. A new array.
+
+    `offset`: the run's frame the landmarks start at (a streamed window of a longer run). The
+    blinks are then scheduled over the run's frames 0 .. offset + T from the seed, so they
+    fall at the same frames whichever window asks, and those reaching this window are added
+    (onsets are the run's frames). Only an approximation of the whole run: which blink of the
+    bank each one is depends on how many were scheduled, and the eye level is this window's.
+    """
     rng = np.random.default_rng(seed)
     out = np.array(landmarks, np.float64)
     longest = max(len(b) for b in profile.bank)
-    onsets = schedule_blinks(len(out), profile, rng, fps, longest)
+    onsets = schedule_blinks(offset + len(out), profile, rng, fps, longest)
     level = open_level(eye_openness(out), fps)
     for onset in onsets:
-        offsets = profile.bank[int(rng.integers(len(profile.bank)))]
+        offsets = profile.bank[int(rng.integers(len(profile.bank)))]  # drawn for every blink: same sequence
+        local = int(onset) - offset
+        a, b = max(local, 0), min(local + len(offsets), len(out))
+        if a >= b:
+            continue
         # Scale by how open the motion's eyes are (their running median, not one noisy frame)
         # against the person's open level: the same share of the gap closes, and lids never
         # cross on narrower eyes.
-        scale = float(np.clip(level[onset] / max(profile.open_level, 1e-12), 0.25, 1.5))
-        out[onset:onset + len(offsets), EYES] += scale * offsets
+        scale = float(np.clip(level[a] / max(profile.open_level, 1e-12), 0.25, 1.5))
+        out[a:b, EYES] += scale * offsets[a - local: b - local]
     return out, onsets

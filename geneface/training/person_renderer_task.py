@@ -161,6 +161,11 @@ class PersonRendererTask(TrainTask):
         self.step = 0
         self._images: dict[str, np.ndarray] = {}
 
+    def to(self, device: torch.device) -> None:
+        # Through the stage: it may choose device-specific kernels (hashgrid_nerf's grid).
+        to_device = getattr(self.stage, "to_device", None)
+        to_device(device) if to_device is not None else self.model.to(device)
+
     # -- what the model keeps from the data ----------------------------------------------
     def _fill_model(self, ds: Dataset) -> None:
         m, s = self.model, ds.size

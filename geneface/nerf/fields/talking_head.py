@@ -14,8 +14,11 @@ benchmarks/bench_encodings.py) or RAD-NeRF's 3-D grid.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from geneface.nerf.encodings import Grid2DConfig, Grid2DEncoding, GridConfig, SHEncoding, TriPlaneConfig, make_grid_encoding
@@ -68,3 +71,32 @@ class HeadField(nn.Module):
         sigma, h, ambient = self.geometry(x, cond)
         rgb = self.colour_mlp(torch.cat([h, self.sh(directions), latent], dim=-1))
         return sigma, rgb, ambient
+
+    def for_frame(self, cond: torch.Tensor, latent: torch.Tensor) -> tuple[Callable, Callable]:
+        """The field for one frame's condition (C,) and latent (L,), as rendering calls it:
+        `(direction_term, field)`. `direction_term(directions (N, 3))` is the colour MLP's
+        first layer's share of each ray's direction (computed once per ray, not per
+        sample); `field(points (M, 3) in [-1, 1], direction_term rows (M, H))` -> sigma (M,),
+        rgb (M, 3). The same numbers as `forward`, without its concatenations: each first
+        layer's weight is split by input, the condition and latent folded into biases."""
+        c, f_dim = self.config, self.space.out_dim
+        w_amb, w_cond = self.ambient_mlp.first_layer_columns(f_dim, cond.shape[-1])
+        b_amb = self.ambient_mlp.linears[0].bias + w_cond @ cond
+        w_space, w_grid = self.density_mlp.first_layer_columns(f_dim, self.ambient_grid.out_dim)
+        b_density = self.density_mlp.linears[0].bias
+        w_geo, w_sh, w_latent = self.colour_mlp.first_layer_columns(c.geo_features, self.sh.out_dim, c.latent_dim)
+        b_colour = self.colour_mlp.linears[0].bias + w_latent @ latent
+
+        def direction_term(directions: torch.Tensor) -> torch.Tensor:
+            return F.linear(self.sh(directions), w_sh, b_colour)
+
+        def field(x: torch.Tensor, direction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            f = self.space(x)
+            ambient = self.ambient_mlp.after_first(F.linear(f, w_amb, b_amb))
+            # The grids read float32 coordinates whatever autocast made of the MLPs' outputs.
+            h = torch.addmm(torch.addmm(b_density, f, w_space.T), self.ambient_grid(ambient.float()), w_grid.T)
+            out = self.density_mlp.after_first(h)
+            rgb = self.colour_mlp.after_first(torch.addmm(direction, out[:, 1:], w_geo.T))
+            return torch.exp(out[:, 0].float()), rgb  # exp in float32: float16 overflows above 11
+
+        return direction_term, field

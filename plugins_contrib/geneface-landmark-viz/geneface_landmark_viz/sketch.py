@@ -12,6 +12,7 @@ or forced with `flip_y`; either way y points down in the picture.
 One scale and one offset per motion, fitted to the landmark range over *all* frames (plus a
 margin), so the sketch does not jump or breathe from frame to frame; the same scale serves
 both panels, so the face keeps its proportions and a point sits at the same height in both.
+That fit over the whole motion is why the sketch cannot stream (`stream_problem`).
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ class LandmarkSketch(Renderer):
     def _text(self, cv2, frame: np.ndarray, text: str, origin: tuple[int, int], color) -> None:
         scale = self.config.size / 640.0  # text keeps its share of the panel at any size
         cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+
+    def stream_problem(self) -> str:
+        return ("one scale and offset are fitted to the landmark range of the whole motion (and y-up is judged "
+                "over all of it), so no frame is final before the last")
 
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         """Yield one RGB uint8 frame per motion frame. `camera` is ignored: the sketch shows

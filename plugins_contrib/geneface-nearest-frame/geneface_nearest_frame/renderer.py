@@ -45,6 +45,9 @@ frames and masks themselves as the dataset's own JPEG and PNG bytes, concatenate
 uint8 tensors with offsets (no re-encoding: a training frame comes back bit for bit). Frames are
 decoded when a motion frame needs them, through a small cache, one output frame at a time, so
 memory is the checkpoint plus a few decoded frames, whatever the length of the motion.
+
+**Streaming.** A frame is made from its own landmarks and the index alone, so the renderer
+streams exactly with no context (`stream_context`).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from geneface.core.dataset import HEAD, TORSO
 from geneface.core.landmarks68 import layout_problem
 from geneface.core.net_stage import check_state_keys
 from geneface.core.records import Camera, Motion
-from geneface.core.stages import Renderer
+from geneface.core.stages import Renderer, StreamContext
 from geneface.errors import CheckpointError, StageMismatchError, UsageError
 from geneface_nearest_frame import __version__
 
@@ -252,6 +255,9 @@ class NearestFrame(Renderer):
         if self._state is None:
             return f"has no index (fit one with `{FIT_COMMAND}`)"
         return layout_problem(self._state["mean"], record.landmarks)
+
+    def stream_context(self) -> StreamContext:
+        return StreamContext(0, 0)  # each frame from its own landmarks
 
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         """One RGB uint8 S x S x 3 frame per motion frame, streamed. `camera` is ignored: each

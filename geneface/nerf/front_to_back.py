@@ -71,27 +71,33 @@ def render_front_to_back(grid: OccupancyGrid, field: FieldFn, rays: Rays, near: 
         # Align down to the step holding `start`: the same step positions as from `near`.
         first = torch.floor((start - near).clamp(min=0.0) / step).clamp(max=2**30).long()
     alive = torch.nonzero(first < n_steps).squeeze(1)
-    cursor = first[alive]
+    # The marching rays' state, compacted (row r is ray alive[r]): each round reads it without
+    # gathering from the full arrays, and a ray's result is written out once, when it leaves.
+    cursor, ray_near, ray_far, ray_steps = first[alive], near[alive], far[alive], n_steps[alive]
+    origins, directions = rays.origins[alive], rays.directions[alive]
+    ray_rgb, ray_t = rgb[alive], transmittance[alive]
     while len(alive):
         # Fewer rays, longer windows: every round costs the same hundred-odd small tensor ops
         # whatever its size, so the stragglers (rays through hair and edges) finish in a few
         # long rounds rather than many short ones.
         steps = window * min(c.max_growth, max(1, n // (len(alive) * 2)))
         k = cursor[:, None] + torch.arange(steps, device=device)  # (A, steps) step indices
-        lo_t = near[alive, None] + k * step
-        hi_t = torch.minimum(lo_t + step, far[alive, None])
+        lo_t = ray_near[:, None] + k * step
+        hi_t = torch.minimum(lo_t + step, ray_far[:, None])
         t = (lo_t + hi_t) * 0.5
-        o, d = rays.origins[alive], rays.directions[alive]
-        points = o[:, None, :] + t[..., None] * d[:, None, :]
+        points = origins[:, None, :] + t[..., None] * directions[:, None, :]
         keep = (hi_t > lo_t) & grid.lookup(points)
         a, j = torch.nonzero(keep, as_tuple=True)  # grouped by ray, in order along it
         if len(a):
             sigma, colour = field(points[a, j], alive[a])
             part = render_packed(sigma.float(), colour.float(), (hi_t - lo_t)[a, j], t[a, j], a, len(alive))
-            rgb[alive] += transmittance[alive, None] * part.rgb
-            transmittance[alive] *= 1.0 - part.opacity
+            ray_rgb += ray_t[:, None] * part.rgb
+            ray_t *= 1.0 - part.opacity
         cursor = cursor + steps
-        still = (cursor < n_steps[alive]) & (transmittance[alive] > c.min_transmittance)
-        alive, cursor = alive[still], cursor[still]
+        still = (cursor < ray_steps) & (ray_t > c.min_transmittance)
+        done = ~still
+        rgb[alive[done]], transmittance[alive[done]] = ray_rgb[done], ray_t[done]
+        alive, cursor, ray_near, ray_far, ray_steps = alive[still], cursor[still], ray_near[still], ray_far[still], ray_steps[still]
+        origins, directions, ray_rgb, ray_t = origins[still], directions[still], ray_rgb[still], ray_t[still]
     return rgb, 1.0 - transmittance
 

@@ -168,12 +168,15 @@ def main() -> int:
     parser.add_argument("--before", help="a source tree of an earlier version to measure the same way")
     parser.add_argument("--config", default="{}", help="renderer config keys (JSON) set for the current version, e.g. "
                         "'{\"fill_threshold\": 0.03}'")
-    parser.add_argument("--json", help="also write the JSON here")
+    parser.add_argument("--json", help="also write the JSON here (an existing file only with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, int(args.threads), args.frames, args.device, json.loads(args.config))))
         return 0
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
     models = list(args.model) + [f"synthetic:{s}" for s in args.synthetic.split(",") if s]
     if not models:
         parser.error("give --model CHECKPOINT[:DATASET] and/or --synthetic SIZES")
@@ -197,7 +200,10 @@ def main() -> int:
               "before": args.before, "config": json.loads(args.config), "results": results}
     text = json.dumps(report)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        from geneface.core.atomic import atomic_output
+
+        with atomic_output(Path(args.json), overwrite=True) as tmp:
+            tmp.write_text(text + "\n")
     print(text)
     return 0
 

@@ -16,8 +16,9 @@
 
 Cameras. A frame is drawn with the camera it is handed: rays are cast with its focal length
 and principal point. With the training camera (within float32 rounding: a checkpoint keeps its
-intrinsics in float32) head rays go only where a head was seen in training (`head_region`),
-as they always have. With another focal length or principal point that region no longer
+intrinsics in float32) head rays go only where a head was seen in training (`head_region`).
+Either way a model that knows where its head can show in this frame (`head_footprint`:
+`hashgrid_nerf`'s occupancy grid, geneface.nerf.footprint) narrows that to those pixels. With another focal length or principal point that region no longer
 bounds the head (it is the training camera's image-space union of head masks), so head rays
 are cast over the whole frame and only those that cross the head's box are rendered; the head
 is drawn over the torso inside the person region and over the plate outside it. The torso

@@ -161,13 +161,24 @@ class PersonCanvas(nn.Module):
         return None
 
     # -- a whole frame -------------------------------------------------------------------
+    def person_pixels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The person region's flat indices and their (x, y) pixels, kept until the region
+        changes (it is fixed after training; every frame asks)."""
+        region = self.person_region
+        key = (region.data_ptr(), region._version)
+        if getattr(self, "_person_key", None) != key:
+            s = self.side
+            person = torch.nonzero(region.reshape(-1)).squeeze(1)
+            self._person_cache = (person, torch.stack([person % s, person // s], dim=-1))
+            self._person_key = key
+        return self._person_cache
+
     def frame_canvas(self, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None) -> FrameCanvas:
         """Where one frame with camera-to-world `c2w` (4, 4) and `intrinsics` gets head rays
         and torso (see the module's docstring), and the plate to draw on. A model with a
         `head_footprint` casts head rays only on pixels its head can cover in this frame."""
         s, device = self.side, self.plate.device
-        person = torch.nonzero(self.person_region.reshape(-1)).squeeze(1)
-        pixels = torch.stack([person % s, person // s], dim=-1)
+        person, pixels = self.person_pixels()
         image = self.plate.reshape(-1, 3).float() / 255.0
         trained = self.is_trained_camera(intrinsics)
         camera = self.camera(c2w[None].cpu().numpy(), None if trained else intrinsics)

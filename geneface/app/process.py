@@ -1,7 +1,8 @@
 """The engine of `geneface process`, `geneface process-corpus` and `geneface dataset
 av-offset`: the library in geneface.processing, handed the registry (the tracker and audio
-encoders a config names come from it) and, for a corpus, the worker command that processes
-one clip in its own process: `python -m geneface.app.process CONFIG_JSON VIDEO OUT`.
+encoders a config names come from it) and, for a corpus, what processes one clip: the worker
+command that does it in its own process (`python -m geneface.app.process CONFIG_JSON VIDEO
+OUT`), or `process_clip`, which a Ray task runs inside its worker.
 """
 
 from __future__ import annotations
@@ -34,11 +35,29 @@ def process_video(video: Path, out: Path, config: Optional[ProcessConfig] = None
 
 
 def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] = None, workers: int = 1,
-                   quiet: bool = False, log: Callable[[str], None] = _stderr):
-    """Every clip under `in_dir`, one worker process per clip (geneface.processing.corpus)."""
-    from geneface.processing.corpus import process_corpus as process
+                   quiet: bool = False, log: Callable[[str], None] = _stderr, ray: Optional[str] = None,
+                   cpus_per_clip: float = 1.0, memory_per_clip_gb: Optional[float] = 2.0):
+    """Every clip under `in_dir` (geneface.processing.corpus): one worker process per clip,
+    `workers` at a time, or with `ray` ("local", "auto" or a cluster address) one Ray task per
+    clip (geneface.processing.corpus_ray)."""
+    from geneface.errors import UsageError
+    from geneface.processing.corpus import PoolRunner, process_corpus as process
 
-    return process(in_dir, out_dir, config, workers=workers, quiet=quiet, log=log, worker=WORKER)
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    if ray is None:
+        runner = PoolRunner(tuple(WORKER), workers)
+    else:
+        from geneface.processing.corpus_ray import RayRunner, import_ray
+
+        import_ray()  # the install hint before any work
+        if cpus_per_clip <= 0:
+            raise UsageError(f"--cpus-per-clip must be positive, got {cpus_per_clip:g}")
+        if memory_per_clip_gb is not None and memory_per_clip_gb <= 0:
+            raise UsageError(f"--memory-per-clip must be positive, got {memory_per_clip_gb:g}")
+        runner = RayRunner(process_clip, ray, local_cpus=max(1, int(round(workers * cpus_per_clip))),
+                           cpus_per_clip=cpus_per_clip, memory_per_clip_gb=memory_per_clip_gb)
+    return process(in_dir, out_dir, config, quiet=quiet, log=log, runner=runner)
 
 
 def reestimate_dataset(path: Path, mode: str = "auto", registry=None) -> dict:
@@ -49,22 +68,31 @@ def reestimate_dataset(path: Path, mode: str = "auto", registry=None) -> dict:
     return reestimate(path, mode, registry=registry or get_registry())
 
 
+def process_clip(config: dict, video: str, out: str) -> tuple[bool, dict | str]:
+    """One clip of a corpus, in this process: (True, {n_frames, fps}) or (False, one-line error).
+    Resumes the clip's work folder and replaces a stale dataset, as a corpus run must."""
+    try:
+        cfg = structure(ProcessConfig, config, "config")
+        result = process_video(Path(video), Path(out), cfg, resume=True, overwrite=True, quiet=True)
+    except GenefaceError as exc:
+        return False, str(exc)
+    except Exception as exc:  # a bug, reported for this clip only
+        return False, f"internal error: {type(exc).__name__}: {exc}"
+    return True, {"n_frames": result.manifest["n_frames"], "fps": result.manifest["timings"]["fps"]}
+
+
 def worker_main(argv: list[str]) -> int:
     """Process one clip: argv = CONFIG_JSON VIDEO OUT. Last stdout line: a JSON result."""
     config_json, video, out = argv
     try:
-        config = structure(ProcessConfig, json.loads(config_json), "config")
-        result = process_video(Path(video), Path(out), config, resume=True, overwrite=True, quiet=True)
-    except GenefaceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        ok, result = process_clip(json.loads(config_json), video, out)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug, reported for this clip only
-        print(f"error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    if not ok:
+        print(f"error: {result}", file=sys.stderr)
         return 1
-    print(json.dumps({"n_frames": result.manifest["n_frames"], "fps": result.manifest["timings"]["fps"]}))
+    print(json.dumps(result))
     return 0
 
 

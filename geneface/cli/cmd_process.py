@@ -107,7 +107,15 @@ def process(
 def process_corpus_cmd(
     in_dir: Path = typer.Argument(..., help="Folder of clips (searched recursively, e.g. an LRS3-like tree)."),
     out_dir: Path = typer.Argument(..., help="Output folder: one dataset per clip, same relative paths."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Clips processed at the same time."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Clips processed at the same time (with --ray local: "
+                                "the local Ray's CPUs are workers x --cpus-per-clip)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run one Ray task per clip: 'local' "
+                                      "(start a Ray on this machine), 'auto' (the cluster this node belongs to) or "
+                                      "a cluster address (HOST:6379, ray://HOST:10001). Needs geneface[distributed]; "
+                                      "OUT_DIR must be writable by every node. docs/distributed.md."),
+    cpus_per_clip: float = typer.Option(1.0, "--cpus-per-clip", help="With --ray: CPUs each clip's task reserves."),
+    memory_per_clip: float = typer.Option(2.0, "--memory-per-clip", help="With --ray: GB of memory each clip's task "
+                                          "reserves (0: none declared)."),
     size: int = _SIZE,
     crop_scale: float = _CROP_SCALE,
     val_fraction: float = _VAL,
@@ -127,16 +135,19 @@ def process_corpus_cmd(
     from geneface.core.outputs import prepare_output
     from geneface.errors import GenefaceError
     from geneface.app.process import process_corpus
+    from geneface.core.corpus_index import INDEX
     from geneface.processing.corpus import REPORT
 
     config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
                      av_offset)
     prepare_output(out_dir, kind="dir", inputs=(in_dir,), existing_ok=True, what="OUT_DIR")  # resumed if it exists
-    outcomes = process_corpus(in_dir, out_dir, config, workers=workers, quiet=quiet, log=_log)
+    outcomes = process_corpus(in_dir, out_dir, config, workers=workers, quiet=quiet, log=_log, ray=ray,
+                              cpus_per_clip=cpus_per_clip, memory_per_clip_gb=memory_per_clip or None)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     typer.echo(
         f"{len(outcomes)} clips: {counts['done']} processed, {counts['skipped']} already done, "
-        f"{counts['failed']} failed (report: {out_dir / REPORT})"
+        f"{counts['failed']} failed (report: {out_dir / REPORT}"
+        + (f", index: {out_dir / INDEX})" if (out_dir / INDEX).exists() else ")")
     )
     failed = [o for o in outcomes if o.status == "failed"]
     for o in sorted(failed, key=lambda o: o.clip):
@@ -184,6 +195,28 @@ def dataset_info(
     for warning in m.get("warnings", []):
         lines.append(f"warning    {warning}")
     typer.echo("\n".join(lines))
+
+
+@dataset_app.command("index")
+def dataset_index(
+    corpus: Path = typer.Argument(..., help="A corpus folder of datasets (searched recursively)."),
+    quiet: bool = _QUIET,
+) -> None:
+    """(Re)build CORPUS/corpus_index.npz, the index training reads instead of walking the folders."""
+    from geneface.core.corpus_index import INDEX, build_index, find_datasets, write_index
+    from geneface.core.dataset import DatasetError
+    from geneface.core.progress import ProgressBars
+
+    if not corpus.is_dir():
+        raise DatasetError(f"{corpus}: no such folder")
+    folders = find_datasets(corpus)
+    if not folders:
+        raise DatasetError(f"{corpus}: no datasets inside")
+    with ProgressBars(quiet) as bars:
+        index = build_index(corpus, folders, bars.task("index", len(folders), unit="clip"))
+    write_index(index)
+    typer.echo(f"wrote {corpus / INDEX}: {len(index)} datasets, {len(set(index.speaker.tolist()))} speakers, "
+               f"{int(index.n_frames.sum())} frames, {int(index.skip_training.sum())} flagged to skip training")
 
 
 @dataset_app.command("av-offset")

@@ -7,7 +7,8 @@ Modules: `records` (the typed records between stages), `stages` (the abstract st
 `camera_io` (pose files, fitting a head path to a length), `motion_io` (landmark files),
 `features` (feature normalisation), `landmarks68` (the 68-point layout and mouth opening),
 `media` (PyAV audio and video I/O), `paste_back` (crops back into the source video),
-`arrays` (padding, runs, arrays on disk), `atomic` (write then rename), `lock` (one writer
+`arrays` (padding, runs, arrays on disk), `corpus_index` (the
+index of a processed corpus that training reads), `atomic` (write then rename), `lock` (one writer
 per output), `outputs` (the check before any output is written), `prefetch` (an iterator run
 ahead on a thread), `progress` (progress bars), `text` ("did you mean ...?"), `measure`
 (peak memory of a block, the time of each item), `image_grid` (frames side by side, PNG files).

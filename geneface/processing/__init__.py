@@ -4,7 +4,8 @@ Modules: `source` (probe, hash, truncation), `tracking` (tracker output -> array
 flags), `crop` (the static head box), `masks` (person / head / torso), `background` (the
 static plate), `pose` (canonical face, head pose, camera), `frames` (crops, masks and plate
 on disk), `audio` (wav and features on disk), `work` (the resumable work folder), `config`
-(`ProcessConfig`), `process` (one video), `corpus` (many videos, in worker processes),
+(`ProcessConfig`), `process` (one video), `corpus` (many videos, in worker processes or Ray tasks:
+the plan, the report, the index), `corpus_ray` (one Ray task per clip),
 `preview` (an mp4 to check tracking by eye), `av_offset` (the clip's audio-to-video offset
 and the `--av-offset` rule), `offset_stage` (that step in `process`, and on finished
 datasets). The commands' engine, which hands these the registry, is `geneface.app.process`.

@@ -3,12 +3,15 @@
 - Clips are found recursively (video extensions below); IN/spk/clip.mp4 -> OUT/spk/clip/.
 - A clip is skipped when its dataset is already complete with the same file size and the
   same settings, so a second run does no work (no hashing of thousands of files either).
-- Each clip runs in its own worker process (the `worker` command: `python -m geneface.app.process`), `workers`
-  at a time: a clip that crashes its process (a segfault in a native library included) fails
-  alone, and the others go on. A worker resumes the clip's unfinished work folder, so a
-  corpus run killed half-way continues where it stopped.
-- The outcome per clip goes to OUT/corpus_report.json (rewritten after every clip) and a
-  summary of failures is printed at the end.
+- A `ClipRunner` processes the clips: `PoolRunner` runs each in its own worker process on this
+  machine (the `worker` command: `python -m geneface.app.process`), `workers` at a time;
+  `corpus_ray.RayRunner` runs one Ray task per clip on a local or remote Ray cluster. Either
+  way a clip that crashes its process (a segfault in a native library included) fails alone,
+  and the others go on. A clip's run resumes its unfinished work folder, so a corpus run killed
+  half-way continues where it stopped, and a dataset appears only when complete.
+- The outcome per clip goes to OUT/corpus_report.json (rewritten every few seconds and at the
+  end); a summary of failures is printed at the end; OUT/corpus_index.npz indexes every
+  finished dataset for training (geneface.core.corpus_index).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 import attrs
 
 from geneface.core import dataset as fmt
 from geneface.core.atomic import atomic_output
 from geneface.core.config import unstructure
+from geneface.core.corpus_index import build_index, write_index
 from geneface.errors import UsageError
 from geneface.processing.config import ProcessConfig
 
@@ -74,11 +78,55 @@ def is_done(clip: Path, out: Path, config: ProcessConfig) -> Optional[dict]:
     return manifest
 
 
-def _run_worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str, float]:
-    """(ok, result or error, seconds the worker ran: from its start, not from when it was queued)."""
-    started = time.perf_counter()
-    ok, result = _worker(worker, clip, out, config)
-    return ok, result, round(time.perf_counter() - started, 2)
+@attrs.frozen
+class ClipJob:
+    """One clip to process: the video, its path below the input folder, its dataset folder."""
+
+    clip: Path
+    rel: Path
+    out: Path
+
+
+@attrs.frozen
+class ClipResult:
+    ok: bool
+    result: Optional[dict] = None  # the worker's result: n_frames, fps
+    error: Optional[str] = None
+    seconds: float = 0.0  # from the clip's start, not from when it was queued
+
+
+class ClipRunner(Protocol):
+    """How clips get processed: a local process pool (`PoolRunner`) or a Ray cluster
+    (geneface.processing.corpus_ray.RayRunner). Results come back as clips finish."""
+
+    def describe(self) -> str: ...
+
+    def run(self, config: ProcessConfig, jobs: Sequence[ClipJob]) -> Iterator[tuple[ClipJob, ClipResult]]: ...
+
+
+@attrs.frozen
+class PoolRunner:
+    """`workers` clips at a time on this machine, each in a worker process of its own (`worker`:
+    the command that processes one clip, `CONFIG_JSON VIDEO OUT` appended; its last stdout line
+    a JSON result), so a clip that crashes its process fails alone."""
+
+    worker: tuple
+    workers: int = 1
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker(s)"
+
+    def run(self, config: ProcessConfig, jobs: Sequence[ClipJob]) -> Iterator[tuple[ClipJob, ClipResult]]:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            futures = {pool.submit(self._one, config, job): job for job in jobs}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+
+    def _one(self, config: ProcessConfig, job: ClipJob) -> ClipResult:
+        started = time.perf_counter()
+        ok, result = _worker(list(self.worker), job.clip, job.out, config)
+        seconds = round(time.perf_counter() - started, 2)
+        return ClipResult(True, result, None, seconds) if ok else ClipResult(False, None, str(result), seconds)
 
 
 def _worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str]:
@@ -86,7 +134,7 @@ def _worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> 
     env = dict(os.environ)
     env.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=_die_with_parent)
     if proc.returncode == 0:
         try:
             return True, json.loads(proc.stdout.strip().splitlines()[-1])
@@ -99,6 +147,19 @@ def _worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> 
         return False, f"worker killed by signal {-proc.returncode}"
     tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
     return False, f"worker exited with code {proc.returncode}: {tail}"
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: die when the process that started it dies (Linux), so a
+    killed corpus run or Ray worker never leaves a clip's worker writing on its own."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def _write_report(out_dir: Path, outcomes: list[ClipOutcome], started: float) -> Path:
@@ -114,25 +175,25 @@ def _write_report(out_dir: Path, outcomes: list[ClipOutcome], started: float) ->
     return path
 
 
+REPORT_EVERY_S = 10.0  # the report is rewritten at most this often (it lists every clip: 100k of them at scale)
+
+
 def process_corpus(
     in_dir: Path,
     out_dir: Path,
     config: Optional[ProcessConfig] = None,
-    workers: int = 1,
     quiet: bool = False,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
     *,
-    worker: list[str],
+    runner: ClipRunner,
 ) -> list[ClipOutcome]:
-    """Process every clip under `in_dir` into `out_dir`; returns one outcome per clip.
-    `worker`: the command that processes one clip (`CONFIG_JSON VIDEO OUT` appended; its last
-    stdout line a JSON result), handed down by the application layer."""
+    """Process every clip under `in_dir` into `out_dir` with `runner`; returns one outcome per
+    clip. Writes OUT/corpus_report.json as it goes and OUT/corpus_index.npz (every finished
+    dataset) at the end."""
     config = config or ProcessConfig()
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise UsageError(f"{in_dir}: no such folder")
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {workers}")
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise UsageError("the output folder must not lie inside the input folder")
     clips = find_clips(in_dir)
@@ -149,25 +210,31 @@ def process_corpus(
         if manifest is not None:
             outcomes.append(ClipOutcome(str(rel), str(out.relative_to(out_dir)), "skipped", n_frames=manifest["n_frames"]))
         else:
-            todo.append((clip, rel, out))
-    log(f"{len(clips)} clips: {len(outcomes)} already done, {len(todo)} to process with {workers} worker(s)")
+            todo.append(ClipJob(clip, rel, out))
+    log(f"{len(clips)} clips: {len(outcomes)} already done, {len(todo)} to process with {runner.describe()}")
 
     from geneface.core.progress import ProgressBars
 
     with ProgressBars(quiet) as bars:
         advance = bars.task("clips", len(todo), unit="clip") if todo else (lambda n=1: None)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_run_worker, worker, clip, out, config): (clip, rel, out) for clip, rel, out in todo}
-            for future in as_completed(futures):
-                clip, rel, out = futures[future]
-                ok, result, seconds = future.result()
-                if ok:
-                    outcome = ClipOutcome(str(rel), str(out.relative_to(out_dir)), "done", seconds, n_frames=result.get("n_frames"))
-                else:
-                    outcome = ClipOutcome(str(rel), str(out.relative_to(out_dir)), "failed", seconds, error=str(result))
-                    log(f"failed: {rel}: {result}")
-                outcomes.append(outcome)
+        frames = bars.task("frames", None, unit="frame") if todo else (lambda n=1: None)
+        written = time.perf_counter()
+        for job, res in runner.run(config, todo):
+            dataset = str(job.out.relative_to(out_dir))
+            if res.ok:
+                n = (res.result or {}).get("n_frames")
+                outcome = ClipOutcome(str(job.rel), dataset, "done", res.seconds, n_frames=n)
+                frames(int(n or 0))
+            else:
+                outcome = ClipOutcome(str(job.rel), dataset, "failed", res.seconds, error=res.error)
+                log(f"failed: {job.rel}: {res.error}")
+            outcomes.append(outcome)
+            advance(1)
+            if time.perf_counter() - written > REPORT_EVERY_S:
                 _write_report(out_dir, outcomes, started)
-                advance(1)
-    _write_report(out_dir, outcomes, started)
+                written = time.perf_counter()
+        _write_report(out_dir, outcomes, started)
+        finished = [out_dir / o.dataset for o in outcomes if o.status != "failed"]
+        if finished:
+            write_index(build_index(out_dir, sorted(finished), bars.task("index", len(finished), unit="clip")))
     return outcomes

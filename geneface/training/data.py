@@ -12,7 +12,6 @@ never saw.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence
@@ -21,6 +20,7 @@ import attrs
 import numpy as np
 
 from geneface.core.arrays import true_runs
+from geneface.core.corpus_index import speaker_of  # noqa: F401  (re-exported: the speaker rule)
 
 from geneface.core.records import MOUTH, N_LANDMARKS
 from geneface.errors import StageMismatchError, UsageError
@@ -277,52 +277,17 @@ def read_synth_clips(folders: Sequence[Path], encoder: Optional["AudioEncoder"])
 def dataset_folders(path: Path) -> list[Path]:
     """`path` itself when it is a dataset, else every dataset below it (a corpus, at any depth:
     `process-corpus` keeps an LRS3-like SPEAKER/CLIP layout)."""
+    from geneface.core.corpus_index import find_datasets
     from geneface.core.dataset import DatasetError, is_dataset, read_manifest
 
     path = Path(path)
     if is_dataset(path):
         return [path]
-    found: list[Path] = []
-
-    def walk(folder: Path) -> None:
-        for p in sorted(folder.iterdir()):
-            if not p.is_dir() or p.name.startswith("."):
-                continue
-            if is_dataset(p):
-                found.append(p)
-            else:
-                walk(p)
-
-    if path.is_dir():
-        walk(path)
+    found = find_datasets(path) if path.is_dir() else []
     if not found:
         read_manifest(path)  # raises the precise reason `path` is not a dataset
         raise DatasetError(f"{path}: no datasets inside")
     return found
-
-
-# Numbered takes of one person (`Obama_clip1`, `feifeili_clip2_short`) are one speaker.
-_TAKE = re.compile(r"_clip\d+.*$")
-
-
-def speaker_of(manifest: dict, path: Path, root: Optional[Path] = None) -> str:
-    """Who speaks in a dataset, by one rule:
-    1. the manifest's `speaker` (synthetic and corpus datasets may name one);
-    2. a dataset nested in a corpus (ROOT/SPEAKER/.../CLIP, LRS3's and VoxCeleb's layout): the
-       first folder below the corpus root;
-    3. the source video's name, less a numbered-take suffix (`NAME_clip2...` -> `NAME`)."""
-    for where in (manifest, manifest.get("source") or {}):
-        if where.get("speaker"):
-            return str(where["speaker"])
-    if root is not None:
-        try:
-            rel = Path(path).relative_to(root).parts
-        except ValueError:
-            rel = ()
-        if len(rel) > 1:
-            return rel[0]
-    source = (manifest.get("source") or {}).get("name")
-    return _TAKE.sub("", Path(source).stem if source else Path(path).name)
 
 
 def dataset_features(ds, encoder: "AudioEncoder") -> np.ndarray:

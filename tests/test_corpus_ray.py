@@ -1,0 +1,187 @@
+"""`geneface process-corpus --ray`: a local 2-worker Ray gives the same datasets as the local
+pool, a worker killed mid-clip loses nothing, a killed run resumes, a bad clip is reported.
+
+Skipped when Ray is not installed (it is in the `test` extra, so CI runs these). Every Ray run
+is a subprocess: a killed driver must not take pytest with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_process_media import astronaut_frames, speech, write_clip
+
+from geneface.cli import main
+from geneface.core.corpus_index import INDEX, read_index
+from geneface.core.dataset import Dataset, is_dataset
+
+pytest.importorskip("ray")
+
+SMALL = ["--size", "128", "--quiet"]
+VOLATILE = ("created", "timings")  # the manifest's only fields that depend on when a clip ran
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    src = tmp_path_factory.mktemp("corpus")
+    (src / "spk1").mkdir()
+    (src / "spk2").mkdir()
+    write_clip(src / "spk1" / "a.mp4", astronaut_frames(25), speech(1.0))
+    write_clip(src / "spk1" / "long.mp4", astronaut_frames(125, seed=5), speech(5.0))
+    write_clip(src / "spk2" / "b.mp4", astronaut_frames(12, seed=3), speech(0.48))
+    (src / "spk2" / "broken.mp4").write_bytes(b"\x00" * 2048)  # reported, never stops the others
+    return src
+
+
+@pytest.fixture(scope="module")
+def pooled(corpus, tmp_path_factory):
+    """The reference: the same corpus through the local process pool."""
+    out = tmp_path_factory.mktemp("pool") / "out"
+    assert main(["process-corpus", str(corpus), str(out), "--workers", "2", *SMALL]) == 1  # the broken clip
+    return out
+
+
+def _ray_cmd(src, out, *extra):
+    return [sys.executable, "-m", "geneface", "process-corpus", str(src), str(out), "--ray", "local",
+            "--workers", "2", "--memory-per-clip", "0.5", *SMALL, *extra]
+
+
+def _env():
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _run_ray(src, out):
+    return subprocess.run(_ray_cmd(src, out), capture_output=True, text=True, timeout=300, env=_env())
+
+
+def _digests(root: Path) -> dict:
+    """sha256 of every file, with each manifest's run-time fields left out."""
+    found = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "corpus_report.json"):
+        data = path.read_bytes()
+        if path.name == "manifest.json":
+            manifest = json.loads(data)
+            assert set(VOLATILE) <= set(manifest)
+            data = json.dumps({k: v for k, v in manifest.items() if k not in VOLATILE}, sort_keys=True).encode()
+        found[path.relative_to(root).as_posix()] = hashlib.sha256(data).hexdigest()
+    return found
+
+
+def _assert_same_datasets(out: Path, reference: Path) -> None:
+    got, want = _digests(out), _digests(reference)
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if got[k] != want[k]] == []
+    assert (out / INDEX).read_bytes() == (reference / INDEX).read_bytes()  # the index, byte for byte
+
+
+def _wait_mid_clip(out: Path, proc: subprocess.Popen, name: str = "long") -> Path:
+    """Block until the clip `name` has a work folder with tracking under way, not yet a dataset."""
+    work = out / "spk1" / f".{name}.partial"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        if work.is_dir() and (work / "state.json").exists() and not is_dataset(out / "spk1" / name):
+            return work
+        time.sleep(0.05)
+    raise AssertionError(f"{work} never appeared")
+
+
+def _holders(lock: Path) -> list[int]:
+    """The processes that hold `lock` open (Linux /proc)."""
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd) == str(lock) for fd in fd_dir.iterdir()):
+                pids.append(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _wait_holders(lock: Path, driver: int) -> list[int]:
+    """The Ray worker(s) holding a clip's lock, once there is one."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [p for p in _holders(lock) if p != driver]
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"no Ray worker holds {lock}")
+
+
+def test_local_ray_gives_the_pool_s_datasets_byte_for_byte_and_reports_the_bad_clip(corpus, pooled, tmp_path):
+    out = tmp_path / "ray"
+    proc = _run_ray(corpus, out)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "3 processed, 0 already done, 1 failed" in proc.stdout and "local Ray (2 CPUs), one task per clip" in proc.stderr
+    assert "spk2/broken.mp4" in proc.stdout and "cannot open as media" in proc.stdout
+    assert "error: 1 of 4 clips failed" in proc.stderr
+    report = json.loads((out / "corpus_report.json").read_text())
+    assert report["counts"] == {"done": 3, "skipped": 0, "failed": 1}
+    assert not (out / "spk2" / "broken").exists()
+    _assert_same_datasets(out, pooled)
+    index = read_index(out)
+    assert index.dataset.tolist() == ["spk1/a", "spk1/long", "spk2/b"]
+    assert index.speaker.tolist() == ["spk1", "spk1", "spk2"] and index.n_frames.tolist() == [25, 125, 12]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
+def test_a_ray_worker_killed_mid_clip_is_retried_and_loses_nothing(corpus, pooled, tmp_path):
+    out = tmp_path / "ray"
+    proc = subprocess.Popen(_ray_cmd(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        _wait_mid_clip(out, proc)
+        victims = _wait_holders(out / "spk1" / ".long.lock", proc.pid)
+        assert not is_dataset(out / "spk1" / "long")
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    # Ray ran the task again; it resumed the work folder, and every clip is as the pool made it.
+    assert proc.returncode == 1, stderr[-3000:]  # the broken clip
+    assert "3 processed, 0 already done, 1 failed" in stdout
+    _assert_same_datasets(out, pooled)
+    assert not any(p.name.endswith(".partial") for p in out.rglob("*"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kills a process group")
+def test_a_run_killed_mid_clip_leaves_nothing_complete_and_resumes(corpus, pooled, tmp_path):
+    out = tmp_path / "ray"
+    proc = subprocess.Popen(_ray_cmd(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(), start_new_session=True)
+    try:
+        work = _wait_mid_clip(out, proc)
+        # The machine dies: the driver, the Ray it started and the worker on the clip, at once.
+        workers = _wait_holders(out / "spk1" / ".long.lock", proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert work.is_dir() and not is_dataset(out / "spk1" / "long")  # the clip in flight: nothing complete
+    assert not (out / INDEX).exists()
+    again = _run_ray(corpus, out)
+    assert again.returncode == 1 and "1 of 4 clips failed" in again.stderr, again.stderr[-3000:]
+    _assert_same_datasets(out, pooled)
+    report = json.loads((out / "corpus_report.json").read_text())
+    assert report["counts"]["done"] + report["counts"]["skipped"] == 3 and report["counts"]["failed"] == 1
+    assert Dataset(out / "spk1" / "long").n_frames == 125
+
+
+def test_without_ray_the_flag_says_how_to_install_it(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    code = main(["process-corpus", str(corpus), str(tmp_path / "out"), "--ray", "local", *SMALL])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install 'geneface[distributed]'" in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

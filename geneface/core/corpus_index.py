@@ -29,7 +29,6 @@ from geneface.core.records import N_LANDMARKS
 INDEX = "corpus_index.npz"
 FORMAT = "geneface-corpus-index"
 VERSION = 1
-UNKNOWN_OFFSET = np.iinfo(np.int32).min  # the av_offset column's "not estimated / unknown"
 
 # Numbered takes of one person (`Obama_clip1`, `feifeili_clip2_short`) are one speaker.
 _TAKE = re.compile(r"_clip\d+.*$")
@@ -66,7 +65,8 @@ class IndexEntry:
     mean: np.ndarray  # 68 x 3 landmark statistics of the dataset (what its clips are normalised by)
     std: np.ndarray
     features: tuple  # ((encoder, width), ...) stored under audio_features/
-    av_offset: Optional[int]  # frames the audio was moved by; None when unknown or never estimated
+    av_offset: int  # frames the audio was moved by when processed (0: taken as it was)
+    av_status: str  # the estimate's status (e.g. "estimated", "unknown"); "" when never estimated
     skip_training: bool  # flagged by processing (e.g. the audio-to-video offset is unknown)
     failed_frames: int
     size: int  # crop side, px
@@ -89,7 +89,8 @@ def entry_of(folder: Path, root: Path) -> IndexEntry:
         mean=np.asarray(mean, np.float32).reshape(N_LANDMARKS, 3),
         std=np.asarray(std, np.float32).reshape(N_LANDMARKS, 3),
         features=tuple(sorted((name, int(f["width"])) for name, f in features.items())),
-        av_offset=None if offset.get("status") in (None, "unknown") else int(offset.get("applied_frames", 0)),
+        av_offset=int(offset.get("applied_frames", 0) or 0),
+        av_status=str(offset.get("status") or ""),
         skip_training=bool(offset.get("skip_training", False)),
         failed_frames=int(((flags & FLAG_FAILED) != 0).sum()),
         size=ds.size,
@@ -110,7 +111,8 @@ class CorpusIndex:
     mean: np.ndarray  # float32 N x 68 x 3
     std: np.ndarray
     features: np.ndarray  # str: "mel:80,hubert:1024"
-    av_offset: np.ndarray  # int32, UNKNOWN_OFFSET when unknown
+    av_offset: np.ndarray  # int32
+    av_status: np.ndarray  # str
     skip_training: np.ndarray  # bool
     failed_frames: np.ndarray  # int32
     size: np.ndarray  # int32
@@ -127,11 +129,10 @@ class CorpusIndex:
 
     def entry(self, i: int) -> IndexEntry:
         segs = np.flatnonzero(self.seg_owner == i)
-        offset = int(self.av_offset[i])
         return IndexEntry(str(self.dataset[i]), str(self.speaker[i]), int(self.n_frames[i]),
                           tuple((int(self.seg_start[k]), int(self.seg_end[k])) for k in segs),
                           self.mean[i], self.std[i], tuple(self.feature_widths(i).items()),
-                          None if offset == UNKNOWN_OFFSET else offset, bool(self.skip_training[i]),
+                          int(self.av_offset[i]), str(self.av_status[i]), bool(self.skip_training[i]),
                           int(self.failed_frames[i]), int(self.size[i]))
 
     def entries(self) -> list[IndexEntry]:
@@ -154,7 +155,8 @@ def index_of(root: Path, entries: Iterable[IndexEntry]) -> CorpusIndex:
         seg_owner=seg[:, 0].copy(), seg_start=seg[:, 1].copy(), seg_end=seg[:, 2].copy(),
         mean=stats("mean"), std=stats("std"),
         features=np.asarray([",".join(f"{n}:{w}" for n, w in e.features) for e in rows], dtype=str),
-        av_offset=np.asarray([UNKNOWN_OFFSET if e.av_offset is None else e.av_offset for e in rows], np.int32),
+        av_offset=np.asarray([e.av_offset for e in rows], np.int32),
+        av_status=np.asarray([e.av_status for e in rows], dtype=str),
         skip_training=np.asarray([e.skip_training for e in rows], bool),
         failed_frames=np.asarray([e.failed_frames for e in rows], np.int32),
         size=np.asarray([e.size for e in rows], np.int32),

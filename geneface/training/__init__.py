@@ -5,7 +5,8 @@ Modules: `config` (`TrainConfig`, `LRSchedule`: a run's loop settings), `task` (
 down), `trainer` (the loop: resume, validation, keep-best-k, metrics, Ctrl-C, mixed
 precision, DDP under torchrun), `state` (resume state without pickle), `metrics` (CSV,
 TensorBoard, progress), `distributed`, `data` (clips from datasets and synthetic corpora,
-split by speaker), `speaker_data` (the audio-to-motion recipes' data flags), `person_data`
+split by speaker; sampling), `lazy_clips` (an indexed corpus's clips, read window by window),
+`speaker_data` (the audio-to-motion recipes' data flags), `person_data`
 (one target person, the held-out last 1/11 split off), `syncnet_task`, `vae_task`,
 `postnet_task`, `checkpoint_choice` (a GAN's checkpoint chosen or averaged from its
 curves), `projection_fit` (`landmark_projection` in closed form), `person_renderer_task`

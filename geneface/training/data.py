@@ -106,11 +106,25 @@ def make_clip(name: str, speaker: str, landmarks: np.ndarray, features: np.ndarr
 # -- statistics ----------------------------------------------------------------------------
 
 
+STATS_CLIPS = 4000  # feature statistics of a larger corpus come from this many clips, drawn by a fixed seed
+
+
 def feature_stats(clips: Sequence[Clip]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of the features over every frame of `clips`."""
+    """Per-channel mean and std of the features over every frame of `clips` (of a fixed
+    random `STATS_CLIPS` of them in a larger corpus: an estimate, read in seconds, not a pass
+    over 400 hours)."""
+    if len(clips) > STATS_CLIPS:
+        pick = np.sort(np.random.default_rng(0).choice(len(clips), STATS_CLIPS, replace=False))
+        clips = [clips[i] for i in pick]
     total = sum(c.features.shape[0] for c in clips)
-    mean = sum(c.features.astype(np.float64).sum(0) for c in clips) / total
-    var = sum(((c.features - mean) ** 2).sum(0) for c in clips) / total
+    sums = np.zeros(clips[0].width, np.float64)
+    squares = np.zeros(clips[0].width, np.float64)
+    for c in clips:  # one read per clip (a lazy clip's features come from disk)
+        f = np.asarray(c.features, dtype=np.float64)
+        sums += f.sum(0)
+        squares += (f * f).sum(0)
+    mean = sums / total
+    var = squares / total - mean * mean
     return mean.astype(np.float32), np.sqrt(np.maximum(var, 1e-8)).astype(np.float32)
 
 
@@ -302,19 +316,47 @@ def dataset_features(ds, encoder: "AudioEncoder") -> np.ndarray:
     return encoder.encode(ds.audio()).values
 
 
-def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5) -> list[Clip]:
+def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5, lazy: bool = False) -> list:
     """The clips of one dataset (or of each dataset in a corpus folder).
 
     One dataset is one clip, cut where tracking failed (those frames hold interpolated
     guesses, not motion); pieces shorter than `min_frames` are dropped, and so are datasets
     flagged because their audio-to-video offset is unknown (`av_offset.skip_training`).
+
+    A corpus folder with an index (`corpus_index.npz`, written by `process-corpus`) is read
+    from the index, not walked: `LazyClip`s (arrays read window by window) with `lazy`,
+    else the same clips in memory.
     """
+    from geneface.core.corpus_index import has_index
+    from geneface.core.dataset import is_dataset
+
+    root = Path(path)
+    if not is_dataset(root) and has_index(root):
+        return _indexed_clips(root, encoder, min_frames, lazy)
+    return _walked_clips(dataset_folders(root), root, encoder, min_frames)
+
+
+def _indexed_clips(root: Path, encoder: "AudioEncoder", min_frames: int, lazy: bool) -> list:
+    from geneface.core.corpus_index import read_index
+    from geneface.training.lazy_clips import read_index_clips
+
+    index = read_index(root)
+    clips, without = read_index_clips(index, encoder.name, min_frames)
+    if not lazy:
+        clips = [c.load() for c in clips]
+    if without:  # datasets without these stored features: computed from their audio, in memory
+        print(f"{root}: {len(without)} datasets lack stored '{encoder.name}' features; computing them "
+              "(process the corpus with --audio-encoder to read them lazily)", file=sys.stderr)
+        clips += _walked_clips([index.path(i) for i in without], root, encoder, min_frames)
+    return clips
+
+
+def _walked_clips(folders: Sequence[Path], root: Path, encoder: "AudioEncoder", min_frames: int) -> list[Clip]:
     from geneface.core.dataset import FLAG_FAILED, Dataset
 
     clips = []
-    root = Path(path)
     skipped = []
-    for folder in dataset_folders(root):
+    for folder in folders:
         ds = Dataset(folder)
         if (ds.manifest.get("av_offset") or {}).get("skip_training"):
             skipped.append(folder.name)  # its audio-to-video offset is unknown: the pairing may be wrong
@@ -337,14 +379,15 @@ def read_dataset_clips(path: Path, encoder: "AudioEncoder", min_frames: int = 5)
     return clips
 
 
-def load_clips(paths: Sequence[Path], encoder: "AudioEncoder") -> list[Clip]:
+def load_clips(paths: Sequence[Path], encoder: "AudioEncoder", lazy: bool = False) -> list:
     """Every clip of every dataset (or synthetic corpus) in `paths`, with `encoder`'s features:
-    read from a dataset (stored there under `encoder.name`), computed for synthetic clips."""
-    clips: list[Clip] = []
+    read from a dataset (stored there under `encoder.name`), computed for synthetic clips.
+    `lazy`: an indexed corpus gives `LazyClip`s (geneface.training.lazy_clips)."""
+    clips: list = []
     for path in paths:
         synth = synth_clip_folders(Path(path))
         clips.extend(read_synth_clips(synth, encoder) if synth is not None
-                     else read_dataset_clips(Path(path), encoder))
+                     else read_dataset_clips(Path(path), encoder, lazy=lazy))
     if not clips:
         raise UsageError("no usable clips in " + ", ".join(str(p) for p in paths))
     sources = [c.source for c in clips if c.name == Path(c.source).name]
@@ -360,24 +403,48 @@ def mouth_slice() -> slice:
 
 # -- sampling ----------------------------------------------------------------------------
 
-BALANCE = ("speaker", "window")
+BALANCE = ("speaker", "window", "speaker-length")
+LENGTH_BUCKETS = 4  # "speaker-length": clip lengths split at their quartiles
 
 
-def clip_weights(clips: Sequence[Clip], window: int, balance: str = "speaker") -> np.ndarray:
+def clip_weights(clips: Sequence, window: int, balance: str = "speaker") -> np.ndarray:
     """The probability of drawing each clip for a training window of `window` frames.
 
     `window`: every window of every clip equally likely, so a speaker weighs as much as their
     minutes (one long-recorded speaker, e.g. GRID's s1, dominates). `speaker`: every speaker
-    equally likely, then windows uniform within the speaker's clips.
+    equally likely, then windows uniform within the speaker's clips. `speaker-length`: every
+    speaker equally likely, then each of the speaker's length buckets (clip lengths cut at the
+    corpus's quartiles) equally likely, then windows uniform within the bucket: short
+    utterances (most of LRS3) are drawn as often as long ones instead of by their frames.
     """
     if balance not in BALANCE:
         raise UsageError(f"balance must be one of {', '.join(BALANCE)}, got '{balance}'")
     n = np.array([max(0, c.n_frames - window + 1) for c in clips], dtype=np.float64)
-    if balance == "speaker":
-        totals: dict[str, float] = {}
-        for c, k in zip(clips, n):
-            totals[c.speaker] = totals.get(c.speaker, 0.0) + k
-        n = np.array([k / totals[c.speaker] if totals[c.speaker] else 0.0 for c, k in zip(clips, n)])
+    if balance != "window":
+        speakers = np.unique([c.speaker for c in clips], return_inverse=True)[1]
+        groups = speakers
+        if balance == "speaker-length":
+            lengths = np.array([c.n_frames for c in clips], dtype=np.float64)
+            cuts = np.quantile(lengths[n > 0], np.linspace(0, 1, LENGTH_BUCKETS + 1)[1:-1]) if (n > 0).any() else []
+            groups = speakers * LENGTH_BUCKETS + np.searchsorted(cuts, lengths, side="right")
+        total = np.bincount(groups, weights=n)
+        n = np.where(total[groups] > 0, n / np.maximum(total[groups], 1e-300), 0.0)
+        if balance == "speaker-length":  # a speaker's buckets share the speaker's one vote
+            live = np.unique(groups[n > 0])
+            shares = np.bincount(live // LENGTH_BUCKETS, minlength=speakers.max() + 1)
+            n = n / np.maximum(shares[speakers], 1)
     if n.sum() <= 0:
         raise UsageError(f"no clip is {window} frames long")
     return n / n.sum()
+
+
+class ClipDraw:
+    """Draws a clip index with probabilities `p` in O(log n): the very draws of
+    `rng.choice(len(p), p=p)`, without its O(n) cumulative sum on every call (100k clips)."""
+
+    def __init__(self, p: np.ndarray) -> None:
+        self.cdf = np.cumsum(np.asarray(p, dtype=np.float64))
+        self.cdf /= self.cdf[-1]
+
+    def __call__(self, rng: np.random.Generator) -> int:
+        return int(self.cdf.searchsorted(rng.random(), side="right"))

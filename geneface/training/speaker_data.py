@@ -2,7 +2,8 @@
 
 Both read any list of datasets or synthetic corpora (`--data`, repeatable), with one audio
 encoder's features (`--encoder`), and hold out whole speakers for validation (`--val-speakers`,
-or chosen by the seed).
+or chosen by the seed). A corpus made by `process-corpus` is read from its index, its clips'
+arrays from disk window by window (geneface.training.lazy_clips).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from geneface.training.recipe import TrainInputs, TrainOption
 OPTIONS = (
     TrainOption("encoder", "which audio features of the datasets to use", default="mel"),
     TrainOption("val-speakers", "comma-separated speakers to hold out (default: chosen by --seed)"),
-    TrainOption("balance", "how training windows are drawn: 'speaker' (every speaker equally often) or 'window' "
+    TrainOption("balance", "how training windows are drawn: 'speaker' (every speaker equally often), "
+                "'speaker-length' (every speaker, then each of its clip-length quartiles, equally often) or 'window' "
                 "(every window of every clip equally often: long-recorded speakers dominate)", default="speaker"),
     TrainOption("utterance-norm", "normalise each clip's features over its own frames (voice and channel "
                 "offsets removed; the model applies the same to its input)", kind="bool", default=False),
@@ -50,8 +52,9 @@ def load_speaker_data(inputs: TrainInputs, expected_width: Optional[int] = None,
         from geneface.errors import UsageError
 
         raise UsageError(f"--balance must be one of {', '.join(BALANCE)}, got '{balance}'")
-    clips = load_clips(inputs.data, encoder)
     norm = bool(inputs.options["utterance_norm"])
+    # An indexed corpus is read lazily (window by window), except to normalise per utterance.
+    clips = load_clips(inputs.data, encoder, lazy=not norm)
     if norm:
         clips = [attrs.evolve(c, features=utterance_normalize(c.features)) for c in clips]
     check_width(clips, expected_width, what)

@@ -18,7 +18,7 @@ import torch
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import UsageError
 from geneface.models.syncnet import A_FRAMES, V_FRAMES, offset_search, sync_bce
-from geneface.training.data import Clip, clip_weights, feature_stats, mouth_slice
+from geneface.training.data import Clip, ClipDraw, clip_weights, feature_stats, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs
 from geneface.training.speaker_data import OPTIONS, load_speaker_data
 from geneface.training.task import TrainTask
@@ -60,18 +60,26 @@ class PairSampler:
         self.config = config
         self.n_windows = np.array([c.n_frames - V_FRAMES + 1 for c in self.clips])
         self.p_clip = clip_weights(self.clips, V_FRAMES, balance)
+        self.draw_clip = ClipDraw(self.p_clip)
         self.by_speaker: dict[str, list[int]] = {}
         for i, c in enumerate(self.clips):
             self.by_speaker.setdefault(c.speaker, []).append(i)
+        self.speaker_id = np.unique([c.speaker for c in self.clips], return_inverse=True)[1]
         self.mouth = mouth_slice()
         shares = np.array([config.p_other_speaker, config.p_far, config.p_shift], dtype=np.float64)
         self.p_kind = shares / shares.sum()
 
     def _other_speaker(self, rng, i):
-        others = [j for s, idx in self.by_speaker.items() if s != self.clips[i].speaker for j in idx]
-        if not others:
+        """A clip of another speaker, uniformly: drawn among all clips until the speaker differs
+        (O(1) per draw at 100k clips), with the explicit list only when others are rare."""
+        if len(self.by_speaker) < 2:
             return None
-        j = others[rng.integers(len(others))]
+        for _ in range(32):
+            j = int(rng.integers(len(self.clips)))
+            if self.speaker_id[j] != self.speaker_id[i]:
+                return j, int(rng.integers(self.n_windows[j]))
+        others = np.flatnonzero(self.speaker_id != self.speaker_id[i])
+        j = int(others[rng.integers(len(others))])
         return j, int(rng.integers(self.n_windows[j]))
 
     def _far(self, rng, i, t):
@@ -95,7 +103,7 @@ class PairSampler:
         return None
 
     def draw(self, rng: np.random.Generator) -> Pair:
-        i = int(rng.choice(len(self.clips), p=self.p_clip))
+        i = self.draw_clip(rng)
         t = int(rng.integers(self.n_windows[i]))
         if rng.random() < self.config.p_positive:
             return Pair(i, t, i, t, 1, "positive")
@@ -159,7 +167,7 @@ class SyncNetTask(TrainTask):
         mouth = mouth_slice()
         for clip in self.val_pieces:
             found = offset_search(self.model, torch.from_numpy(clip.landmarks[:, mouth]),
-                                  torch.from_numpy(clip.features), self.config.val_max_offset)
+                                  torch.from_numpy(np.asarray(clip.features)), self.config.val_max_offset)
             errors.append(abs(found.best_offset))
         if errors:
             metrics["offset_within_1"] = float(np.mean(np.array(errors) <= 1))

@@ -26,7 +26,7 @@ from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import StageMismatchError, UsageError
 from geneface.models.syncnet import V_FRAMES, offset_search, sync_loss, windows_sync_prob
 from geneface.core.landmarks68 import mouth_opening
-from geneface.training.data import Clip, clip_weights, feature_stats, motion_stats, mouth_slice
+from geneface.training.data import Clip, ClipDraw, clip_weights, feature_stats, motion_stats, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
 from geneface.training.speaker_data import OPTIONS, SpeakerData, load_speaker_data
 from geneface.training.task import TrainTask
@@ -84,7 +84,9 @@ class VAETask(TrainTask):
             raise UsageError(f"no training clip is {self.reach} frames long (longest: {longest}); "
                              "lower task.segment (or task.tempo) in --config")
         self.p_clip = clip_weights(self.train, self.reach, balance)
-        self.val = list(val)[: self.config.val_clips]
+        self.draw_clip = ClipDraw(self.p_clip)
+        # A corpus's lazy clips: the few validation clips are read into memory once.
+        self.val = [c.load() if hasattr(c, "load") else c for c in list(val)[: self.config.val_clips]]
         self.sync_on = False
         self.mouth = mouth_slice()
 
@@ -107,7 +109,7 @@ class VAETask(TrainTask):
         seg, tempo = self.config.segment, self.config.tempo
         motion, audio = [], []
         for _ in range(batch_size):
-            c = self.train[int(rng.choice(len(self.train), p=self.p_clip))]
+            c = self.train[self.draw_clip(rng)]
             factor = float(rng.uniform(1 - tempo, 1 + tempo)) if tempo > 0 else 1.0
             span = min(c.n_frames, max(2, int(round(seg * factor))))  # source frames read
             t = int(rng.integers(c.n_frames - span + 1))

@@ -103,7 +103,7 @@ def main() -> int:
     best = max(results, key=lambda k: results[k]["frames_per_s"])
     fps_per_core = results[best]["frames_per_s"] / args.workers
     total_frames = LRS3_HOURS * 3600 * 25
-    estimate = {f"{m}x{args.cores}_cores_hours": round(total_frames / (fps_per_core * args.cores * m) / 3600, 1)
+    estimate = {f"{m}x{args.cores}_cores_hours": round(total_frames / (fps_per_core * args.cores * m) / 3600, 2)
                 for m in MACHINES}
     print_json = {
         "benchmark": "corpus", "clips": args.clips, "workers": args.workers, "size": args.size,

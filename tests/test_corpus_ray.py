@@ -185,3 +185,34 @@ def test_without_ray_the_flag_says_how_to_install_it(corpus, tmp_path, monkeypat
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'geneface[distributed]'" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_an_existing_cluster_by_its_address(corpus, pooled, tmp_path):
+    """`--ray HOST:PORT`: a cluster started beforehand (`ray start --head`), joined, not stopped."""
+    src = tmp_path / "in"
+    (src / "spk2").mkdir(parents=True)
+    (src / "spk2" / "b.mp4").write_bytes((corpus / "spk2" / "b.mp4").read_bytes())
+    port = _free_port()
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    start = subprocess.run([*ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
+                            "--include-dashboard", "false", "--disable-usage-stats"],
+                           capture_output=True, text=True, timeout=120, env=_env())
+    assert start.returncode == 0, start.stdout[-2000:] + start.stderr[-2000:]
+    try:
+        cmd = _ray_cmd(src, tmp_path / "out")
+        cmd[cmd.index("local")] = f"127.0.0.1:{port}"
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"the Ray cluster at 127.0.0.1:{port}" in proc.stderr and "1 processed" in proc.stdout
+        same = lambda d: {k: v for k, v in d.items() if k != "manifest.json"}  # noqa: E731  (another source path)
+        assert same(_digests(tmp_path / "out" / "spk2" / "b")) == same(_digests(pooled / "spk2" / "b"))
+    finally:
+        subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=_env())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -140,7 +140,9 @@ def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] 
     built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop_config,
                                      registry or get_registry()))
     if overwrite and not resume and out.is_dir():
-        shutil.rmtree(out)  # checked above: a folder holding a run, not one of the inputs
+        # Checked above: a folder holding a run, not one of the inputs. Under torchrun every
+        # process does this on one shared folder: a file another rank already took is no error.
+        shutil.rmtree(out, ignore_errors=True)
     if built.fitted is not None:
         _write_fitted(out, built, entry)
         return {"model": out / "model.safetensors", "step": 0, "fitted": True}

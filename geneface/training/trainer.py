@@ -163,6 +163,28 @@ class Trainer:
                              "use the original ones or a new --out")
         return latest
 
+    def _agreed_resume_point(self) -> Optional[Path]:
+        """`_prepare_out` on every rank, and the same answer on all of them. Under torchrun on
+        several machines each node reads --out itself: one that sees another folder (not a
+        shared file system) would start from step 0 while rank 0 resumes, or refuse alone,
+        and the others would wait for it in a collective until the timeout. Every rank raises
+        the same UsageError instead."""
+        try:
+            latest, problem = self._prepare_out(), None
+        except UsageError as exc:
+            latest, problem = None, exc
+        seen = ddp.gather((str(problem) if problem else None, latest.name if latest else None), self.dist)
+        if problem is not None:
+            raise problem
+        refused = [f"rank {rank}: {message}" for rank, (message, _) in enumerate(seen) if message]
+        if refused:
+            raise UsageError(refused[0])
+        if len({name for _, name in seen}) > 1:
+            found = ", ".join(f"rank {rank}: {name or 'none'}" for rank, (_, name) in enumerate(seen))
+            raise UsageError(f"{self.out}: the processes see different resume states ({found}); every machine "
+                             "must see the same --out (a shared file system)")
+        return latest
+
     @staticmethod
     def latest_state(out: Path) -> Optional[Path]:
         folder = Path(out) / "state"
@@ -361,8 +383,7 @@ class Trainer:
         self._budget_started = started if budget else None
         pending_snapshots = list(cfg.snapshot_minutes)
         self.task.run_share = self.run_share  # staged tasks follow the time budget too
-        resume_from = self._prepare_out()
-        ddp.barrier(self.dist)  # every rank has looked at --out before rank 0 writes to it
+        resume_from = self._agreed_resume_point()  # every rank has looked at --out before rank 0 writes to it
         is_main = self.dist.is_main
         if is_main:
             self.out.mkdir(parents=True, exist_ok=True)

@@ -7,16 +7,14 @@ is a subprocess: a killed driver must not take pytest with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
+from support.corpus_runs import assert_same_datasets, digests, free_port, wait_holders, wait_mid_clip
 from test_process_media import astronaut_frames, speech, write_clip
 
 from geneface.cli import main
@@ -26,7 +24,6 @@ from geneface.core.dataset import Dataset, is_dataset
 pytest.importorskip("ray")
 
 SMALL = ["--size", "128", "--quiet"]
-VOLATILE = ("created", "timings")  # the manifest's only fields that depend on when a clip ran
 
 
 @pytest.fixture(scope="module")
@@ -62,61 +59,6 @@ def _run_ray(src, out):
     return subprocess.run(_ray_cmd(src, out), capture_output=True, text=True, timeout=300, env=_env())
 
 
-def _digests(root: Path) -> dict:
-    """sha256 of every file, with each manifest's run-time fields left out."""
-    found = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "corpus_report.json"):
-        data = path.read_bytes()
-        if path.name == "manifest.json":
-            manifest = json.loads(data)
-            assert set(VOLATILE) <= set(manifest)
-            data = json.dumps({k: v for k, v in manifest.items() if k not in VOLATILE}, sort_keys=True).encode()
-        found[path.relative_to(root).as_posix()] = hashlib.sha256(data).hexdigest()
-    return found
-
-
-def _assert_same_datasets(out: Path, reference: Path) -> None:
-    got, want = _digests(out), _digests(reference)
-    assert sorted(got) == sorted(want)
-    assert [k for k in want if got[k] != want[k]] == []
-    assert (out / INDEX).read_bytes() == (reference / INDEX).read_bytes()  # the index, byte for byte
-
-
-def _wait_mid_clip(out: Path, proc: subprocess.Popen, name: str = "long") -> Path:
-    """Block until the clip `name` has a work folder with tracking under way, not yet a dataset."""
-    work = out / "spk1" / f".{name}.partial"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        if work.is_dir() and (work / "state.json").exists() and not is_dataset(out / "spk1" / name):
-            return work
-        time.sleep(0.05)
-    raise AssertionError(f"{work} never appeared")
-
-
-def _holders(lock: Path) -> list[int]:
-    """The processes that hold `lock` open (Linux /proc)."""
-    pids = []
-    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
-        try:
-            if any(os.readlink(fd) == str(lock) for fd in fd_dir.iterdir()):
-                pids.append(int(fd_dir.parent.name))
-        except OSError:
-            continue
-    return pids
-
-
-def _wait_holders(lock: Path, driver: int) -> list[int]:
-    """The Ray worker(s) holding a clip's lock, once there is one."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = [p for p in _holders(lock) if p != driver]
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"no Ray worker holds {lock}")
-
-
 def test_local_ray_gives_the_pool_s_datasets_byte_for_byte_and_reports_the_bad_clip(corpus, pooled, tmp_path):
     out = tmp_path / "ray"
     proc = _run_ray(corpus, out)
@@ -127,7 +69,7 @@ def test_local_ray_gives_the_pool_s_datasets_byte_for_byte_and_reports_the_bad_c
     report = json.loads((out / "corpus_report.json").read_text())
     assert report["counts"] == {"done": 3, "skipped": 0, "failed": 1}
     assert not (out / "spk2" / "broken").exists()
-    _assert_same_datasets(out, pooled)
+    assert_same_datasets(out, pooled)
     index = read_index(out)
     assert index.dataset.tolist() == ["spk1/a", "spk1/long", "spk2/b"]
     assert index.speaker.tolist() == ["spk1", "spk1", "spk2"] and index.n_frames.tolist() == [25, 125, 12]
@@ -139,8 +81,8 @@ def test_a_ray_worker_killed_mid_clip_is_retried_and_loses_nothing(corpus, poole
     proc = subprocess.Popen(_ray_cmd(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
     try:
-        _wait_mid_clip(out, proc)
-        victims = _wait_holders(out / "spk1" / ".long.lock", proc.pid)
+        wait_mid_clip(out, proc)
+        victims = wait_holders(out / "spk1" / ".long.lock", proc.pid)
         assert not is_dataset(out / "spk1" / "long")
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
@@ -150,7 +92,7 @@ def test_a_ray_worker_killed_mid_clip_is_retried_and_loses_nothing(corpus, poole
     # Ray ran the task again; it resumed the work folder, and every clip is as the pool made it.
     assert proc.returncode == 1, stderr[-3000:]  # the broken clip
     assert "3 processed, 0 already done, 1 failed" in stdout
-    _assert_same_datasets(out, pooled)
+    assert_same_datasets(out, pooled)
     assert not any(p.name.endswith(".partial") for p in out.rglob("*"))
 
 
@@ -160,9 +102,9 @@ def test_a_run_killed_mid_clip_leaves_nothing_complete_and_resumes(corpus, poole
     proc = subprocess.Popen(_ray_cmd(corpus, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(), start_new_session=True)
     try:
-        work = _wait_mid_clip(out, proc)
+        work = wait_mid_clip(out, proc)
         # The machine dies: the driver, the Ray it started and the worker on the clip, at once.
-        workers = _wait_holders(out / "spk1" / ".long.lock", proc.pid)
+        workers = wait_holders(out / "spk1" / ".long.lock", proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
@@ -173,7 +115,7 @@ def test_a_run_killed_mid_clip_leaves_nothing_complete_and_resumes(corpus, poole
     assert not (out / INDEX).exists()
     again = _run_ray(corpus, out)
     assert again.returncode == 1 and "1 of 4 clips failed" in again.stderr, again.stderr[-3000:]
-    _assert_same_datasets(out, pooled)
+    assert_same_datasets(out, pooled)
     report = json.loads((out / "corpus_report.json").read_text())
     assert report["counts"]["done"] + report["counts"]["skipped"] == 3 and report["counts"]["failed"] == 1
     assert Dataset(out / "spk1" / "long").n_frames == 125
@@ -192,7 +134,7 @@ def test_an_existing_cluster_by_its_address(corpus, pooled, tmp_path):
     src = tmp_path / "in"
     (src / "spk2").mkdir(parents=True)
     (src / "spk2" / "b.mp4").write_bytes((corpus / "spk2" / "b.mp4").read_bytes())
-    port = _free_port()
+    port = free_port()
     ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
     start = subprocess.run([*ray_cli, "start", "--head", "--port", str(port), "--num-cpus", "2",
                             "--include-dashboard", "false", "--disable-usage-stats"],
@@ -205,14 +147,8 @@ def test_an_existing_cluster_by_its_address(corpus, pooled, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"the Ray cluster at 127.0.0.1:{port}" in proc.stderr and "1 processed" in proc.stdout
         same = lambda d: {k: v for k, v in d.items() if k != "manifest.json"}  # noqa: E731  (another source path)
-        assert same(_digests(tmp_path / "out" / "spk2" / "b")) == same(_digests(pooled / "spk2" / "b"))
+        assert same(digests(tmp_path / "out" / "spk2" / "b")) == same(digests(pooled / "spk2" / "b"))
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=_env())
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

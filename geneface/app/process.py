@@ -1,13 +1,14 @@
 """The engine of `geneface process`, `geneface process-corpus` and `geneface dataset
 av-offset`: the library in geneface.processing, handed the registry (the tracker and audio
-encoders a config names come from it) and, for a corpus, what processes one clip: the worker
-command that does it in its own process (`python -m geneface.app.process CONFIG_JSON VIDEO
-OUT`), or `process_clip`, which a Ray task runs inside its worker.
+encoders a config names come from it) and, for a corpus, what processes one clip:
+`process_clip`, which the local pool's worker processes (`python -m geneface.app.process
+--serve FD`, `serve`) and a Ray task's worker run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Optional
@@ -41,7 +42,8 @@ def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] 
     `workers` at a time, or with `ray` ("local", "auto" or a cluster address) one Ray task per
     clip (geneface.processing.corpus_ray)."""
     from geneface.errors import UsageError
-    from geneface.processing.corpus import PoolRunner, process_corpus as process
+    from geneface.processing.corpus import process_corpus as process
+    from geneface.processing.corpus_pool import PoolRunner
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
@@ -81,19 +83,28 @@ def process_clip(config: dict, video: str, out: str) -> tuple[bool, dict | str]:
     return True, {"n_frames": result.manifest["n_frames"], "fps": result.manifest["timings"]["fps"]}
 
 
-def worker_main(argv: list[str]) -> int:
-    """Process one clip: argv = CONFIG_JSON VIDEO OUT. Last stdout line: a JSON result."""
-    config_json, video, out = argv
-    try:
-        ok, result = process_clip(json.loads(config_json), video, out)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    if not ok:
-        print(f"error: {result}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
+def serve(result_fd: int) -> int:
+    """A corpus pool's worker: one JSON job a line on stdin ({config, video, out}), one JSON
+    answer a line ({ok, result}) on the pipe `result_fd`, until stdin ends."""
+    with os.fdopen(result_fd, "w") as answers:
+        try:
+            for line in sys.stdin:
+                job = json.loads(line)
+                ok, result = process_clip(job["config"], job["video"], job["out"])
+                answers.write(json.dumps({"ok": ok, "result": result}) + "\n")
+                answers.flush()
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
     return 0
+
+
+def worker_main(argv: list[str]) -> int:
+    """`python -m geneface.app.process --serve FD` (geneface.processing.corpus_pool)."""
+    if len(argv) != 2 or argv[0] != "--serve":
+        print("usage: python -m geneface.app.process --serve FD", file=sys.stderr)
+        return 2
+    return serve(int(argv[1]))
 
 
 if __name__ == "__main__":

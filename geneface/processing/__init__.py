@@ -5,7 +5,8 @@ flags), `crop` (the static head box), `masks` (person / head / torso), `backgrou
 static plate), `pose` (canonical face, head pose, camera), `frames` (crops, masks and plate
 on disk), `audio` (wav and features on disk), `work` (the resumable work folder), `config`
 (`ProcessConfig`), `process` (one video), `corpus` (many videos, in worker processes or Ray tasks:
-the plan, the report, the index), `corpus_ray` (one Ray task per clip),
+the plan, the report, the index), `corpus_pool` (the local runner: long-lived worker processes),
+`corpus_ray` (one Ray task per clip),
 `preview` (an mp4 to check tracking by eye), `av_offset` (the clip's audio-to-video offset
 and the `--av-offset` rule), `offset_stage` (that step in `process`, and on finished
 datasets). The commands' engine, which hands these the registry, is `geneface.app.process`.

@@ -3,8 +3,9 @@
 - Clips are found recursively (video extensions below); IN/spk/clip.mp4 -> OUT/spk/clip/.
 - A clip is skipped when its dataset is already complete with the same file size and the
   same settings, so a second run does no work (no hashing of thousands of files either).
-- A `ClipRunner` processes the clips: `PoolRunner` runs each in its own worker process on this
-  machine (the `worker` command: `python -m geneface.app.process`), `workers` at a time;
+- A `ClipRunner` processes the clips: `corpus_pool.PoolRunner` runs them in `workers` worker
+  processes on this machine (`python -m geneface.app.process --serve`), each reused for up to
+  50 clips;
   `corpus_ray.RayRunner` runs one Ray task per clip on a local or remote Ray cluster. Either
   way a clip that crashes its process (a segfault in a native library included) fails alone,
   and the others go on. A clip's run resumes its unfinished work folder, so a corpus run killed
@@ -17,11 +18,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
@@ -97,69 +95,12 @@ class ClipResult:
 
 class ClipRunner(Protocol):
     """How clips get processed: a local process pool (`PoolRunner`) or a Ray cluster
+    (geneface.processing.corpus_pool.PoolRunner) or a Ray cluster
     (geneface.processing.corpus_ray.RayRunner). Results come back as clips finish."""
 
     def describe(self) -> str: ...
 
     def run(self, config: ProcessConfig, jobs: Sequence[ClipJob]) -> Iterator[tuple[ClipJob, ClipResult]]: ...
-
-
-@attrs.frozen
-class PoolRunner:
-    """`workers` clips at a time on this machine, each in a worker process of its own (`worker`:
-    the command that processes one clip, `CONFIG_JSON VIDEO OUT` appended; its last stdout line
-    a JSON result), so a clip that crashes its process fails alone."""
-
-    worker: tuple
-    workers: int = 1
-
-    def describe(self) -> str:
-        return f"{self.workers} local worker(s)"
-
-    def run(self, config: ProcessConfig, jobs: Sequence[ClipJob]) -> Iterator[tuple[ClipJob, ClipResult]]:
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures = {pool.submit(self._one, config, job): job for job in jobs}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-
-    def _one(self, config: ProcessConfig, job: ClipJob) -> ClipResult:
-        started = time.perf_counter()
-        ok, result = _worker(list(self.worker), job.clip, job.out, config)
-        seconds = round(time.perf_counter() - started, 2)
-        return ClipResult(True, result, None, seconds) if ok else ClipResult(False, None, str(result), seconds)
-
-
-def _worker(worker: list[str], clip: Path, out: Path, config: ProcessConfig) -> tuple[bool, dict | str]:
-    cmd = [*worker, json.dumps(unstructure(config)), str(clip), str(out)]
-    env = dict(os.environ)
-    env.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=_die_with_parent)
-    if proc.returncode == 0:
-        try:
-            return True, json.loads(proc.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return False, f"worker printed no result (stdout: {proc.stdout[-200:]!r})"
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    if errors:
-        return False, errors[-1][len("error:"):].strip()
-    if proc.returncode < 0:
-        return False, f"worker killed by signal {-proc.returncode}"
-    tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-    return False, f"worker exited with code {proc.returncode}: {tail}"
-
-
-def _die_with_parent() -> None:
-    """In the worker, before exec: die when the process that started it dies (Linux), so a
-    killed corpus run or Ray worker never leaves a clip's worker writing on its own."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
 
 
 def _write_report(out_dir: Path, outcomes: list[ClipOutcome], started: float) -> Path:

@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from support.corpus_runs import wait_holders, wait_mid_clip
-from test_process_media import astronaut_frames, speech, write_clip
+from support.corpus_runs import wait_holders, wait_mid_clip, write_corpus
 
 from geneface.app.process import WORKER
 from geneface.core.dataset import Dataset, is_dataset
@@ -24,13 +23,7 @@ SMALL = ["--size", "128", "--quiet"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    src = tmp_path_factory.mktemp("pool_corpus")
-    (src / "spk1").mkdir()
-    (src / "spk2").mkdir()
-    write_clip(src / "spk1" / "a.mp4", astronaut_frames(25), speech(1.0))
-    write_clip(src / "spk1" / "long.mp4", astronaut_frames(125, seed=5), speech(5.0))
-    write_clip(src / "spk2" / "b.mp4", astronaut_frames(12, seed=3), speech(0.48))
-    return src
+    return write_corpus(tmp_path_factory.mktemp("pool_corpus"))
 
 
 def test_one_worker_process_serves_many_clips_and_is_recycled(corpus, tmp_path):

@@ -14,8 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from support.corpus_runs import assert_same_datasets, digests, free_port, wait_holders, wait_mid_clip
-from test_process_media import astronaut_frames, speech, write_clip
+from support.corpus_runs import assert_same_datasets, digests, free_port, wait_holders, wait_mid_clip, write_corpus
 
 from geneface.cli import main
 from geneface.core.corpus_index import INDEX, read_index
@@ -28,12 +27,7 @@ SMALL = ["--size", "128", "--quiet"]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    src = tmp_path_factory.mktemp("corpus")
-    (src / "spk1").mkdir()
-    (src / "spk2").mkdir()
-    write_clip(src / "spk1" / "a.mp4", astronaut_frames(25), speech(1.0))
-    write_clip(src / "spk1" / "long.mp4", astronaut_frames(125, seed=5), speech(5.0))
-    write_clip(src / "spk2" / "b.mp4", astronaut_frames(12, seed=3), speech(0.48))
+    src = write_corpus(tmp_path_factory.mktemp("corpus"))
     (src / "spk2" / "broken.mp4").write_bytes(b"\x00" * 2048)  # reported, never stops the others
     return src
 

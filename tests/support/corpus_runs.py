@@ -14,6 +14,19 @@ from pathlib import Path
 from geneface.core.corpus_index import INDEX
 from geneface.core.dataset import is_dataset
 
+def write_corpus(src: Path) -> Path:
+    """Three synthetic clips of two speakers; `spk1/long` (125 frames) takes a few seconds, so a
+    test can catch it mid-clip."""
+    from test_process_media import astronaut_frames, speech, write_clip
+
+    (src / "spk1").mkdir(parents=True)
+    (src / "spk2").mkdir()
+    write_clip(src / "spk1" / "a.mp4", astronaut_frames(25), speech(1.0))
+    write_clip(src / "spk1" / "long.mp4", astronaut_frames(125, seed=5), speech(5.0))
+    write_clip(src / "spk2" / "b.mp4", astronaut_frames(12, seed=3), speech(0.48))
+    return src
+
+
 VOLATILE = ("created", "timings")  # the manifest's only fields that depend on when a clip ran
 
 

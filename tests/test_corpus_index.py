@@ -44,7 +44,7 @@ def _with_failed_frames(corpus: Path, tmp_path: Path) -> Path:
         arrays = {k: z[k] for k in z.files}
     arrays["flags"][10:15] |= FLAG_FAILED
     np.savez(file, **arrays)
-    main(["dataset", "index", str(copy), "--quiet"])
+    assert main(["dataset", "index", str(copy), "--quiet", "--overwrite"]) == 0
     return copy
 
 
@@ -66,6 +66,8 @@ def test_process_corpus_writes_the_index_that_dataset_index_rebuilds(corpus, tmp
     assert main(["dataset", "index", str(copy), "--quiet"]) == 0
     assert "3 datasets, 2 speakers, 106 frames, 0 flagged" in capsys.readouterr().out
     assert (copy / ci.INDEX).read_bytes() == (corpus / ci.INDEX).read_bytes()
+    assert main(["dataset", "index", str(copy), "--quiet"]) == 2  # an index that exists: --overwrite
+    assert "--overwrite" in capsys.readouterr().err
 
 
 def test_a_damaged_or_foreign_index_is_one_line_naming_the_file(tmp_path, capsys):
@@ -151,3 +153,12 @@ def test_clip_draw_equals_numpy_choice_and_stays_fast():
     draw = data.ClipDraw(p)
     r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
     assert [draw(r1) for _ in range(200)] == [int(r2.choice(len(p), p=p)) for _ in range(200)]
+
+
+def test_dataset_av_offset_rebuilds_the_index_whose_flags_it_changes(corpus, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus, copy)
+    assert not ci.read_index(copy).skip_training.any()  # processed with --av-offset 0
+    assert main(["dataset", "av-offset", str(copy)]) == 0  # auto: too short to tell, so flagged
+    assert f"{copy}: corpus index rebuilt" in capsys.readouterr().out
+    assert ci.read_index(copy).skip_training.all()

@@ -200,15 +200,18 @@ def dataset_info(
 @dataset_app.command("index")
 def dataset_index(
     corpus: Path = typer.Argument(..., help="A corpus folder of datasets (searched recursively)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an index that exists (rebuild it)."),
     quiet: bool = _QUIET,
 ) -> None:
     """(Re)build CORPUS/corpus_index.npz, the index training reads instead of walking the folders."""
     from geneface.core.corpus_index import INDEX, build_index, find_datasets, write_index
     from geneface.core.dataset import DatasetError
+    from geneface.core.outputs import prepare_output
     from geneface.core.progress import ProgressBars
 
     if not corpus.is_dir():
         raise DatasetError(f"{corpus}: no such folder")
+    prepare_output(corpus / INDEX, overwrite=overwrite, suffixes=(".npz",), what="the index")
     folders = find_datasets(corpus)
     if not folders:
         raise DatasetError(f"{corpus}: no datasets inside")
@@ -240,6 +243,12 @@ def dataset_av_offset(
     for folder in folders:
         manifest = reestimate_dataset(folder, mode)
         typer.echo(f"{folder}: {offset_summary(manifest)}")
+    from geneface.core.corpus_index import build_index, has_index, write_index
+
+    for path in paths:  # the flags a corpus index records may have changed: rebuild it
+        if has_index(path):
+            write_index(build_index(path))
+            typer.echo(f"{path}: corpus index rebuilt")
 
 
 @dataset_app.command("preview")

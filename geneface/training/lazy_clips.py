@@ -35,7 +35,9 @@ def _npy_header(file: str) -> tuple[int, np.dtype, tuple]:
     try:
         with open(file, "rb") as handle:
             version = np.lib.format.read_magic(handle)
-            shape, fortran, dtype = np.lib.format._read_array_header(handle, version)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
             offset = handle.tell()
     except (OSError, ValueError) as exc:
         raise fmt.DatasetError(f"{file}: missing or unreadable ({exc})") from None

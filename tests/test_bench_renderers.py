@@ -375,3 +375,33 @@ def test_peak_memory_sees_memory_freed_before_it_ends():
     block += 1.0
     del block
     assert meter.stop() - before > 140 * 2**20
+
+
+def test_several_persons_one_bench_each_and_wins_against_the_baseline(dataset, installed, tmp_path, capsys):
+    from support.subject import subject_dataset
+
+    other = subject_dataset(tmp_path / "subject_2_4s", seconds=2.4)
+    out = tmp_path / "people"
+    code = main(["bench", "renderers", "--data", str(dataset), "--data", str(other), "--plugins",
+                 "mean_face,hashgrid_nerf", "--baseline", "mean_face", "--budget", BUDGET, "--out", str(out),
+                 "--threads", "1", "--device", "cpu", "-q"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    summary = json.loads((out / "summary.json").read_text())
+    names = summary["persons"]
+    assert len(names) == 2 and names[0] != names[1]  # both folders are named "ds": the parent tells them apart
+    for person in names:
+        rows = {r["name"]: r for r in json.loads((out / person / "renderers.json").read_text())["rows"]}
+        assert set(rows) == {"mean_face", "hashgrid_nerf"} and all(r["status"] == "ok" for r in rows.values())
+        entry = summary["per_person"][person]["hashgrid_nerf"]
+        for key in ("psnr", "psnr_face", "ssim", "ssim_face"):
+            want = rows["hashgrid_nerf"]["scores"][key] - rows["mean_face"]["scores"][key]
+            assert entry[key]["diff"] == pytest.approx(want)
+    tally = summary["totals"]["hashgrid_nerf"]["psnr_face"]
+    assert tally["wins"] + tally["losses"] + tally["ties"] == 2 and len(tally["lost_on"]) == tally["losses"]
+    assert "| hashgrid_nerf |" in (out / "summary.md").read_text() and "Against `mean_face` on 2 persons" in printed
+    # A baseline that is not benched, and --run with several persons: one line each, before any work.
+    assert main(["bench", "renderers", "--data", str(dataset), "--data", str(other), "--plugins", "mean_face",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--baseline nearest_frame: not among the renderers benched" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -7,7 +7,7 @@ once, the output written), `train` (`geneface train`: any trainable plugin throu
 and the shared Trainer), `eval` (`geneface eval`: lip sync and reference scores; its re-tracking
 in `eval_tracking`, its JSON and table in `eval_report`), `bench_renderers` (`geneface bench
 renderers`; its flags checked in `bench_renderers_choice`, its report written by
-`bench_renderers_report`), `bench_adapters` (`geneface bench adapters`), `bench_motion`
+`bench_renderers_report`; `bench_renderers_people`: several persons and the summary against a baseline), `bench_adapters` (`geneface bench adapters`), `bench_motion`
 (`geneface bench motion`; its models and flags checked in `bench_motion_choice`, its clips
 read by `bench_motion_clips`, its report written by `bench_motion_report`), `motion_figures`
 (`geneface bench generic`: the generic SyncNet and VAE on held-out speakers), `demo`

@@ -3,7 +3,7 @@
     geneface bench adapters --person DATASET --motion-generator CKPT --syncnet CKPT \\
         --adapter identity --adapter landmark_projection=runs/proj/model.safetensors --out DIR
 
-    geneface bench renderers --data DATASET [--plugins a,b] --budget 10 --out DIR \\
+    geneface bench renderers --data DATASET [--data DATASET2 ...] [--plugins a,b] --budget 10 --out DIR \\
         [--run NAME=RUN_DIR] [--options-for NAME="--profile quick"]
 
 Each benchmark writes DIR/<name>.json (settings, pooled rows, per-clip numbers) and
@@ -58,8 +58,11 @@ def bench_adapters(
 
 @bench_app.command("renderers")
 def bench_renderers(
-    data: Path = typer.Option(..., "--data", "-d", help="The person's dataset (`geneface process`): every renderer "
-                              "trains on it and renders its held-out last 1/11."),
+    data: List[Path] = typer.Option(..., "--data", "-d", help="The person's dataset (`geneface process`): every "
+                                    "renderer trains on it and renders its held-out last 1/11. Repeat for several "
+                                    "persons: one bench each (OUT/PERSON/) and a summary against --baseline."),
+    baseline: str = typer.Option("nearest_frame", "--baseline", help="With several --data: the renderer the "
+                                 "summary counts wins and losses against."),
     plugins: Optional[str] = typer.Option(None, "--plugins", help="Renderers to compare, comma-separated (default: "
                                           "every trainable renderer available here, third-party ones included)."),
     budget: float = typer.Option(10.0, "--budget", help="Wall-clock training budget per renderer, in minutes."),
@@ -103,14 +106,39 @@ def bench_renderers(
     runs = {name: Path(p).expanduser() for name, p in parse_assignments(run or [], "--run").items()}
     flags = parse_assignments(options_for or [], "--options-for")
     choose_device(device)  # an unknown device or a missing GPU: one line, before any work
-    held_out_frames(Dataset(data))  # not a dataset, or too short to hold frames out: one line, before any work
+    for person in data:  # not a dataset, or too short to hold frames out: one line, before any work
+        held_out_frames(Dataset(person))
+    if len(set(p.resolve() for p in data)) != len(data):
+        raise UsageError("--data: the same dataset was given twice")
+    if len(data) > 1 and runs:
+        raise UsageError("--run loads one person's finished run: give one --data with it")
     snapshots = parse_snapshots(snapshot or [], budget)
     registry = get_registry()
     choices, skipped = select_renderers(registry, names, runs, flags, snapshots=snapshots)
+    loop = {"steps": steps, "threads": threads, "seed": seed}
+    if len(data) > 1:
+        from geneface.app.bench_renderers_people import baseline_problem, format_summary, run_bench_people
+
+        problem = baseline_problem(choices, baseline)
+        if problem:
+            raise UsageError(problem)
+        prepare_output(out, kind="dir", overwrite=overwrite, inputs=list(data), what="--out",
+                       replaceable=lambda p: (p / "summary.json").is_file())
+        people = run_bench_people(data, choices, budget, out, registry, baseline, overwrite=overwrite,
+                                  skipped=skipped, loop=loop, device=device, progress=not quiet,
+                                  echo=lambda line: typer.echo(line, err=True))
+        typer.echo(format_summary(people["summary"]))
+        typer.echo(f"wrote {out / 'summary.json'}, {out / 'summary.md'} and one folder per person")
+        failed = [f"{person}/{row['name']}" for person, res in people["results"].items() for row in res["rows"]
+                  if row["status"] != "ok"]
+        if failed:
+            raise GenefaceError(f"{len(failed)} renderer runs failed ({', '.join(failed)}); the others are scored")
+        return
+    data = data[0]
     prepare_output(out, kind="dir", overwrite=overwrite, inputs=[data, *runs.values()], what="--out",
                    replaceable=lambda p: (p / "renderers.json").is_file())
     result = run_bench(data, choices, budget, out, registry, overwrite=overwrite, skipped=skipped,
-                       loop={"steps": steps, "threads": threads, "seed": seed}, device=device, progress=not quiet,
+                       loop=loop, device=device, progress=not quiet,
                        echo=lambda line: typer.echo(line, err=True))
     typer.echo(format_table(result))
     if format_snapshots(result):

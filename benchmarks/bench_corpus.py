@@ -1,6 +1,6 @@
 """Corpus processing at scale, simulated on this machine; prints one JSON line.
 
-    python benchmarks/bench_corpus.py [--clips 200] [--workers 2] [--size 128] [--json FILE]
+    python benchmarks/bench_corpus.py [--clips 200] [--workers 2] [--size 128] [--json FILE [--overwrite]]
 
 A corpus of `--clips` clips is made by repeating the LRS3-like clips of
 ../shared/data/corpus (the 224 x 224 VoxCeleb clips, `*PC-AVS*`: the size and length of LRS3's
@@ -78,8 +78,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--cores", type=int, default=32, help="Cores per machine in the extrapolation.")
-    parser.add_argument("--json", type=Path, help="Also write the JSON here.")
+    parser.add_argument("--json", type=Path, help="Also write the JSON here (an existing file only with --overwrite).")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --json file.")
     args = parser.parse_args()
+    if args.json and args.json.exists() and not args.overwrite:
+        parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
     sources = sorted(CORPUS.glob("*PC-AVS*.mp4"))
     if not sources:
         print(json.dumps({"benchmark": "corpus", "skipped": f"no *PC-AVS*.mp4 clips in {CORPUS}"}))
@@ -118,7 +121,10 @@ def main() -> int:
     text = json.dumps(print_json)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        from geneface.core.atomic import atomic_output
+
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(text + "\n")
     return 0
 
 

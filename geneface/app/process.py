@@ -62,6 +62,22 @@ def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] 
     return process(in_dir, out_dir, config, quiet=quiet, log=log, runner=runner)
 
 
+def index_corpus(corpus: Path, quiet: bool = False):
+    """`geneface dataset index` (and `dataset av-offset` on an indexed corpus): CORPUS's index
+    built from every dataset below it and written; returns it."""
+    from geneface.core.corpus_index import build_index, find_datasets, write_index
+    from geneface.core.dataset import DatasetError
+    from geneface.core.progress import ProgressBars
+
+    folders = find_datasets(Path(corpus))
+    if not folders:
+        raise DatasetError(f"{corpus}: no datasets inside")
+    with ProgressBars(quiet) as bars:
+        index = build_index(Path(corpus), folders, bars.task("index", len(folders), unit="clip"))
+    write_index(index)
+    return index
+
+
 def reestimate_dataset(path: Path, mode: str = "auto", registry=None) -> dict:
     """`geneface dataset av-offset`: the offset estimated again and `mode` applied."""
     from geneface.processing.offset_stage import reestimate_dataset as reestimate

@@ -204,20 +204,15 @@ def dataset_index(
     quiet: bool = _QUIET,
 ) -> None:
     """(Re)build CORPUS/corpus_index.npz, the index training reads instead of walking the folders."""
-    from geneface.core.corpus_index import INDEX, build_index, find_datasets, write_index
+    from geneface.app.process import index_corpus
+    from geneface.core.corpus_index import INDEX
     from geneface.core.dataset import DatasetError
     from geneface.core.outputs import prepare_output
-    from geneface.core.progress import ProgressBars
 
     if not corpus.is_dir():
         raise DatasetError(f"{corpus}: no such folder")
     prepare_output(corpus / INDEX, overwrite=overwrite, suffixes=(".npz",), what="the index")
-    folders = find_datasets(corpus)
-    if not folders:
-        raise DatasetError(f"{corpus}: no datasets inside")
-    with ProgressBars(quiet) as bars:
-        index = build_index(corpus, folders, bars.task("index", len(folders), unit="clip"))
-    write_index(index)
+    index = index_corpus(corpus, quiet)
     typer.echo(f"wrote {corpus / INDEX}: {len(index)} datasets, {len(set(index.speaker.tolist()))} speakers, "
                f"{int(index.n_frames.sum())} frames, {int(index.skip_training.sum())} flagged to skip training")
 
@@ -243,11 +238,12 @@ def dataset_av_offset(
     for folder in folders:
         manifest = reestimate_dataset(folder, mode)
         typer.echo(f"{folder}: {offset_summary(manifest)}")
-    from geneface.core.corpus_index import build_index, has_index, write_index
+    from geneface.app.process import index_corpus
+    from geneface.core.corpus_index import has_index
 
     for path in paths:  # the flags a corpus index records may have changed: rebuild it
         if has_index(path):
-            write_index(build_index(path))
+            index_corpus(path, quiet=True)
             typer.echo(f"{path}: corpus index rebuilt")
 
 

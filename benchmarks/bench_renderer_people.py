@@ -3,17 +3,18 @@ folder of real clips (../shared/data by default), one budget for all; prints one
 
     python benchmarks/bench_renderer_people.py --work WORK [--clips ../shared/data] \\
         [--min-seconds 10] [--size 256] [--budget 4] [--threads 2] \\
-        [--plugins hashgrid_nerf,nearest_frame] [--json OUT.json [--overwrite]]
+        [--plugins hashgrid_nerf,nearest_frame] [--json OUT.json] [--overwrite]
 
 1. Picks the clips: every .mp4 under `--clips` of at least `--min-seconds`, one clip per
    person (the longest): a person is the file name without a trailing `_clipN` /
    `_clipN_short`, so the StyleTalk Obama addresses count once, not three times.
 2. Processes them at `--size` px with `geneface process-corpus` into WORK/datasets (links to
-   the clips in WORK/clips, never copies; a finished dataset is reused, so a second run only
-   benches).
-3. Runs `geneface bench renderers` over all of them into WORK/bench (replaced): each renderer
-   trained for the same `--budget` minutes on each person and scored on that person's
-   held-out last 1/11 (PSNR and SSIM full frame and face box, mouth LMD).
+   the clips in WORK/clips, never copies; a finished dataset is reused, so a rerun with
+   `--overwrite` only benches again).
+3. Runs `geneface bench renderers` over all of them into WORK/bench (an existing one is
+   replaced only with `--overwrite`, refused before any work): each renderer trained for the
+   same `--budget` minutes on each person and scored on that person's held-out last 1/11
+   (PSNR and SSIM full frame and face box, mouth LMD).
 
 The JSON holds the persons (clip, seconds), the settings and WORK/bench/summary.json's
 per-renderer wins and losses and per-person values and differences.
@@ -71,12 +72,21 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plugins", default="hashgrid_nerf,nearest_frame")
     parser.add_argument("--json", type=Path, help="Also write the JSON here (an existing file only with --overwrite).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --json file.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --json file and WORK/bench.")
     args = parser.parse_args()
     if args.json and args.json.exists() and not args.overwrite:
         parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
     if not args.clips.is_dir():
         parser.error(f"--clips {args.clips}: no such folder")
+    bench = args.work / "bench"
+    if bench.exists() and not args.overwrite:
+        parser.error(f"{bench} exists (pass --overwrite to replace the bench; finished datasets are kept)")
+    try:
+        args.work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--work {args.work}: cannot create it ({exc.strerror or exc})")
+    if not os.access(args.work, os.W_OK):
+        parser.error(f"--work {args.work}: not writable")
     persons = pick_persons(args.clips, args.min_seconds)
     if not persons:
         parser.error(f"--clips {args.clips}: no clip of at least {args.min_seconds:g} s")
@@ -90,7 +100,6 @@ def main() -> int:
     workers = str(max(1, min(2, os.cpu_count() or 1)))
     geneface("process-corpus", str(links), str(datasets), "--size", str(args.size), "-j", workers)
 
-    bench = args.work / "bench"
     data = [a for person, clip, _ in persons for a in ("--data", str(datasets / person / clip.stem))]
     geneface("bench", "renderers", *data, "--plugins", args.plugins, "--budget", str(args.budget),
              "--threads", str(args.threads), "--device", "cpu", "--out", str(bench), "--overwrite", "-q")

@@ -34,21 +34,13 @@ HERE = Path(__file__).resolve()
 PERSON = re.compile(r"_clip\d+(_short)?$")
 
 
-def clip_seconds(path: Path) -> float:
-    import av
-
-    with av.open(str(path)) as box:
-        if box.duration is not None:
-            return box.duration / 1e6
-        stream = box.streams.video[0]
-        return float(stream.frames / stream.average_rate) if stream.frames else 0.0
-
-
 def pick_persons(clips: Path, min_seconds: float) -> list[tuple[str, Path, float]]:
     """(person, clip, seconds), the longest clip of each person with at least `min_seconds`."""
+    from geneface.core.media import probe_video
+
     best: dict[str, tuple[Path, float]] = {}
     for clip in sorted(clips.rglob("*.mp4")):
-        seconds = clip_seconds(clip)
+        seconds = probe_video(clip).duration
         person = PERSON.sub("", clip.stem)
         if seconds >= min_seconds and (person not in best or seconds > best[person][1]):
             best[person] = (clip, seconds)
@@ -110,9 +102,10 @@ def main() -> int:
     line = json.dumps(result)
     print(line)
     if args.json:
-        tmp = args.json.with_name(f".{args.json.name}.partial")
-        tmp.write_text(line + "\n")
-        tmp.replace(args.json)
+        from geneface.core.atomic import atomic_output
+
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(line + "\n")
     return 0
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from geneface.core import dataset as fmt
 from geneface.core.dataset import Dataset, DatasetError
+from geneface.errors import UsageError
 from geneface.core.records import SAMPLE_RATE, Audio, AudioFeatures, Camera, Motion
 
 N_FRAMES = 30
@@ -159,26 +160,26 @@ def test_training_and_held_out_frames_are_those_every_trainer_rebuilt(made, tmp_
     copy = tmp_path / "ds"
     shutil.copytree(root / "ds", copy)
     tracking = dict(np.load(copy / fmt.TRACKING, allow_pickle=False))
-    tracking["flags"][[3, 4, 25, 28]] |= fmt.FLAG_FAILED  # in the train split, the val split before and
-    tracking["flags"][10] |= fmt.FLAG_INTERPOLATED  # after the held-out start (27 of 30); interpolated stays
+    tracking["flags"][[3, 4, 22, 25]] |= fmt.FLAG_FAILED  # in the train split, and the val split
+    tracking["flags"][10] |= fmt.FLAG_INTERPOLATED  # (from 24 of 30, --val-fraction 0.2); interpolated stays
     np.savez(copy / fmt.TRACKING, **tracking)
     ds = Dataset(copy)
     n, flags = ds.n_frames, ds.tracking()["flags"]
-    start = fmt.held_out_start(n)
-    assert ds.held_out_range() == (start, n) == (27, 30)
+    start = ds.manifest["splits"]["val"][0]
+    assert ds.held_out_range() == (start, n) == (24, 30)
 
     # The renderer task and `geneface bench renderers`: frames of any split, tracked.
     valid = np.zeros(n, bool)
     for name in ds.manifest["splits"]:
         valid[ds.split(name)] = True
-    assert list(ds.training_frames()) == list(np.flatnonzero(valid[:start])) == [0, 1, 2, *range(5, 25), 26]
-    assert list(ds.held_out_frames()) == list(np.flatnonzero(valid[start:]) + start) == [27, 29]
+    assert list(ds.training_frames()) == list(np.flatnonzero(valid[:start])) == [0, 1, 2, *range(5, 22), 23]
+    assert list(ds.held_out_frames()) == list(np.flatnonzero(valid[start:]) + start) == [24, 26, 27, 28, 29]
     assert list(ds.usable()) == list(valid)
 
-    # Post-processing and person data: tracked frames before held_out_start of the first n.
-    for m in (n, 22):  # person data stops where the audio features do
+    # Post-processing and person data: tracked frames of the first n, the same held-out frames.
+    for m in (n, 27, 22):  # person data stops where the audio features do
         good = (np.asarray(flags[:m]) & fmt.FLAG_FAILED) == 0
-        cut = fmt.held_out_start(m)
+        cut = min(start, m)
         assert ds.held_out_range(m) == (cut, m)
         assert list(ds.training_frames(m)) == list(np.flatnonzero(good[:cut]))
         assert list(ds.held_out_frames(m)) == list(np.flatnonzero(good[cut:]) + cut)
@@ -186,7 +187,7 @@ def test_training_and_held_out_frames_are_those_every_trainer_rebuilt(made, tmp_
     # Without tracking.npz (post-processing and person data always read such folders): every frame.
     (copy / fmt.TRACKING).unlink()
     ds = Dataset(copy)
-    assert list(ds.training_frames()) == list(range(27)) and list(ds.held_out_frames()) == [27, 28, 29]
+    assert list(ds.training_frames()) == list(range(24)) and list(ds.held_out_frames()) == list(range(24, 30))
     # The camera of some frames only: one pose each.
     c2w = Dataset(root / "ds").camera().c2w
     assert np.array_equal(ds.camera([27, 29]).c2w, c2w[[27, 29]]) and ds.camera([27, 29]).focal == ds.camera().focal
@@ -214,3 +215,37 @@ def test_incomplete_or_foreign_folders_do_not_load(made, tmp_path):
     (partial / fmt.MANIFEST).write_text("{not json")
     with pytest.raises(DatasetError, match="unreadable"):
         Dataset(partial)
+
+
+def test_held_out_part_is_the_manifests_val_split_for_every_reader(made):
+    """One rule for the held-out part: `process --val-fraction 0.2` writes it into the
+    manifest, and the statistics, `Dataset` and the person-specific readers all take it from
+    there (before, trainers held out the last 1/11 whatever the manifest said)."""
+    from geneface.core.dataset import held_out_start
+    from geneface.postprocess.person import read_person
+    from geneface.training.person_data import load_person
+
+    root, _ = made
+    ds = Dataset(root / "ds")
+    start = held_out_start(N_FRAMES, 0.2)
+    assert start == 24 != held_out_start(N_FRAMES)  # 0.2 of 30 frames differs from 1/11
+    assert ds.manifest["splits"] == {"train": [0, start], "val": [start, N_FRAMES]}
+    assert ds.held_out_start == start and ds.held_out_range() == (start, N_FRAMES)
+    assert ds.held_out_range(N_FRAMES - 1) == (start, N_FRAMES - 1)  # the same frames for a shorter n
+    assert ds.training_frames().max() < start and ds.held_out_frames().min() >= start
+    assert set(ds.training_frames()) | set(ds.held_out_frames()) == set(np.flatnonzero(ds.usable()))
+    mean, _ = ds.landmark_stats()
+    assert np.allclose(mean, ds.landmarks_canonical()[ds.training_frames()].mean(axis=0), atol=1e-5)
+    person = load_person(root / "ds", min_train=10)
+    assert (person.n_train, person.n_held_out) == (len(ds.training_frames()), len(ds.held_out_frames()))
+    # Post-processing counts the same training frames (too few here for its one second).
+    with pytest.raises(UsageError, match=f"{len(ds.training_frames())} usable training frames"):
+        read_person(root / "ds")
+
+
+def test_held_out_start_rounds_up_and_keeps_a_frame_to_train_on():
+    from geneface.core.dataset import held_out_start
+
+    assert [held_out_start(n) for n in (11, 12, 22, 23, 330)] == [10, 10, 20, 20, 300]
+    assert held_out_start(30, 0.2) == 24 and held_out_start(10, 0.0) == 10
+    assert held_out_start(1) == 1 and held_out_start(3, 0.99) == 1

@@ -31,8 +31,9 @@ Using it::
     ds = Dataset("data/may")            # raises DatasetError if it is not a complete dataset
     ds.n_frames, ds.size, ds.fps        # 500, 512, 25.0
     ds.split("train")                   # frame indices, failed-tracking frames left out
-    ds.training_frames()                # what a person-specific model trains on (before the last 1/11)
-    ds.held_out_frames()                # what it is judged on (the last 1/11), failed tracking left out
+    ds.training_frames()                # what a person-specific model trains on (before the held-out part)
+    ds.held_out_frames()                # what it is judged on (the manifest's val split, by default
+                                        # the last 1/11), failed tracking left out
     ds.frame(i), ds.mask(i)             # uint8 H x W x 3, uint8 H x W labels (HEAD / TORSO)
     ds.background()                     # uint8 H x W x 3
     ds.motion()                         # Motion: canonical 68 x 3 per frame with mean / std
@@ -201,10 +202,18 @@ def write_manifest(folder: Path, n_frames: int, jpeg_quality: int = 95, **sectio
     return manifest
 
 
-def held_out_start(n_frames: int) -> int:
-    """First held-out frame of a person's video: the last ceil(n / 11) frames are never
-    trained on by a person-specific model (the field's evaluation protocol, METHOD.md)."""
-    return n_frames - math.ceil(n_frames / 11)
+HELD_OUT_SHARE = 1 / 11  # the field's protocol (METHOD.md, "Evaluation"): the last 1/11 is held out
+
+
+def held_out_start(n_frames: int, share: float = HELD_OUT_SHARE) -> int:
+    """First held-out frame of a video of `n_frames`: its last `share` (rounded up, at least
+    one frame left to train on) is never trained on by a person-specific model.
+
+    The one rule: `geneface process --val-fraction` writes it into the manifest's splits, and
+    every reader takes a dataset's held-out part from there (`Dataset.held_out_range`).
+    """
+    n_held = math.ceil(n_frames * share - 1e-9) if share > 0 else 0  # 1e-9: 11 * (1/11) is 1
+    return n_frames - min(n_held, n_frames - 1)
 
 
 def is_dataset(path: Path) -> bool:
@@ -290,21 +299,29 @@ class Dataset:
             ok[: len(failed)] &= ~failed
         return ok
 
+    @property
+    def held_out_start(self) -> int:
+        """First held-out frame: the start of the manifest's `val` split, which `geneface
+        process` wrote with `held_out_start` and its `--val-fraction` (default the last 1/11);
+        a manifest without one holds out the last 1/11."""
+        splits = self.manifest["splits"]
+        return self.split_range("val")[0] if "val" in splits else held_out_start(self.n_frames)
+
     def held_out_range(self, n: Optional[int] = None) -> tuple[int, int]:
-        """[start, end) of the held-out last 1/11 of the first `n` frames (default all):
-        `held_out_start`, the part no person-specific model trains on."""
+        """[start, end) of the held-out frames among the first `n` (default all): the same
+        frames whatever `n` (a trainer whose features end a frame early holds out no less)."""
         n = self.n_frames if n is None else int(n)
-        return held_out_start(n), n
+        return min(self.held_out_start, n), n
 
     def training_frames(self, n: Optional[int] = None) -> np.ndarray:
         """Indices of the frames a person-specific model trains on: the usable ones before the
-        held-out last 1/11 (of the first `n` frames; default all), in time order."""
+        held-out part (of the first `n` frames; default all), in time order."""
         start, _ = self.held_out_range(n)
         return np.flatnonzero(self.usable(n)[:start])
 
     def held_out_frames(self, n: Optional[int] = None) -> np.ndarray:
-        """Indices of the usable frames of the held-out last 1/11 (of the first `n`; default
-        all), in time order: what a person-specific model is judged on."""
+        """Indices of the usable frames of the held-out part (of the first `n`; default all), in
+        time order: what a person-specific model is judged on."""
         start, _ = self.held_out_range(n)
         return np.flatnonzero(self.usable(n)[start:]) + start
 

@@ -1,7 +1,7 @@
 """A renderer's frames scored against a person's held-out frames.
 
-The held-out frames are the last 1/11 of the dataset's video, those no person-specific
-model trains on, frames whose tracking failed left out (`Dataset.held_out_frames`). A
+The held-out frames are the dataset's `val` split (by default the last 1/11 of its video),
+those no person-specific model trains on, frames whose tracking failed left out (`Dataset.held_out_frames`). A
 renderer draws them from their own tracked landmarks and camera, and is scored against the
 real frames:
 
@@ -25,11 +25,11 @@ from geneface.errors import UsageError, one_line
 
 def held_out_frames(ds) -> np.ndarray:
     """The frames a renderer is scored on (`ds.held_out_frames()`); a one-line UsageError for
-    a video too short to hold out its last 1/11 and train on the rest."""
+    a video too short to hold out its end and train on the rest."""
     start, _ = ds.held_out_range()
     frames = ds.held_out_frames()
     if len(frames) == 0 or start == 0:
-        raise UsageError(f"{ds.path}: {ds.n_frames} frames are too few to hold out the last 1/11 and train on the rest")
+        raise UsageError(f"{ds.path}: {ds.n_frames} frames are too few to hold out its end (val split {start}-{ds.n_frames}) and train on the rest")
     return frames
 
 

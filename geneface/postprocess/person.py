@@ -2,7 +2,7 @@
 
 Everything post-processing learns about the person (landmark range, blinks, closed mouth, head
 path) comes from the frames a person-specific model may train on: the dataset's
-`training_frames()`, those before the held-out last 1/11 (METHOD.md) minus frames whose
+`training_frames()`, those before the held-out part (the manifest's val split, by default the last 1/11: METHOD.md) minus frames whose
 tracking failed. Frames are kept as contiguous runs (`segments`), because blinks and
 intervals between them must not be measured across a gap.
 
@@ -73,7 +73,7 @@ def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
         landmarks = ds.landmarks_canonical()
         camera = ds.camera()
         n = min(len(landmarks), ds.n_frames, camera.n_frames)
-        train = ds.training_frames(n)  # the last 1/11 is never looked at
+        train = ds.training_frames(n)  # the held-out part is never looked at
         start, _ = ds.held_out_range(n)
     except DatasetError as exc:
         raise UsageError(f"{where}: {exc}") from None
@@ -84,7 +84,7 @@ def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
     segments = [landmarks[a:b] for a, b in true_runs(kept)]
     n_train = sum(len(s) for s in segments)
     if n_train < MIN_TRAIN_FRAMES:
-        raise UsageError(f"{where}: {path}: {n_train} usable training frames (before the held-out last 1/11); "
+        raise UsageError(f"{where}: {path}: {n_train} usable training frames (before the held-out part); "
                          f"post-processing needs at least {MIN_TRAIN_FRAMES}")
     if not np.all(np.isfinite(landmarks[:start])):
         raise UsageError(f"{where}: {path}: canonical landmarks contain NaN or infinite values")

@@ -28,7 +28,6 @@ One run at a time per output: a second run into the same folder fails at once
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -347,10 +346,7 @@ def _make_dataset(
         pose = fit_pose(mesh_crop, (config.size, config.size), stable=stable, to68=to68, **pose_args)
     else:
         pose = fit_pose(lm68_crop, (config.size, config.size), stable=L68.STABLE_68, to68=lambda p: p, **pose_args)
-    # ceil, so the default 1/11 is exactly the held-out part of geneface.core.dataset.held_out_start
-    n_val = int(math.ceil(n * config.val_fraction - 1e-9)) if config.val_fraction > 0 else 0
-    n_val = min(n_val, n - 1)
-    n_train = n - n_val
+    n_train = fmt.held_out_start(n, config.val_fraction)  # the one rule every trainer reads back
     train_usable = usable.copy()
     train_usable[n_train:] = False
     if not train_usable.any():

@@ -1,9 +1,10 @@
 """One target person's landmarks (and audio features), split by the field's protocol.
 
 A person-specific model (a domain adapter, a renderer) learns from the person's own video
-and is judged on what it never saw: the last 1/11 of each of the person's videos is held out
-(`geneface.core.dataset.held_out_start`). The person may be
-- a dataset from `geneface process` (one video; frames whose tracking failed are left out),
+and is judged on what it never saw: the end of each of the person's videos is held out
+(`geneface.core.dataset.held_out_start`, by default the last 1/11). The person may be
+- a dataset from `geneface process` (one video; its manifest's `val` split is held out,
+  frames whose tracking failed are left out),
 - a synthetic clip (`geneface synth`) or a corpus of one synthetic identity
   (`geneface synth-corpus --identity-id N`): exact ground-truth landmarks; each clip's last
   1/11 is held out.
@@ -102,8 +103,8 @@ def load_person(path: Path, encoder: Optional["AudioEncoder"] = None, min_train:
     n_train, n_held = sum(c.n_frames for c in train), sum(c.n_frames for c in held)
     if n_train < min_train or n_held < MIN_HELD_OUT:
         total = n_train + n_held
-        raise UsageError(f"{where} {path}: {total} usable frames ({n_train} to train on, {n_held} held out as the "
-                         f"last 1/11); a person needs at least {min_train} training and {MIN_HELD_OUT} held-out "
+        raise UsageError(f"{where} {path}: {total} usable frames ({n_train} to train on, {n_held} held out at the "
+                         f"end); a person needs at least {min_train} training and {MIN_HELD_OUT} held-out "
                          f"frames (about {(min_train + MIN_HELD_OUT) * 11 / 10 / 25:.1f} s of video)")
     frames = np.concatenate([c.landmarks.reshape(-1, N_LANDMARKS, 3) for c in train]).astype(np.float64)
     mean, std = frames.mean(0).astype(np.float32), (frames.std(0) + 1e-6).astype(np.float32)

@@ -113,10 +113,11 @@ def write_toy_dataset(folder, clip: Clip, features: bool = True) -> None:
         (folder / D.FEATURES_DIR).mkdir(exist_ok=True)
         np.save(folder / D.FEATURES_DIR / f"{encoder}.npy", clip.features)
         entry = {encoder: {"file": f"{D.FEATURES_DIR}/{encoder}.npy", "rate": 50.0, "channels": []}}
+    held = D.held_out_start(clip.n_frames)  # the held-out end every person-specific reader takes
     # The crop is nominal (there are no pictures) but every manifest must name one.
     D.write_manifest(folder, clip.n_frames, speaker=clip.speaker, source={"name": f"{clip.name}.mp4"},
                      crop={"x0": 0, "y0": 0, "side": 64, "size": 64},
-                     splits={"train": [0, clip.n_frames], "val": [clip.n_frames, clip.n_frames]},
+                     splits={"train": [0, held], "val": [held, clip.n_frames]},
                      audio={"file": "audio.wav", "features": entry} if features else None)
 
 

@@ -59,7 +59,7 @@ def index_dataset(ds: Dataset) -> tuple[dict, dict]:
     import cv2
 
     n, size = ds.n_frames, ds.size
-    held = held_out_start(n)
+    held = ds.held_out_start  # the manifest's held-out part, the one rule
     flags = np.asarray(ds.tracking()["flags"])
     landmarks = ds.landmarks_canonical()
     mean, std = ds.landmark_stats()

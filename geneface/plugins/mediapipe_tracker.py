@@ -19,6 +19,7 @@ the landmark model has already passed its own presence threshold (min_tracking_c
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Iterator, Optional
 
 import attrs
@@ -26,6 +27,7 @@ import numpy as np
 
 from geneface import hookimpl
 from geneface.core.landmarks68 import POSE_MESH, mesh_to_68
+from geneface.core.native_log import native_logs_silenced
 from geneface.core.stages import FaceTracker, TrackedFrame
 
 _DETECTOR_SCORE_PARAM = (
@@ -89,15 +91,21 @@ class MediapipeTracker(FaceTracker):
     stable_points = POSE_MESH
 
     def track(self, frames: Iterator[np.ndarray]) -> Iterator[TrackedFrame]:
-        graph = _open_graph(self.config)
+        # The graph's threads log (absl, TensorFlow Lite) from its opening until its models have
+        # met the first frame, so one quiet stretch spans both; our own writes in it are kept.
+        quiet = ExitStack()
+        quiet.enter_context(native_logs_silenced())
+        graph = None
         previous_centre: Optional[np.ndarray] = None
         confidence = 0.0
         try:
+            graph = _open_graph(self.config)
             for frame in frames:
                 if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
                     raise ValueError(f"expected uint8 H x W x 3 RGB frames, got {frame.dtype} {frame.shape}")
                 height, width = frame.shape[:2]
                 result = graph.process(np.ascontiguousarray(frame))
+                quiet.close()
                 faces = [_points(f, width, height) for f in (result.multi_face_landmarks or [])]
                 detections = _detection_boxes(result.face_detections, width, height)
                 n_faces = max(len(faces), len(detections))
@@ -121,7 +129,9 @@ class MediapipeTracker(FaceTracker):
                         confidence = score
                 yield TrackedFrame(points=points, confidence=float(confidence), n_faces=n_faces)
         finally:
-            graph.close()
+            quiet.close()
+            if graph is not None:
+                graph.close()
 
     def to68(self, points: np.ndarray) -> np.ndarray:
         return mesh_to_68(points)

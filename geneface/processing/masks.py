@@ -16,9 +16,12 @@ Label maps store 0 = background, 1 = head, 2 = torso.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 import numpy as np
 
 from geneface.core import landmarks68 as L68
+from geneface.core.native_log import native_logs_silenced
 
 BACKGROUND, HEAD, TORSO = 0, 1, 2
 SEGMENTATION_INPUT = 256  # the general selfie model's input size
@@ -30,7 +33,14 @@ class Segmenter:
     def __init__(self) -> None:
         import mediapipe as mp
 
-        self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        # The graph's threads log from its opening until its model has met the first frame.
+        self._quiet = ExitStack()
+        self._quiet.enter_context(native_logs_silenced())
+        try:
+            self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        except BaseException:
+            self._quiet.close()
+            raise
 
     def person(self, frame: np.ndarray) -> np.ndarray:
         import cv2
@@ -40,11 +50,13 @@ class Segmenter:
         if max(h, w) > SEGMENTATION_INPUT:
             small = cv2.resize(frame, (SEGMENTATION_INPUT, SEGMENTATION_INPUT), interpolation=cv2.INTER_AREA)
         soft = self._model.process(np.ascontiguousarray(small)).segmentation_mask
+        self._quiet.close()
         if soft.shape != (h, w):
             soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
         return soft
 
     def close(self) -> None:
+        self._quiet.close()
         self._model.close()
 
     def __enter__(self) -> "Segmenter":

@@ -14,6 +14,7 @@ from typing import Optional
 import attrs
 import numpy as np
 
+from geneface.core.native_log import native_logs_silenced
 from geneface.errors import UsageError
 
 _CACHE: dict[str, "PhotoTrack"] = {}
@@ -80,7 +81,7 @@ def _run_face_mesh(image: np.ndarray) -> Optional[np.ndarray]:
     import mediapipe as mp
 
     h, w = image.shape[:2]
-    with mp.solutions.face_mesh.FaceMesh(
+    with native_logs_silenced(), mp.solutions.face_mesh.FaceMesh(
         static_image_mode=True, refine_landmarks=True, max_num_faces=1, min_detection_confidence=0.5
     ) as mesh:
         result = mesh.process(image)

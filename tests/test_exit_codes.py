@@ -16,7 +16,8 @@ from geneface.cli import main
 from geneface.core.checkpoint import Checkpoint, save_checkpoint
 from geneface.core.media import write_video, write_wav
 from geneface.core.records import Audio
-from geneface.errors import CheckpointError, GenefaceError, MediaError, StageMismatchError, UsageError, exit_status
+from geneface.errors import (CheckpointError, GenefaceError, MediaError, PipeClosedError, StageMismatchError,
+                             Terminated, UsageError, exit_status)
 
 from conftest import speechlike, talking_motion
 
@@ -163,6 +164,8 @@ def test_the_rule_itself():
     assert exit_status(StageMismatchError("x"))[0] == 2
     assert exit_status(GenefaceError("some clips failed")) == (1, "some clips failed")
     assert exit_status(KeyboardInterrupt()) == (130, "interrupted")
+    assert exit_status(Terminated()) == (143, "terminated (SIGTERM)")  # SIGTERM unwinds as Ctrl-C does
+    assert exit_status(PipeClosedError("--raw -: closed")) == (141, "--raw -: closed")
     full = OSError(errno.ENOSPC, "No space left on device", "out.mp4")
     assert exit_status(full) == (1, "out.mp4: No space left on device")
     assert exit_status(ValueError("a bug")) == (1, None)  # reported as an internal error

@@ -8,6 +8,8 @@ The exit-code rule, written once (README and ARCHITECTURE.md repeat this table):
 | 2 | bad input the user can fix: arguments, spec, plugin name, an output path that exists, is an input, is the wrong type or cannot be written; an input that is missing, unreadable, truncated, not media, without an audio track or a face, at the wrong fps, with NaN values; a bad, foreign or pickled checkpoint; stages that do not connect | `UsageError` and its subclasses (`SpecError`, `PluginError`, `DatasetError`), `MediaError`, `CheckpointError`, `StageMismatchError`, `TrackingError` |
 | 1 | a runtime failure that is not a bad input: a batch in which some items failed, the speech engine failing, a full disk or an I/O error while writing | `GenefaceError` itself; `OSError` and `MemoryError` raised while working |
 | 130 | interrupted (Ctrl-C) | `KeyboardInterrupt` |
+| 143 | terminated (SIGTERM: `timeout`, `docker stop`, systemd), handled as Ctrl-C is: partial outputs removed, one line | `Terminated` (the CLI raises it from its SIGTERM handler) |
+| 141 | the reader of a pipe we write to closed it (`geneface stream --raw -` read by `head -c 1000`): one line, the shell's code for a tool ended by SIGPIPE | `PipeClosedError` |
 | 1 | a bug: `error: internal error: <exception>` (`--debug` shows the traceback) | anything else |
 
 `exit_status(exc)` applies the rule; the CLI and its worker processes all call it.
@@ -66,6 +68,17 @@ class OutputBusyError(UsageError):
     """Another run is writing the same output right now (two commands given one output)."""
 
 
+class PipeClosedError(GenefaceError):
+    """The reader of a pipe we write frames to closed it: the run stops, saying where it got to."""
+
+    exit_code = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool ended by a closed pipe
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program happens to be so that it unwinds as Ctrl-C does
+    (every `with` block cleans up: partial outputs removed); exit 143 (128 + SIGTERM)."""
+
+
 def exit_status(exc: BaseException) -> tuple[int, Optional[str]]:
     """(exit code, one-line message) for an exception that ended a command.
 
@@ -75,6 +88,8 @@ def exit_status(exc: BaseException) -> tuple[int, Optional[str]]:
     if isinstance(exc, GenefaceError):
         # One line, even when it quotes a library's multi-line message (torch's missing keys).
         return exc.exit_code, " ".join(str(exc).split())
+    if isinstance(exc, Terminated):
+        return 143, "terminated (SIGTERM)"
     if isinstance(exc, KeyboardInterrupt):
         return 130, "interrupted"
     if isinstance(exc, MemoryError):

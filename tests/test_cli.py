@@ -142,3 +142,33 @@ def test_run_leaves_a_record_of_its_speed_next_to_the_video(tmp_path, wav_file, 
     assert record["fps"] > 0 and record["seconds"] > 0 and record["device"] == "cpu"
     assert record["renderer"] == "landmark_sketch" and record["paste_back"] is False
     assert "rendered at" in r.stdout and "fps" in r.stdout
+
+
+def test_plugin_and_user_text_is_not_read_as_rich_markup(capsys, monkeypatch):
+    """`[whisper]` in the install hint, or a clip folder named `take[b]`, is printed as written
+    (rich reads `[...]` as markup and drops it unless escaped)."""
+    from geneface.cli import cmd_core, main
+    from geneface.core.progress import PhaseProgress, track
+    from geneface.plugins import whisper
+
+    monkeypatch.setenv("COLUMNS", "400")
+    real_rows = cmd_core._plugin_rows
+
+    def rows(registry):
+        found = real_rows(registry)
+        found[0] = {**found[0], "available": False, "reason": f"needs weights: {whisper.INSTALL_HINT}",
+                    "description": "a [bold] plugin [/] of [x]", "version": "1.0[rc1]"}
+        return found
+
+    monkeypatch.setattr(cmd_core, "_plugin_rows", rows)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    for text in ("needs weights: pip install 'geneface[whisper]'", "a [bold] plugin [/] of [x]", "1.0[rc1]"):
+        assert text in out, out
+    assert list(track(range(2), 2, "synth take[b]")) == [0, 1]
+    display = PhaseProgress(True, 1)
+    display.phase("take[b]: rendering", 1)
+    display.done("run[b]")
+    display.close()
+    err = capsys.readouterr().err
+    assert "synth take[b]" in err and "take[b]: rendering" in err and "last: run[b]" in err

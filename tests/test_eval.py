@@ -314,3 +314,21 @@ def _facts():
     from geneface.app.eval import VideoFacts
 
     return VideoFacts("v.mp4", 25, 25.0, 1.0, 64, 64, True, "h264")
+
+
+def test_a_video_too_short_for_lip_sync_is_our_line_alone(root, clip, syncnet, capsys, recwarn):
+    """A 1-frame video: refused before the audio is encoded, so no library warns first (librosa
+    of an n_fft longer than the signal)."""
+    import warnings
+
+    warnings.simplefilter("always")
+    first = next(iter(read_video(clip / "video.mp4")))
+    speech = read_audio(clip / "speech.wav")
+    short = root / "one_frame.wav"
+    write_wav(short, Audio(speech.samples[:640]))
+    one = root / "one_frame.mp4"
+    write_video(one, [first], audio=Audio(speech.samples[:640]))
+    assert main(["eval", str(one), "--audio", str(short), "--syncnet", str(syncnet), "-q"]) == 2
+    assert capsys.readouterr().err == (f"error: lip sync needs at least 5 consecutive frames with a face and audio; "
+                                       f"{one} has 1 frames and {short} audio for 1\n")
+    assert [str(w.message) for w in recwarn] == []

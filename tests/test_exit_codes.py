@@ -16,7 +16,8 @@ from geneface.cli import main
 from geneface.core.checkpoint import Checkpoint, save_checkpoint
 from geneface.core.media import write_video, write_wav
 from geneface.core.records import Audio
-from geneface.errors import CheckpointError, GenefaceError, MediaError, StageMismatchError, UsageError, exit_status
+from geneface.errors import (CheckpointError, GenefaceError, MediaError, PipeClosedError, StageMismatchError,
+                             Terminated, UsageError, exit_status)
 
 from conftest import speechlike, talking_motion
 
@@ -163,7 +164,28 @@ def test_the_rule_itself():
     assert exit_status(StageMismatchError("x"))[0] == 2
     assert exit_status(GenefaceError("some clips failed")) == (1, "some clips failed")
     assert exit_status(KeyboardInterrupt()) == (130, "interrupted")
+    assert exit_status(Terminated()) == (143, "terminated (SIGTERM)")  # SIGTERM unwinds as Ctrl-C does
+    assert exit_status(PipeClosedError("--raw -: closed")) == (141, "--raw -: closed")
     full = OSError(errno.ENOSPC, "No space left on device", "out.mp4")
     assert exit_status(full) == (1, "out.mp4: No space left on device")
     assert exit_status(ValueError("a bug")) == (1, None)  # reported as an internal error
     assert exit_status(KeyError("a bug")) == (1, None)
+
+
+def test_bench_generic_refuses_a_wrong_kind_of_checkpoint_before_any_work(tmp_path, capsys, monkeypatch):
+    import geneface.app.motion_figures as figures
+    from geneface.core.checkpoint import stage_checkpoint
+    from geneface.registry import get_registry
+
+    def boom(*_a, **_k):
+        raise AssertionError("the clips were read before the checkpoints were checked")
+
+    monkeypatch.setattr(figures, "load_clips", boom)
+    entry = get_registry().get("syncnet", "syncnet")
+    syncnet = tmp_path / "syncnet.safetensors"
+    save_checkpoint(syncnet, stage_checkpoint(entry.cls(entry.cls.Config(channels=(8, 8, 8), embed=8))))
+    renderer = tmp_path / "renderer.safetensors"
+    _ckpt(kind="renderer", plugin="hashgrid_nerf")(renderer)
+    code = main(["bench", "generic", "--data", str(tmp_path), "--syncnet", str(syncnet), "--vae", str(renderer)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: --vae: {renderer}: holds a renderer"), err

@@ -1,6 +1,7 @@
 """Outputs: one check before any work (exists, is an input, wrong type, not writable), then atomic writes."""
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from geneface.cli import main
-from geneface.core.atomic import atomic_directory, atomic_output
+from geneface.core.atomic import HOST, atomic_directory, atomic_output
 from geneface.core.outputs import prepare_output, run_folder
 from geneface.errors import UsageError
 
@@ -117,6 +118,43 @@ def test_atomic_writers_keep_the_overwrite_decision(tmp_path):
             (tmp / "a").write_text("x")
             folder.mkdir()
     assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
+
+
+def test_partials_of_dead_owners_are_swept_before_any_work_and_live_ones_kept(tmp_path):
+    """A partial says who owns it (host, pid); the next check of the same output removes those
+    whose owner died (SIGKILL gave it no chance to clean up) and nothing else."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        names = {
+            "dead_file": f".out.partial-{HOST}-{dead.pid}-0123abcd.mp4",
+            "dead_folder": f".out.mp4.partial-{HOST}-{dead.pid}-0123abcd",
+            "live_file": f".out.partial-{HOST}-{live.pid}-0123abcd.mp4",
+            "other_host": f".out.partial-{'0' * 6 if HOST != '0' * 6 else '1' * 6}-{dead.pid}-0123abcd.mp4",
+            "older_naming": ".out.partial-0123abcd.mp4",
+            "other_output": f".other.partial-{HOST}-{dead.pid}-0123abcd.mp4",
+        }
+        for key, name in names.items():
+            if key == "dead_folder":
+                (tmp_path / name).mkdir()
+                (tmp_path / name / "frame.png").write_bytes(b"x")
+            else:
+                (tmp_path / name).write_bytes(b"x")
+        prepare_output(tmp_path / "out.mp4")
+        left = {p.name for p in tmp_path.iterdir()}
+        assert left == {names[k] for k in ("live_file", "other_host", "older_naming", "other_output")}
+        # A writer sweeps too, and names its own partial after its process.
+        (tmp_path / names["dead_file"]).write_bytes(b"x")
+        with atomic_output(tmp_path / "out.mp4") as tmp:
+            assert not (tmp_path / names["dead_file"]).exists()
+            assert tmp.name.startswith(f".out.partial-{HOST}-{os.getpid()}-") and tmp.suffix == ".mp4"
+            tmp.write_bytes(b"done")
+        with atomic_directory(tmp_path / "clip") as tmp:
+            assert tmp.name.startswith(f".clip.partial-{HOST}-{os.getpid()}-")
+    finally:
+        live.kill()
+        live.wait()
 
 
 # -- the commands -------------------------------------------------------------------------

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import attrs
@@ -26,6 +29,7 @@ from geneface.app.stream import Streamer, plan_stream
 from geneface.app.stream_run import FrameSink
 from geneface.cli import main
 from geneface.core import media
+from geneface.core.atomic import HOST
 from geneface.core.records import Audio, Motion, frames_for_duration
 from geneface.core.spec import parse_spec, validate_spec
 from geneface.core.stages import RunContext, StreamContext
@@ -436,3 +440,88 @@ def test_hashgrid_nerf_streams_frames_equal_to_the_offline_run(chain, hashgrid, 
     out, _ = stream(streamer, chain.samples, 3200)
     assert [i for i, _ in out] == list(range(len(frames))) and len(frames) == N_FRAMES
     assert [i for i, frame in out if not np.array_equal(frame, frames[i])] == []
+
+
+# -- stopped from outside, and bad input ------------------------------------------------------------
+
+
+def _long_wav(chain: Chain, folder: Path) -> Path:
+    wav = folder / "long.wav"
+    media.write_wav(wav, Audio(np.tile(chain.samples, 8)))  # 58 s: a realtime stream still running when stopped
+    return wav
+
+
+def _start_stream(spec: Path, wav: Path, out: Path, raw: Path) -> subprocess.Popen:
+    """`geneface stream` in its own process, paced in real time, once it is writing both its partials."""
+    proc = subprocess.Popen([sys.executable, "-m", "geneface", "stream", str(spec), "--audio", str(wav), "-o",
+                             str(out), "--raw", str(raw), "--realtime"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.parent.glob(".*.partial-*"))) < 2 or not any(
+            p.stat().st_size for p in out.parent.glob(".live.partial-*.rgb")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the stream never started writing"
+        time.sleep(0.2)
+    return proc
+
+
+def test_sigterm_mid_stream_cleans_up_says_one_line_and_exits_143(chain, tmp_path):
+    spec = write_spec(chain, tmp_path)
+    out, raw = tmp_path / "live.mp4", tmp_path / "live.rgb"
+    proc = _start_stream(spec, _long_wav(chain, tmp_path), out, raw)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "error: terminated (SIGTERM)\n", err
+    assert not out.exists() and not raw.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_partials_of_a_killed_stream_are_swept_by_the_next_and_a_live_ones_kept(chain, tmp_path, capsys,
+                                                                                 one_torch_thread):
+    spec = write_spec(chain, tmp_path)
+    out, raw = tmp_path / "live.mp4", tmp_path / "live.rgb"
+    proc = _start_stream(spec, _long_wav(chain, tmp_path), out, raw)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.communicate(timeout=60)
+    killed = sorted(tmp_path.glob(".*partial*"))
+    assert len(killed) == 2
+    owner = subprocess.Popen(["sleep", "60"])  # another run, alive, writing the same output
+    try:
+        alive = tmp_path / f".live.partial-{HOST}-{owner.pid}-0123abcd.mp4"
+        alive.write_bytes(b"still being written")
+        assert main(["stream", str(spec), "--audio", str(chain.wav), "-o", str(out), "--raw", str(raw)]) == 0, \
+            capsys.readouterr().err
+        assert sorted(tmp_path.glob(".*partial*")) == [alive] and alive.read_bytes() == b"still being written"
+        assert media.probe_video(out).n_frames() == N_FRAMES
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_closed_stdin_and_a_spec_that_ends_at_motion_are_one_line(chain, tmp_path, capsys, monkeypatch):
+    spec = write_spec(chain, tmp_path)
+    monkeypatch.setattr(sys, "stdin", None)  # what Python makes of a closed fd 0 (`geneface stream ... <&-`)
+    assert main(["stream", str(spec), "--audio", "-", "--raw", str(tmp_path / "x.rgb")]) == 2
+    assert capsys.readouterr().err == ("error: --audio -: stdin is closed; pipe s16le 16 kHz mono PCM into it, "
+                                       "or give a file\n")
+    motion = tmp_path / "motion.yaml"
+    stages = {k: v for k, v in spec_dict(chain)["stages"].items() if k in ("audio_encoder", "motion_generator")}
+    motion.write_text(yaml.safe_dump({"stages": stages, "output": "out.npz"}))
+    for args in ([], ["-o", str(tmp_path / "m.mp4")]):
+        assert main(["stream", str(motion), "--audio", str(chain.wav), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a stream runs from audio to video" in err and "renderer last" in err, err
+
+
+def test_raw_frames_into_a_pipe_whose_reader_closes_stop_with_one_line(chain, tmp_path):
+    """`--raw - | head -c 1000`: one line and 141 (a Unix tool's code for a closed pipe), no traceback,
+    and the mp4 written beside it is not left half-done."""
+    spec = write_spec(chain, tmp_path)
+    out = tmp_path / "beside.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "geneface", "stream", str(spec), "--audio", str(chain.wav),
+                             "--raw", "-", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert len(proc.stdout.read(1000)) == 1000
+    proc.stdout.close()  # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert err.startswith("error: --raw -: the reader of stdout closed it after ") and err.count("\n") == 1, err
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))

@@ -224,7 +224,15 @@ def test_bad_models_give_one_line(tiny, tmp_path):
     _one_line_error(_enc(other_pt), str(other_pt), "not an OpenAI Whisper checkpoint")
     pickled = tmp_path / "pickled.pt"
     torch.save({"dims": {}, "model_state_dict": {}, "x": argparse.Namespace(a=1)}, pickled)
-    _one_line_error(_enc(pickled), str(pickled), "cannot read the Whisper checkpoint")
+    message = _one_line_error(_enc(pickled), str(pickled), "cannot read the Whisper checkpoint",
+                              "pickles Python objects other than tensors", "geneface does not")
+    assert "weights_only" not in message and "trust" not in message  # not torch's advice to load it anyway
+    bin_folder = tmp_path / "pickled_bin"  # the same in a Hugging Face folder's pytorch_model.bin
+    bin_folder.mkdir()
+    (bin_folder / "config.json").write_text((root / "hf" / "config.json").read_text())
+    torch.save({"x": argparse.Namespace(a=1)}, bin_folder / "pytorch_model.bin")
+    message = _one_line_error(_enc(bin_folder), "pytorch_model.bin", "geneface does not")
+    assert "weights_only" not in message
 
 
 def test_bad_ctranslate2_folders(tmp_path):

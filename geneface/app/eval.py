@@ -322,6 +322,11 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
             scorer = load_syncnet(syncnet)
         else:
             scorer = syncnet
+        from geneface.models.syncnet import V_FRAMES
+
+        if min(facts.frames, audio_frames) < V_FRAMES:  # said before the encoder warns of a too short signal
+            raise UsageError(f"lip sync needs at least {V_FRAMES} consecutive frames with a face and audio; "
+                             f"{facts.path} has {facts.frames} frames and {audio_path} audio for {audio_frames}")
         # Encoded (and the width checked) before tracking, so a missing encoder model or a
         # mismatched checkpoint fails at once, not after every frame was tracked.
         features = syncnet_encoder(scorer, checkpoint or "the SyncNet").encode(sound)

@@ -112,16 +112,17 @@ def evaluate(data: Sequence[Path], encoder: "AudioEncoder", val_speakers: Option
     from geneface.registry import get_registry
 
     registry = registry or get_registry()
+    # The models first: a checkpoint of the wrong kind is refused before the clips are read.
+    judge = registry.load(syncnet, "syncnet", "--syncnet")
+    generator = registry.load(vae, "motion_generator", "--vae") if vae is not None else None
     clips = load_clips(data, encoder)
     held_out = clips if every_clip else split_by_speaker(clips, val_speakers, seed=seed).val
-    judge = registry.load(syncnet, "syncnet", "--syncnet")
     result = {"speakers": sorted({c.speaker for c in held_out}), "clips": len(held_out),
               "frames": int(sum(c.n_frames for c in held_out)), "syncnet": syncnet_figures(judge, held_out, seed=seed)}
     # The judge on the data's own motion, for comparison with the generated motion's figures.
     result["syncnet"]["data_motion"] = data_confidence(judge, held_out)
-    if vae is not None:
-        result["vae"] = vae_figures(registry.load(vae, "motion_generator", "--vae"), judge, held_out, temperature,
-                                    seed)
+    if generator is not None:
+        result["vae"] = vae_figures(generator, judge, held_out, temperature, seed)
     return result
 
 

@@ -194,16 +194,22 @@ class HeadPathStream:
         return attrs.evolve(self._camera, c2w=self._camera.c2w[start - self._start: stop - self._start])
 
 
+def check_streamable(spec) -> None:
+    """A stream runs from audio to video: say so (in one line) of a spec whose stages do not,
+    before anything else is said about it (its output's suffix, say)."""
+    first, last = STAGE_KINDS[spec.stages[0].kind], STAGE_KINDS[spec.stages[-1].kind]
+    if first.consumes != "audio" or last.produces != "video":
+        raise UsageError(f"{spec.source}: a stream runs from audio to video; the spec's stages run from "
+                         f"{first.name} to {last.name} (it needs an audio_encoder first and a renderer last)")
+
+
 class Streamer:
     """A spec's stages run on audio as it arrives (module doc). Not thread-safe: one feeder."""
 
     def __init__(self, resolved: ResolvedSpec, registry, lookahead: Optional[float] = DEFAULT_LOOKAHEAD,
                  max_lag: Optional[float] = None, clock: Callable[[], float] = time.perf_counter):
         spec = resolved.spec
-        first, last = STAGE_KINDS[spec.stages[0].kind], STAGE_KINDS[spec.stages[-1].kind]
-        if first.consumes != "audio" or last.produces != "video":
-            raise UsageError(f"{spec.source}: a stream runs from audio to video; the spec's stages run from "
-                             f"{first.name} to {last.name} (it needs an audio_encoder first and a renderer last)")
+        check_streamable(spec)
         if spec.paste_back:
             raise UsageError("output.paste_back: a stream does not paste back onto the source video; "
                              "set it to false (or run `geneface run --paste-back` on the whole audio)")

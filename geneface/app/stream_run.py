@@ -26,13 +26,13 @@ from typing import BinaryIO, Callable, Iterator, Optional
 import attrs
 import numpy as np
 
-from geneface.app.stream import Latency, Streamer
+from geneface.app.stream import Latency, Streamer, check_streamable
 from geneface.core.atomic import atomic_output
 from geneface.core.media import VideoWriter, read_audio
 from geneface.core.outputs import prepare_output, prepare_spec_output
 from geneface.core.records import SAMPLE_RATE, VIDEO_FPS, Audio
 from geneface.core.spec import PipelineSpec, validate_spec
-from geneface.errors import UsageError
+from geneface.errors import PipeClosedError, UsageError
 
 STDIN = "-"
 PCM_BYTES = 2  # s16le
@@ -128,6 +128,7 @@ def _prepare(spec: PipelineSpec, registry, audio: str, output: Optional[Path], r
     audio_path = None if audio == STDIN else Path(audio)
     if audio_path is not None and not audio_path.is_file():
         raise UsageError(f"--audio {audio}: no such file (give a file, or - for s16le 16 kHz mono PCM on stdin)")
+    check_streamable(spec)  # before -o's suffix is checked against what the spec produces
     if output is None and raw is None:
         output = spec.output or spec.default_output()
     spec = attrs.evolve(spec, output=Path(output) if output is not None else None)
@@ -143,6 +144,13 @@ def _prepare(spec: PipelineSpec, registry, audio: str, output: Optional[Path], r
     return resolved, mp4, raw_file
 
 
+def _stdin() -> BinaryIO:
+    # Python sets sys.stdin to None when file descriptor 0 is closed (`geneface stream ... <&-`).
+    if sys.stdin is None or getattr(sys.stdin, "buffer", None) is None:
+        raise UsageError("--audio -: stdin is closed; pipe s16le 16 kHz mono PCM into it, or give a file")
+    return sys.stdin.buffer
+
+
 def run_stream(spec: PipelineSpec, registry, audio: str, output: Optional[Path] = None, raw: Optional[str] = None,
                chunk_ms: float = 200.0, lookahead: Optional[float] = 0.4, realtime: bool = False,
                overwrite: bool = False, report: Optional[Path] = None, max_lag: Optional[float] = None,
@@ -155,7 +163,7 @@ def run_stream(spec: PipelineSpec, registry, audio: str, output: Optional[Path] 
     streamer = Streamer(resolved, registry, lookahead=lookahead, max_lag=max_lag)
     streamer.warm_up()  # before the first chunk: a live source's clock starts after it
     if audio == STDIN:
-        chunks = pcm_chunks(stdin if stdin is not None else sys.stdin.buffer, size)
+        chunks = pcm_chunks(stdin if stdin is not None else _stdin(), size)
     else:
         decoded = read_audio(Path(audio))
         if len(decoded.samples) == 0:
@@ -174,10 +182,18 @@ def run_stream(spec: PipelineSpec, registry, audio: str, output: Optional[Path] 
             tmp = stack.enter_context(atomic_output(raw_file, overwrite=overwrite))
             sink_raw = stack.enter_context(open(tmp, "wb"))
         sink = FrameSink(writer, sink_raw)
-        for chunk, arrived in chunks:
-            sink.audio(chunk)
-            sink.frames(streamer.feed(chunk, arrived_at=arrived))
-        sink.frames(streamer.finish())
+        try:
+            for chunk, arrived in chunks:
+                sink.audio(chunk)
+                sink.frames(streamer.feed(chunk, arrived_at=arrived))
+            sink.frames(streamer.finish())
+        except BrokenPipeError:
+            if raw != STDIN:
+                raise
+            # The reader of stdout went away (`| head -c 1000`, a player closed): stop, say where.
+            # Unfinished outputs beside it (an mp4) are removed as for any stopped run.
+            raise PipeClosedError(f"--raw -: the reader of stdout closed it after {sink.written} "
+                                  f"frame{'' if sink.written == 1 else 's'}; stopped") from None
 
     plan = tuple((p.label, p.context.back, p.context.ahead, p.context.exact, p.context.why)
                  for p in streamer.plan.stages)

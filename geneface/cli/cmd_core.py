@@ -52,15 +52,20 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     from rich.markup import escape
     from rich.table import Table
 
+    # Every text from a plugin or the machine is escaped: rich would read `[whisper]` in
+    # "pip install 'geneface[whisper]'" (or a plugin's own brackets) as markup and drop it.
     table = Table(title="geneface plugins")
     for column in ("kind", "name", "origin", "description", "status"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        status = "[green]available[/]" if row["available"] else f"[red]unavailable[/]: {row['reason']}"
-        description = row["description"] + (f"\n[dim]compute: {escape(row['compute'])}[/]" if row["compute"] else "")
-        table.add_row(row["kind"], row["name"], f"{row['origin']} {row['version']}", description, status)
+        status = "[green]available[/]" if row["available"] else f"[red]unavailable[/]: {escape(row['reason'])}"
+        description = escape(row["description"]) + (f"\n[dim]compute: {escape(row['compute'])}[/]"
+                                                     if row["compute"] else "")
+        table.add_row(escape(row["kind"]), escape(row["name"]), escape(f"{row['origin']} {row['version']}"),
+                      description, status)
     for b in broken:
-        table.add_row("?", b["entry_point"], f"{b['origin']} {b['version']}", "", f"[red]broken[/]: {b['error']}")
+        table.add_row("?", escape(b["entry_point"]), escape(f"{b['origin']} {b['version']}"), "",
+                      f"[red]broken[/]: {escape(b['error'])}")
     Console().print(table)
 
 

@@ -1,21 +1,76 @@
-"""Write-then-rename, so an interrupted run never leaves a file or folder that looks complete."""
+"""Write-then-rename, so an interrupted run never leaves a file or folder that looks complete.
+
+A partial's name says who owns it: `.NAME.partial-HOST-PID-RANDOM[.ext]` (HOST: six hex digits
+of this machine's name). A run killed in a way that gives it no chance to clean up (SIGKILL,
+a power cut) leaves its partial behind; the next write of the same output removes partials of
+that output whose owner, on this machine, is no longer alive (`sweep_stale`). A partial of
+a live process, of another machine (a shared folder) or of the older naming is never touched.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import os
+import re
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Iterator
 
 from geneface.errors import UsageError
 
+# Which machine a partial's pid belongs to: a pid means nothing on another host sharing the folder.
+HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 
-def _temp_sibling(path: Path) -> Path:
+
+def _partial(path: Path, stem: str, suffix: str) -> Path:
     # Same folder keeps the final rename atomic (one file system); the suffix is kept so
     # that writers which pick a format from the extension still do.
-    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix}")
+    return path.with_name(f".{stem}.partial-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True
+
+
+def sweep_stale(path: Path, stem: str, suffix: str = "") -> list[Path]:
+    """Remove the partials of output `path` (named from `stem` and `suffix`) that a dead process
+    of this machine left; return them. A reused pid only keeps a stale partial a while longer."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    own = re.compile(rf"\.{re.escape(stem)}\.partial-([0-9a-f]{{6}})-(\d+)-[0-9a-f]{{8}}{re.escape(suffix)}")
+    removed = []
+    for entry in path.parent.glob(glob.escape(f".{stem}.partial-") + "*"):
+        match = own.fullmatch(entry.name)
+        if match is None or match[1] != HOST or _alive(int(match[2])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
+
+
+def sweep_partials(path: Path) -> list[Path]:
+    """`sweep_stale` for output `path` whichever writer makes it (a file's partial keeps its
+    extension, a folder's does not): what `geneface.core.outputs` runs before any work."""
+    path = Path(path)
+    removed = sweep_stale(path, path.stem, path.suffix)
+    if path.suffix:
+        removed += sweep_stale(path, path.name)
+    return removed
 
 
 def _appeared(path: Path) -> UsageError:
@@ -33,7 +88,8 @@ def atomic_output(path: Path, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_sibling(path)
+    sweep_stale(path, path.stem, path.suffix)
+    tmp = _partial(path, path.stem, path.suffix)
     try:
         yield tmp
         if not overwrite and path.exists():
@@ -50,7 +106,8 @@ def atomic_directory(path: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder next to `path`; it becomes `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    sweep_stale(path, path.name)
+    tmp = _partial(path, path.name, "")
     tmp.mkdir()
     try:
         yield tmp

@@ -16,7 +16,8 @@ mistake in the output path costs nothing:
 
 Each refusal is one `UsageError` line naming the path (exit code 2). The writing itself
 goes through `geneface.core.atomic` (temporary name, rename when complete), so a failure
-later on leaves no partial file under the final name.
+later on leaves no partial file under the final name; partials of the target that a killed
+run (SIGKILL) left behind, whose owner is dead, are removed here (`atomic.sweep_partials`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from geneface.core.atomic import sweep_partials
 from geneface.errors import UsageError
 
 
@@ -125,6 +127,7 @@ def prepare_output(
     probe_writable(_nearest_folder(path, what), path, what)
     if kind == "dir" and path.is_dir() and existing_ok:
         probe_writable(path, path, what)  # a resumed folder is written into as well
+    sweep_partials(path)  # what a killed run of this output left (geneface.core.atomic)
     return path
 
 

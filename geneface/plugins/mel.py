@@ -47,6 +47,7 @@ HOP = int(SAMPLE_RATE / FEATURE_RATE)  # 320 samples = 20 ms
 FRAME_SAMPLES = int(SAMPLE_RATE / VIDEO_FPS)  # 640 samples = one video frame
 YIN_FRAME = 1024  # librosa.yin's frame length below
 PROJECTION_BLOCK = 64  # STFT frames projected onto the mel bank per matrix product (module doc)
+PIECE_FRAMES = 3000  # 60 s of feature frames: `log_mel` on longer audio goes piece by piece
 
 
 def project(basis: np.ndarray, power: np.ndarray) -> np.ndarray:
@@ -99,7 +100,25 @@ class MelEncoder(AudioEncoder):
 
     def log_mel(self, y: np.ndarray) -> np.ndarray:
         """(frames x n_mels) log-mel power: librosa's melspectrogram (Hann window, centred frames,
-        zero padding, power 2), with the projection in fixed blocks (`project`)."""
+        zero padding, power 2), with the projection in fixed blocks (`project`).
+
+        Long audio goes in pieces of PIECE_FRAMES frames, each cut from the audio with the
+        samples its edge frames' windows reach, so the result equals the whole bit for bit (the
+        streaming argument above) while the spectrogram held at once stays bounded: over two
+        hours at once it took about 2.5 GB."""
+        n = 1 + len(y) // HOP  # librosa's count of centred frames
+        if n <= PIECE_FRAMES:
+            return self._log_mel(y)
+        margin = -(-(self.config.n_fft // 2) // HOP)  # frames of context a piece needs each side
+        pieces = []
+        for a in range(0, n, PIECE_FRAMES):
+            b = min(n, a + PIECE_FRAMES)
+            lo = max(0, a - margin)  # the piece starts on a frame centre: its frames are the run's frames
+            part = self._log_mel(y[lo * HOP: (b - 1 + margin) * HOP + 1])
+            pieces.append(part[a - lo: b - lo])
+        return np.concatenate(pieces)
+
+    def _log_mel(self, y: np.ndarray) -> np.ndarray:
         import librosa
 
         c = self.config

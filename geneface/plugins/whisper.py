@@ -77,6 +77,22 @@ def _brief(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+def _weights_only_load(path: Path):
+    """torch.load of tensors and plain containers only. A file that pickles anything else is
+    refused in our words: torch's own message suggests `weights_only=False`, which would run
+    the pickle's code, and geneface never does that."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UsageError(f"{path}: cannot read the Whisper checkpoint: it pickles Python objects other than "
+                         "tensors, and loading those could run code, so geneface does not; use the model's "
+                         "safetensors (a Hugging Face folder) or a CTranslate2 folder instead") from None
+
+
 # -- CTranslate2's model.bin header ---------------------------------------------------------------
 
 CT2_HALF_DTYPES = (4, 5)  # CTranslate2's type ids of float16 and bfloat16
@@ -232,8 +248,10 @@ class WhisperEncoder(AudioEncoder):
         from geneface.models import whisper_encoder as we
 
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a zip, pickle or I/O problem: the file is not a readable checkpoint
+            ckpt = _weights_only_load(path)
+        except UsageError:
+            raise
+        except Exception as exc:  # a zip or I/O problem: the file is not a readable checkpoint
             raise UsageError(f"{path}: cannot read the Whisper checkpoint ({type(exc).__name__}: {_brief(exc)})") from None
         if not (isinstance(ckpt, dict) and isinstance(ckpt.get("dims"), dict) and isinstance(ckpt.get("model_state_dict"), dict)):
             raise UsageError(f"{path}: not an OpenAI Whisper checkpoint (needs 'dims' and 'model_state_dict')")
@@ -284,7 +302,7 @@ class WhisperEncoder(AudioEncoder):
                     state.update({k: f.get_tensor(k) for k in f.keys() if wanted(k)})
             return state
         if (folder / "pytorch_model.bin").is_file():
-            state = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+            state = _weights_only_load(folder / "pytorch_model.bin")
             if not isinstance(state, dict):
                 raise ValueError("pytorch_model.bin holds no state dict")
             return {k: v for k, v in state.items() if wanted(k)}

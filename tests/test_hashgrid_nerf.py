@@ -179,15 +179,16 @@ def test_edge_band_is_the_pixels_near_a_label_boundary():
 
 
 def test_edge_share_draws_rays_from_the_mask_boundaries(dataset):
-    from geneface.training.person_renderer_task import HashGridTask, HashGridTaskConfig, edge_band
+    from geneface.training.hashgrid_task import HashGridTaskConfig
+    from geneface.training.person_renderer_task import PersonRendererTask, edge_band
 
     ds = Dataset(dataset)
 
     def share_in_band(edge_share: float) -> float:
         stage = HashGridNeRF(HashGridNeRF.Config(size=ds.size, n_poses=ds.n_frames, n_latents=45))
-        task = HashGridTask(stage, ds, HashGridTaskConfig(edge_share=edge_share), steps=100)
+        task = PersonRendererTask(stage, ds, HashGridTaskConfig(edge_share=edge_share))
         batch = task.sample_batch(np.random.default_rng(0), 4096)
-        frames, flat = batch["ray_frame"].numpy(), batch["flat"].numpy()
+        frames, flat = batch.frame.numpy(), batch.flat.numpy()
         inside = np.zeros(len(flat), bool)
         for f in np.unique(frames):
             band = np.zeros(ds.size * ds.size, bool)

@@ -16,8 +16,8 @@ lists. The registry is handed to the recipe with its inputs. Every run writes to
     OUT/run.json            every setting of the run (and why it stopped early, if it did)
 
 Settings: loop flags, or `--config FILE.yaml` with sections `train` (loop), `model` (the
-plugin's config) and `task` (losses, sampling); flags win over the file, the file over the
-plugin's defaults.
+plugin's config) and `task` (losses, sampling); each built in layers, each layer once: the
+defaults, the recipe's `--profile` (when it has profiles), the file, the flags.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] 
     from geneface.errors import UsageError
     from geneface.registry import get_registry
     from geneface.training.distributed import shutdown
-    from geneface.training.recipe import TrainInputs, load_recipe, parse_options
+    from geneface.training.recipe import TrainInputs, load_recipe, merged, parse_options
     from geneface.training.trainer import Trainer
 
     recipe = load_recipe(entry.cls)
@@ -135,10 +135,12 @@ def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] 
     run_folder(out, overwrite=overwrite, resume=resume, inputs=paths)
 
     file = _load_yaml(config)
-    loop_config = _train_config(file, config, dict(loop or {}), recipe.loop_defaults_for(options))
+    # Each config in layers, each layer once: defaults, the profile, the file, the flags.
+    profile_name, profile = recipe.profile(options)
+    loop_config = _train_config(file, config, dict(loop or {}), merged(recipe.loop_defaults, profile.get("train") or {}))
     torch.manual_seed(loop_config.seed)  # before the model is built: its initial weights depend on --seed only
     built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop_config,
-                                     registry or get_registry()))
+                                     registry or get_registry(), profile, profile_name))
     if overwrite and not resume and out.is_dir():
         # Checked above: a folder holding a run, not one of the inputs. Under torchrun every
         # process does this on one shared folder: a file another rank already took is no error.

@@ -8,7 +8,7 @@ down, z forward); world space is the canonical head frame.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import attrs
 import numpy as np
@@ -106,3 +106,46 @@ def intersect_box(
     far = torch.maximum(t1, t2).amin(dim=-1)
     hit = far > near
     return near, torch.maximum(far, near), hit
+
+
+@attrs.frozen(eq=False)
+class RayBatch:
+    """A training batch of rays drawn from a person's frames: what a trainable renderer's
+    loss gets (geneface.training.renderer_contract). F frames, N rays.
+
+    `flat` is each ray's pixel as y * size + x, `slot` its frame's row among the F, `frame`
+    its dataset frame; per frame: `landmarks` ((F, 68, 3), or (F, W, 68, 3) for a renderer
+    that reads a window of neighbouring frames), `latent` (the frame's row among the training
+    frames) and `c2w`; per ray: `target` colour in [0, 1], mask `label` and `lip` (inside the
+    mouth's box in the lip phase). `phase` is the stage of the run the rays were drawn for;
+    `rays` are set on the training device (`with_rays`)."""
+
+    phase: str
+    size: int
+    flat: torch.Tensor
+    slot: torch.Tensor
+    frame: torch.Tensor
+    landmarks: torch.Tensor
+    latent: torch.Tensor
+    c2w: torch.Tensor
+    target: torch.Tensor
+    label: torch.Tensor
+    lip: torch.Tensor
+    rays: Optional[Rays] = None
+
+    def __len__(self) -> int:
+        return self.flat.shape[0]
+
+    @property
+    def pixels(self) -> torch.Tensor:
+        """(N, 2) as (x, y)."""
+        return torch.stack([self.flat % self.size, self.flat // self.size], dim=-1)
+
+    def to(self, device: Union[str, torch.device]) -> "RayBatch":
+        moved = {f.name: getattr(self, f.name).to(device, non_blocking=True)
+                 for f in attrs.fields(RayBatch) if isinstance(getattr(self, f.name), torch.Tensor)}
+        return attrs.evolve(self, **moved)
+
+    def with_rays(self, camera: Camera) -> "RayBatch":
+        """The batch with its camera rays (on the device of its tensors)."""
+        return attrs.evolve(self, rays=camera_rays(camera, self.frame, self.pixels))

@@ -1,8 +1,10 @@
 """Renderer `hashgrid_nerf`: a person-specific talking head (RAD-NeRF's design, ER-NeRF's
 tri-plane by default) driven by canonical landmarks, over a 2-D torso and the video's plate.
 
-Trained on one `geneface process` dataset (`geneface train renderer --plugin hashgrid_nerf`,
-geneface.training.person_renderer_task); the checkpoint holds everything a frame needs
+Trained on one `geneface process` dataset (`geneface train renderer --plugin hashgrid_nerf`):
+the class says how it trains (its parameter groups and losses, the contract of
+geneface.training.renderer_contract), geneface.training.hashgrid_task holds its task config and
+profiles, geneface.training.person_renderer_task is the generic task. The checkpoint holds everything a frame needs
 besides the motion (plate, camera, regions, the training video's poses: the default camera
 path), so it renders anywhere. A camera path it is handed (a spec's `input.poses`) is
 honoured: poses, focal length and principal point (geneface.nerf.person). Frames stream one
@@ -23,9 +25,10 @@ from geneface.core.stages import StreamContext
 from geneface.errors import PluginError
 from geneface.nerf.stage import PersonNeRF
 from geneface.nerf.talking_head import TalkingHeadConfig
+from geneface.training.renderer_contract import Losses, TrainableRenderer
 
 
-class HashGridNeRF(PersonNeRF):
+class HashGridNeRF(PersonNeRF, TrainableRenderer):
     """The head's 3-D grid (`head.space: grid`) runs on the backend `head.backend` picks for
     the device the model is on (`to_device`, and again before rendering): tinycudann on CUDA
     when it imports and `grid.lattice` is "tcnn", PyTorch otherwise. Either way the
@@ -36,7 +39,7 @@ class HashGridNeRF(PersonNeRF):
     description = ("Landmark-driven head NeRF (tri-plane or 3-D hash grid, 2-D ambient space, occupancy marching) "
                    "over a 2-D torso and the plate")
     Config = TalkingHeadConfig
-    training = "geneface.training.person_renderer_task:HashGridRecipe"
+    training = "geneface.training.hashgrid_task:HashGridRecipe"
 
     @classmethod
     def compute_backend(cls) -> str:
@@ -109,6 +112,90 @@ class HashGridNeRF(PersonNeRF):
         if space_backend_of(state) not in ("", have):
             state = convert_hashgrid_state(state, self.config, have)
         super().load_state_dict(state)
+
+    # -- how it trains (geneface.training.renderer_contract) -----------------------------
+    @classmethod
+    def model_from_data(cls, ds) -> dict:
+        return {"size": ds.size, "n_poses": ds.n_frames, "n_latents": max(1, ds.held_out_range()[0])}
+
+    def set_head_box(self, lo: list, hi: list, ds) -> None:
+        import torch
+
+        self.net.occupancy.lo.copy_(torch.tensor(lo))
+        self.net.occupancy.hi.copy_(torch.tensor(hi))
+
+    def param_groups(self, config, run_schedule):
+        from geneface.training.task import ParamGroup
+
+        m = self.net
+        grids = [*m.head.space.parameters(), *m.head.ambient_grid.parameters(), *m.torso.grid.parameters()]
+        ids = {id(p) for p in grids} | {id(m.latents.weight)}
+        mlps = [p for p in m.parameters() if id(p) not in ids]
+        grid_schedule = attrs.evolve(run_schedule, lr=run_schedule.lr * config.grid_lr_scale)
+        # eps 1e-15 as instant-ngp: grid entries see rare, tiny gradients that a larger eps swallows.
+        return [ParamGroup("grids", grids, grid_schedule, {"eps": 1e-15}),
+                ParamGroup("mlps", mlps, None, {"eps": 1e-15}),
+                ParamGroup("latents", [m.latents.weight], None)]
+
+    def losses(self, batch, config) -> Losses:
+        """Photometric (by phase: the head alone over the plate-filled frame and the torso alone
+        outside the head in the head phase; the composite after, the mouth weighted up in the lip
+        phase), the layers' opacity against the masks, the head's opacity entropy, the ambient
+        coordinate's size, the latents' size."""
+        import torch
+        import torch.nn.functional as F
+
+        from geneface.core.dataset import HEAD, TORSO
+        from geneface.nerf.losses import ambient_regulariser, opacity_entropy, photometric, psnr
+        from geneface.nerf.volume import composite
+
+        c, m, phase, slot = config, self.net, batch.phase, batch.slot
+        cond = m.condition(batch.landmarks)
+        latent = m.latents(batch.latent)
+        head, ambient = m.render_head(batch.rays, cond[slot], latent[slot], perturb=True)
+        target, label = batch.target, batch.label
+        plate = m.plate.reshape(-1, 3)[batch.flat].float() / 255.0
+        is_head = (label == HEAD).float()
+        t_rgb, t_alpha = m.torso(m.pixel_coords(batch.pixels), m.pose(batch.c2w)[slot])
+        not_head = 1.0 - is_head
+        if phase == "head":
+            behind = torch.where(is_head[:, None] > 0, plate, target)
+            pred = composite([(head.rgb, head.opacity)], behind)
+            torso_pred = composite([(t_rgb * t_alpha[:, None], t_alpha)], plate)
+            photo = photometric(pred, target) + photometric(torso_pred, target, not_head)
+        else:
+            pred = composite([(head.rgb, head.opacity), (t_rgb * t_alpha[:, None], t_alpha)], plate)
+            weights = 1.0 + (c.lip_weight - 1.0) * batch.lip.float() if phase == "lip" else None
+            photo = photometric(pred, target, weights)
+        eps = 1e-4
+        head_bce = F.binary_cross_entropy(head.opacity.clamp(eps, 1 - eps), is_head)
+        torso_bce = (F.binary_cross_entropy(t_alpha.clamp(eps, 1 - eps), (label == TORSO).float(), reduction="none")
+                     * not_head).sum() / not_head.sum().clamp(min=1.0)
+        terms = {"photometric": photo, "mask": c.w_mask * (head_bce + torso_bce),
+                 "entropy": c.w_entropy * opacity_entropy(head.opacity)}
+        if len(ambient):
+            terms["ambient"] = c.w_ambient * ambient_regulariser(ambient)
+        if latent.numel():  # latent_dim 0: no codes (the mean of nothing is nan)
+            terms["latent"] = c.w_latent * latent.square().mean()
+        return Losses(terms, {"psnr": float(psnr(pred.detach(), target)),
+                              "samples_per_ray": len(ambient) / max(1, len(batch))})
+
+    def after_train_step(self, step: int, landmarks) -> None:
+        import torch
+
+        m = self.net
+        with torch.no_grad():
+            conds = m.condition(landmarks.to(m.plate.device))
+
+        def density(x: torch.Tensor) -> torch.Tensor:
+            # Occupancy must cover every expression: each point sees a random training frame's.
+            pick = torch.randint(len(conds), (len(x),), device=x.device)
+            return m.density(x, conds[pick])
+
+        m.occupancy.step(step, density)
+
+    def validation_metrics(self) -> dict:
+        return {"occupied": self.net.occupancy.occupied_fraction}
 
     def render(self, motion: Motion, camera: Optional[Camera] = None) -> Iterator[np.ndarray]:
         camera = self.prepare(motion, camera)

@@ -8,13 +8,19 @@ geneface.cli.cmd_train; the engine is geneface.app.train), and asks the recipe f
 (`inputs.registry`): training never imports it.
 A third-party plugin trains the same way as a built-in one.
 
+Every config of a run is built one way, in layers, each applied once: the class's defaults,
+then the recipe's profile (`--profile`, when the recipe has `profiles`), then the `--config`
+file's section, then the command line (the loop flags; for the model, the keys the data fixes).
+`geneface.app.train` picks the profile once and builds the loop's `TrainConfig`; a recipe builds
+the model's and the task's with `inputs.model_config(**fixed)` and `inputs.task_config(cls)`.
+
     class MyRecipe(Recipe):
         options = (TrainOption("teacher", "a trained teacher checkpoint", kind="path", required=True),)
         loop_defaults = {"batch_size": 16, "schedule": "exponential"}
 
         def build(self, inputs: TrainInputs) -> BuiltTask:
             stage = inputs.stage_cls(inputs.model_config())
-            return BuiltTask(MyTask(stage, ...), {"data": ...})
+            return BuiltTask(MyTask(stage, inputs.task_config(MyTaskConfig), ...), {"data": ...})
 """
 
 from __future__ import annotations
@@ -66,17 +72,34 @@ class TrainInputs:
     # The plugin registry, handed down by the application layer: a recipe that loads a trained
     # component (`registry.load(path, kind, "--flag")`) or names an audio encoder uses it.
     registry: Any = None
+    # The profile the recipe's `--profile` chose ({} for a recipe without profiles): its
+    # `model` and `task` sections lie under the file's (its `train` section is in `loop`).
+    profile: dict = attrs.field(factory=dict)
+    profile_name: Optional[str] = None
 
     def _where(self, section: str) -> str:
         return f"{self.config_path or '--config'}:{section}"
 
+    def _layers(self, section: str, *over: dict) -> dict:
+        return merged(self.profile.get(section) or {}, self.file.get(section) or {}, *over)
+
     def model_config(self, **fixed):
-        """The plugin's Config from the file's `model` section, with `fixed` values set by the data."""
-        return structure(self.stage_cls.Config, {**(self.file.get("model") or {}), **fixed}, self._where("model"))
+        """The plugin's Config: its defaults, the profile's `model` section, the file's, then
+        `fixed` (values the data sets)."""
+        return structure(self.stage_cls.Config, self._layers("model", fixed), self._where("model"))
 
     def task_config(self, cls: type):
-        """A task config (losses, sampling) from the file's `task` section."""
-        return structure(cls, self.file.get("task") or {}, self._where("task"))
+        """A task config (losses, sampling): its defaults, the profile's `task` section, the file's."""
+        return structure(cls, self._layers("task"), self._where("task"))
+
+
+def merged(*layers: dict) -> dict:
+    """Dicts over one another, later ones winning key by key, nested dicts merged the same way."""
+    out: dict = {}
+    for layer in layers:
+        for k, v in layer.items():
+            out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 @attrs.frozen
@@ -91,12 +114,27 @@ class BuiltTask:
 
 class Recipe(abc.ABC):
     options: ClassVar[tuple[TrainOption, ...]] = ()
-    loop_defaults: ClassVar[dict] = {}  # this model's TrainConfig defaults (below the file and flags)
+    loop_defaults: ClassVar[dict] = {}  # this model's TrainConfig defaults (below the profile, file and flags)
     needs_data: ClassVar[bool] = True  # whether --data is required
+    # Named sets of defaults, each {"train": ..., "model": ..., "task": ...}, picked by a
+    # `--profile` flag (added to `options` for a recipe that has them); the first is the default.
+    profiles: ClassVar[dict] = {}
 
-    def loop_defaults_for(self, options: dict) -> dict:
-        """The loop defaults given the recipe's parsed flags (a `--profile` may pick them)."""
-        return self.loop_defaults
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.profiles and not any(o.name == "profile" for o in cls.options):
+            names = list(cls.profiles)
+            cls.options = (*cls.options, TrainOption("profile", f"the defaults to start from: {' or '.join(names)}",
+                                                     default=names[0]))
+
+    def profile(self, options: dict) -> tuple[Optional[str], dict]:
+        """(name, sections) of the profile the parsed flags choose; (None, {}) without profiles."""
+        if not self.profiles:
+            return None, {}
+        name = options.get("profile") or next(iter(self.profiles))
+        if name not in self.profiles:
+            raise UsageError(f"--profile: unknown profile '{name}' (known: {', '.join(self.profiles)})")
+        return name, self.profiles[name]
 
     @abc.abstractmethod
     def build(self, inputs: TrainInputs) -> BuiltTask:

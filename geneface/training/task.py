@@ -2,7 +2,8 @@
 
 A task owns its model and data and says:
 - how batches are drawn (`sample_batch`, from one numpy Generator so a resumed run replays
-  them), how it is validated and exported;
+  them; `next_batch` gets the step's context too, whose `progress()` says how far the run is),
+  how it is validated and exported;
 - which optimisers it has (`optimizers`): each named, over its own parameter groups, each
   group with its own learning-rate schedule. The default is one Adam over every trainable
   parameter with the run's schedule;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import attrs
 import numpy as np
@@ -77,7 +78,8 @@ class StepContext:
     """What a task's `train_step` uses to run forward passes and step its optimisers."""
 
     def __init__(self, net: torch.nn.Module, optimizers: dict, specs: dict, scaler, autocast,
-                 grad_clip: float, average_gradients: Callable[[Sequence], None], task_name: str, step: int):
+                 grad_clip: float, average_gradients: Callable[[Sequence], None], task_name: str, step: int,
+                 progress: Optional[Callable[[], float]] = None):
         self.net = net  # the model, or its DDP wrapper
         self.optimizers = optimizers
         self._specs = specs
@@ -88,6 +90,13 @@ class StepContext:
         self._task = task_name
         self.step_index = step
         self.stepped: list[str] = []
+        self._progress = progress or (lambda: 0.0)
+
+    def progress(self) -> float:
+        """How far the run is now, 0..1: its share of the steps, or of the time budget
+        (`max_minutes`) when that is further along. Staged tasks switch on it; read after the
+        step (in validation) it includes the step."""
+        return self._progress()
 
     def autocast(self):
         """Mixed precision for forward passes (a no-op on CPU or with amp off)."""
@@ -145,8 +154,14 @@ class TrainTask(abc.ABC):
         """The task's own settings (model, losses, data), for run.json and the resume check."""
 
     @abc.abstractmethod
-    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> dict:
-        """A training batch (CPU tensors) drawn with `rng` only, so it can be replayed."""
+    def sample_batch(self, rng: np.random.Generator, batch_size: int) -> Any:
+        """A training batch (CPU tensors: a dict, or a record with `to(device)`) drawn with
+        `rng` only, so it can be replayed."""
+
+    def next_batch(self, ctx: StepContext, rng: np.random.Generator, batch_size: int) -> Any:
+        """The batch of the step `ctx` runs; by default `sample_batch`. A task whose batches
+        depend on how far the run is (stages) reads `ctx.progress()` here."""
+        return self.sample_batch(rng, batch_size)
 
     def compute_loss(self, net: torch.nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         """(loss to minimise, {metric: float}) for the default one-optimiser step; `net` may be
@@ -190,11 +205,6 @@ class TrainTask(abc.ABC):
         (e.g. candidates averaged); may write its reasons into `out`. None: the best by
         `best_metric`."""
         return None
-
-    def run_share(self) -> float:
-        """How far the run is, 0..1 (the trainer replaces this: its share of the steps, or of
-        the time budget when that is further along). Tasks with stages switch on it."""
-        return 0.0
 
     def after_step(self, step: int) -> None:
         """Called on every rank after each finished step (`step` counts finished steps)."""

@@ -382,7 +382,6 @@ class Trainer:
         budget = cfg.max_minutes * 60.0
         self._budget_started = started if budget else None
         pending_snapshots = list(cfg.snapshot_minutes)
-        self.task.run_share = self.run_share  # staged tasks follow the time budget too
         resume_from = self._agreed_resume_point()  # every rank has looked at --out before rank 0 writes to it
         is_main = self.dist.is_main
         if is_main:
@@ -418,9 +417,11 @@ class Trainer:
             with _Interrupt() as interrupt:
                 while self.step < cfg.steps and self.stopped is None:
                     rates = self._set_learning_rates(optimizers, specs)
-                    batch = _to_device(self.task.sample_batch(data_rng, cfg.batch_size), self.device)
+                    # The run's progress reaches the task through the step's context (staged
+                    # tasks follow the time budget too).
                     ctx = StepContext(net, optimizers, specs, scaler, autocast, cfg.grad_clip, average,
-                                      self.task.name, self.step)
+                                      self.task.name, self.step, self.run_share)
+                    batch = _to_device(self.task.next_batch(ctx, data_rng, cfg.batch_size), self.device)
                     metrics = self.task.train_step(ctx, batch, self.step)
                     if not ctx.stepped:
                         raise ValueError(f"{self.task.name}: train_step stepped no optimiser at step {self.step}")
@@ -540,6 +541,8 @@ def _numpy_python_rng_kept():
 def _to_device(batch: Any, device: torch.device) -> Any:
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
+    if callable(getattr(batch, "to", None)):  # a typed batch record (geneface.nerf.rays.RayBatch)
+        return batch.to(device)
     if isinstance(batch, dict):
         return {k: _to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (list, tuple)):

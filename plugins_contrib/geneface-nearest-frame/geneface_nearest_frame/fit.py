@@ -9,7 +9,7 @@
   decoding and re-encoding, so nothing is lost and the checkpoint is about the size of
   those files;
 
-plus the background plate. Training frames are those before `held_out_start` (the last
+plus the background plate. Training frames are those before `Dataset.held_out_range()` (the last
 1/11 of the video is never indexed: it is what held-out evaluation renders) whose face the
 tracker found: frames flagged FAILED or INTERPOLATED in tracking.npz have landmarks that were
 filled in, not measured, so they would be wrong keys. Frames whose mask holds no person are
@@ -27,7 +27,7 @@ import numpy as np
 
 from geneface.core.checkpoint import stage_checkpoint
 from geneface.core.dataset import (FLAG_FAILED, FLAG_INTERPOLATED, FRAMES_DIR, HEAD, MASK_EXT, MASKS_DIR, TORSO,
-                                   Dataset, DatasetError, frame_name, held_out_start)
+                                   Dataset, DatasetError, frame_name)
 from geneface.errors import UsageError
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs
 
@@ -59,7 +59,7 @@ def index_dataset(ds: Dataset) -> tuple[dict, dict]:
     import cv2
 
     n, size = ds.n_frames, ds.size
-    held = ds.held_out_start  # the manifest's held-out part, the one rule
+    held = ds.held_out_range()[0]  # the one held-out rule every person-specific trainer follows (core.dataset)
     flags = np.asarray(ds.tracking()["flags"])
     landmarks = ds.landmarks_canonical()
     mean, std = ds.landmark_stats()

@@ -14,12 +14,13 @@ from typing import Optional
 import attrs
 import numpy as np
 
+# The 68-point layout has one home, landmarks68; its regions are named here for the records' users.
+from geneface.core.landmarks68 import EYES, MOUTH, N_68  # noqa: F401  (re-exported)
+
 SAMPLE_RATE = 16_000
 FEATURE_RATE = 50.0
 VIDEO_FPS = 25.0
-N_LANDMARKS = 68
-MOUTH = slice(48, 68)
-EYES = slice(36, 48)
+N_LANDMARKS = N_68
 
 
 def _float32_array(value) -> np.ndarray:

@@ -4,7 +4,7 @@ Every model (a trained `motion_generator`, the `vae` or any other through the re
 turns each evaluation clip's audio features into motion, sampled with one temperature and
 seed (deterministic). The generated motion is put into the clip's own face (its normalised
 landmarks x the clip's std + the clip's mean: the convention every generic model and every
-dataset share, `geneface.training.person_data.rebase`) and scored against the clip's
+dataset share, `geneface.core.records.rebase`) and scored against the clip's
 tracked landmarks, frame for frame (`geneface.metrics.lag`):
 
 - mouth opening (`geneface.core.landmarks68.mouth_opening`, the inner-lip gap): Pearson r at
@@ -107,7 +107,7 @@ def generate(stage: Stage, label: str, features: AudioFeatures, temperature: Opt
 def into_face(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Generated motion in a clip's own face: its normalised landmarks x the clip's std + the
     clip's mean (`rebase`; motion without statistics is taken as in the clip's units)."""
-    from geneface.training.person_data import rebase
+    from geneface.core.records import rebase
 
     z = rebase(motion, mean, std).reshape(motion.n_frames, N_LANDMARKS, 3).astype(np.float64)
     return z * np.maximum(np.asarray(std, np.float64), 1e-6) + np.asarray(mean, np.float64)

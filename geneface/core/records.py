@@ -145,6 +145,20 @@ class Motion:
         return attrs.evolve(self, landmarks=landmarks)
 
 
+def rebase(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Motion -> T x 204 normalised by a person's statistics `mean`/`std` (68 x 3).
+
+    Motion that carries its own statistics (a generic generator's output: the average face
+    of its training speakers) is read as normalised values and re-expressed in the person's
+    face; motion without statistics is taken to be in the person's units already. Every
+    person-specific stage reads generic motion this way: adapters at inference, their
+    training, the benches.
+    """
+    z = motion.normalized() if motion.mean is not None and motion.std is not None else (
+        (motion.landmarks - mean) / np.maximum(std, 1e-6))
+    return np.ascontiguousarray(z.reshape(motion.n_frames, -1), dtype=np.float32)
+
+
 @attrs.frozen(eq=False)
 class Camera:
     """A pinhole camera shared by a video plus one camera-to-world matrix per frame.

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from geneface.core.outputs import JsonLine
+
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
 LRS3_HOURS = 400
 MACHINES = (1, 10, 50, 100)
@@ -78,11 +80,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--cores", type=int, default=32, help="Cores per machine in the extrapolation.")
-    parser.add_argument("--json", type=Path, help="Also write the JSON here (an existing file only with --overwrite).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --json file.")
+    JsonLine.add_flags(parser)
     args = parser.parse_args()
-    if args.json and args.json.exists() and not args.overwrite:
-        parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
+    out = JsonLine.from_args(parser, args)  # before any work
     sources = sorted(CORPUS.glob("*PC-AVS*.mp4"))
     if not sources:
         print(json.dumps({"benchmark": "corpus", "skipped": f"no *PC-AVS*.mp4 clips in {CORPUS}"}))
@@ -108,7 +108,7 @@ def main() -> int:
     total_frames = LRS3_HOURS * 3600 * 25
     estimate = {f"{m}x{args.cores}_cores_hours": round(total_frames / (fps_per_core * args.cores * m) / 3600, 2)
                 for m in MACHINES}
-    print_json = {
+    out.emit({
         "benchmark": "corpus", "clips": args.clips, "workers": args.workers, "size": args.size,
         "distinct_clips": len(sources), "mean_clip_frames": round(statistics.mean(warm_frames), 1),
         "warm_clip_seconds_median": round(per_clip, 3),
@@ -117,14 +117,7 @@ def main() -> int:
         "ray_over_pool_wall": round(results["ray"]["wall_s"] / results["pool"]["wall_s"], 3),
         "extrapolation": {"basis": f"{best}: {fps_per_core:.2f} frames/s per core, {LRS3_HOURS} h = {total_frames} "
                           "frames, linear scaling, no I/O limit (an estimate)", **estimate},
-    }
-    text = json.dumps(print_json)
-    print(text)
-    if args.json:
-        from geneface.core.atomic import atomic_output
-
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(text + "\n")
+    })
     return 0
 
 

@@ -49,14 +49,15 @@ def _make_corpus(sources: list[Path], n: int, root: Path) -> Path:
 def _warm_clip_seconds(sources: list[Path], size: int, root: Path) -> tuple[list[float], list[int]]:
     """Each distinct clip processed once in this process, after one warm-up (imports, models)."""
     from geneface.app.process import process_video
+    from geneface.registry import get_registry
     from geneface.processing import ProcessConfig
 
     config = ProcessConfig(size=size, max_failed=0.5)
-    process_video(sources[0], root / "warm" / "x", config, quiet=True, log=lambda m: None)
+    process_video(sources[0], root / "warm" / "x", config, quiet=True, log=lambda m: None, registry=get_registry())
     seconds, frames = [], []
     for i, clip in enumerate(sources):
         t0 = time.perf_counter()
-        result = process_video(clip, root / "warm" / f"c{i}", config, quiet=True, log=lambda m: None)
+        result = process_video(clip, root / "warm" / f"c{i}", config, quiet=True, log=lambda m: None, registry=get_registry())
         seconds.append(time.perf_counter() - t0)
         frames.append(int(result.manifest["n_frames"]))
     return seconds, frames

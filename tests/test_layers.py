@@ -125,3 +125,18 @@ def test_no_two_modules_import_each_other():
 
     circles = sorted(f"{a} <-> {b}" for a in graph for b in graph[a] if a < b and reaches(b, a))
     assert circles == [], "\n".join(circles)
+
+
+def test_only_the_command_line_makes_the_registry():
+    """`get_registry()` is called by the CLI (one per command) and at the top of a corpus
+    worker process (app.process.process_clip); everything else is handed the registry, with
+    no `registry or get_registry()` fallback (issue 34)."""
+    allowed = {ROOT / "app" / "process.py"}
+    callers = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.parent.name == "cli" or path in allowed or path.name == "registry.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "get_registry":
+                callers.append(f"geneface/{path.relative_to(ROOT)}:{node.lineno}")
+    assert callers == [], "\n".join(callers)

@@ -154,15 +154,15 @@ def _load_groups(data: Sequence[Path], speakers: Optional[Sequence[str]], person
 def bench_motion(models: Sequence[tuple[ModelSpec, Stage]], syncnet: Stage, syncnet_path: Path,
                  data: Sequence[Path] = (), speakers: Optional[Sequence[str]] = None, person: Optional[Path] = None,
                  temperature: Optional[float] = None, seed: int = 0, max_lag: int = MAX_LAG,
-                 max_offset: int = MAX_OFFSET, progress: bool = False, registry=None) -> dict:
+                 max_offset: int = MAX_OFFSET, progress: bool = False, *, registry) -> dict:
     """Score every model on every group's clips; a JSON-ready dict with `settings`, `rows`
     (per group: the `truth` row, then one per model), `speakers` (per model, group and
-    speaker) and `clips` (per clip, every model's figures). `registry` names the SyncNet's
-    audio encoder (default: `geneface.registry.get_registry()`)."""
+    speaker) and `clips` (per clip, every model's figures). `registry` (the application's)
+    names the SyncNet's audio encoder."""
     if not models:
         raise UsageError("--model: nothing to compare")
     check_request(data, speakers, person, temperature)
-    encoder = resolve_encoder(syncnet, registry=registry)
+    encoder = resolve_encoder(syncnet, registry)
     for spec, stage in models:
         check_model(spec, stage, encoder.name, syncnet_path)
 

@@ -117,7 +117,10 @@ def process(
     # Type, inputs and writability here; an existing folder is process_video's to judge
     # (--resume keeps an identical dataset, --overwrite replaces datasets only).
     prepare_output(output, kind="dir", inputs=(video,), existing_ok=True)
-    result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log)
+    from geneface.registry import get_registry
+
+    result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log,
+                           registry=get_registry())
     m = result.manifest
     if result.skipped:
         typer.echo(f"{output}: already processed from this video with these settings; nothing to do")
@@ -252,9 +255,12 @@ def dataset_av_offset(
         mode = parse_mode(av_offset)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from geneface.registry import get_registry
+
+    registry = get_registry()
     folders = [f for p in paths for f in dataset_folders(p)]
     for folder in folders:
-        manifest = reestimate_dataset(folder, mode)
+        manifest = reestimate_dataset(folder, registry, mode)
         typer.echo(f"{folder}: {offset_summary(manifest)}")
     from geneface.app.process import index_corpus
     from geneface.core.corpus_index import has_index

@@ -11,12 +11,12 @@ from geneface.cli import main
 from geneface.core import media
 from geneface.core.dataset import Dataset
 from geneface.core.motion_io import save_motion
-from support.subject import subject_dataset
+from support.renderers import shared_subject
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
+    return shared_subject(tmp_path_factory)
 
 
 @pytest.fixture

@@ -113,14 +113,14 @@ def main() -> None:
     postnet = get_registry().load(post / "model.safetensors", "domain_adapter", "postnet")
     rows = [("identity", identity), ("person statistics only", stats_only), ("landmark_projection", proj),
             ("adversarial_postnet", postnet)]
-    result = compare_adapters(w / "person", generator, rows, syncnet, eval_path=w / "eval")
+    result = compare_adapters(w / "person", generator, rows, syncnet, eval_path=w / "eval", registry=get_registry())
     print(format_table(result), file=sys.stderr)
 
     # Where the automatic choice ranks by the unseen clips' ground truth.
     choice = json.loads((post / "choice.json").read_text())
     candidates = sorted((post / "candidates").glob("step-*.safetensors"))
     cand_rows = [(c.stem, get_registry().load(c, "domain_adapter", "candidate")) for c in candidates]
-    scored = compare_adapters(w / "person", generator, cand_rows, syncnet, eval_path=w / "eval")
+    scored = compare_adapters(w / "person", generator, cand_rows, syncnet, eval_path=w / "eval", registry=get_registry())
     held = {r["label"]: r["scores"] for r in scored["rows"] if r["label"] != "truth"}
     # Held-out score: mouth gap + LMD relative to the best candidate (both from ground truth).
     best_gap = min(s["mouth_gap"] for s in held.values())

@@ -90,7 +90,7 @@ def main() -> None:
         stages = [(c.stem, get_registry().load(c, "domain_adapter", "candidate")) for c in cands]
         truth = {}
         for name, path in (("all", w / "eval"), ("A", w / "eval_A"), ("B", w / "eval_B")):
-            rows = compare_adapters(w / "person", generator, stages, syncnet, eval_path=path)["rows"]
+            rows = compare_adapters(w / "person", generator, stages, syncnet, eval_path=path, registry=get_registry())["rows"]
             truth[name] = relative_score({r["label"]: r["scores"] for r in rows if r["label"] != "truth"})
         signals = {k: {} for k in ("val_mse", "val_sync_loss", "held_out_gap", "held_out_lmd", "train_gap",
                                    "train_lmd")}

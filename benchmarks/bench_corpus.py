@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from geneface.core.outputs import JsonLine
+
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "corpus"
 LRS3_HOURS = 400
 MACHINES = (1, 10, 50, 100)
@@ -47,14 +49,15 @@ def _make_corpus(sources: list[Path], n: int, root: Path) -> Path:
 def _warm_clip_seconds(sources: list[Path], size: int, root: Path) -> tuple[list[float], list[int]]:
     """Each distinct clip processed once in this process, after one warm-up (imports, models)."""
     from geneface.app.process import process_video
+    from geneface.registry import get_registry
     from geneface.processing import ProcessConfig
 
     config = ProcessConfig(size=size, max_failed=0.5)
-    process_video(sources[0], root / "warm" / "x", config, quiet=True, log=lambda m: None)
+    process_video(sources[0], root / "warm" / "x", config, quiet=True, log=lambda m: None, registry=get_registry())
     seconds, frames = [], []
     for i, clip in enumerate(sources):
         t0 = time.perf_counter()
-        result = process_video(clip, root / "warm" / f"c{i}", config, quiet=True, log=lambda m: None)
+        result = process_video(clip, root / "warm" / f"c{i}", config, quiet=True, log=lambda m: None, registry=get_registry())
         seconds.append(time.perf_counter() - t0)
         frames.append(int(result.manifest["n_frames"]))
     return seconds, frames
@@ -78,11 +81,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--cores", type=int, default=32, help="Cores per machine in the extrapolation.")
-    parser.add_argument("--json", type=Path, help="Also write the JSON here (an existing file only with --overwrite).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --json file.")
+    JsonLine.add_flags(parser)
     args = parser.parse_args()
-    if args.json and args.json.exists() and not args.overwrite:
-        parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
+    out = JsonLine.from_args(parser, args)  # before any work
     sources = sorted(CORPUS.glob("*PC-AVS*.mp4"))
     if not sources:
         print(json.dumps({"benchmark": "corpus", "skipped": f"no *PC-AVS*.mp4 clips in {CORPUS}"}))
@@ -108,7 +109,7 @@ def main() -> int:
     total_frames = LRS3_HOURS * 3600 * 25
     estimate = {f"{m}x{args.cores}_cores_hours": round(total_frames / (fps_per_core * args.cores * m) / 3600, 2)
                 for m in MACHINES}
-    print_json = {
+    out.emit({
         "benchmark": "corpus", "clips": args.clips, "workers": args.workers, "size": args.size,
         "distinct_clips": len(sources), "mean_clip_frames": round(statistics.mean(warm_frames), 1),
         "warm_clip_seconds_median": round(per_clip, 3),
@@ -117,14 +118,7 @@ def main() -> int:
         "ray_over_pool_wall": round(results["ray"]["wall_s"] / results["pool"]["wall_s"], 3),
         "extrapolation": {"basis": f"{best}: {fps_per_core:.2f} frames/s per core, {LRS3_HOURS} h = {total_frames} "
                           "frames, linear scaling, no I/O limit (an estimate)", **estimate},
-    }
-    text = json.dumps(print_json)
-    print(text)
-    if args.json:
-        from geneface.core.atomic import atomic_output
-
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(text + "\n")
+    })
     return 0
 
 

@@ -113,7 +113,7 @@ def main() -> None:
         named = ways(run)
         stages = [(c.stem, get_registry().load(c, "domain_adapter", "candidate")) for c in cands]
         stages += [(k, get_registry().load(p, "domain_adapter", k)) for k, p in named.items()]
-        rows = compare_adapters(w / "person", generator, stages, syncnet, eval_path=w / "eval")["rows"]
+        rows = compare_adapters(w / "person", generator, stages, syncnet, eval_path=w / "eval", registry=get_registry())["rows"]
         scores = {r["label"]: r["scores"] for r in rows if r["label"] != "truth"}
         cand_labels = [c.stem for c in cands]
         best_gap = min(scores[k]["mouth_gap"] for k in cand_labels)

@@ -32,6 +32,7 @@ def main() -> int:
         return 0
 
     from geneface.app.process import process_video
+    from geneface.registry import get_registry
     from geneface.processing import ProcessConfig
 
     runs = []
@@ -39,7 +40,7 @@ def main() -> int:
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            result = process_video(args.video, Path(tmp) / "ds", ProcessConfig(size=args.size), quiet=True, log=lambda m: None)
+            result = process_video(args.video, Path(tmp) / "ds", ProcessConfig(size=args.size), quiet=True, log=lambda m: None, registry=get_registry())
             seconds = time.perf_counter() - t0
             last = result.manifest
         runs.append(seconds)

@@ -168,15 +168,16 @@ def main() -> int:
     parser.add_argument("--before", help="a source tree of an earlier version to measure the same way")
     parser.add_argument("--config", default="{}", help="renderer config keys (JSON) set for the current version, e.g. "
                         "'{\"fill_threshold\": 0.03}'")
-    parser.add_argument("--json", help="also write the JSON here (an existing file only with --overwrite)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    if "--child" not in sys.argv:  # a child may run an earlier tree's geneface (--before), without JsonLine
+        from geneface.core.outputs import JsonLine
+
+        JsonLine.add_flags(parser)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, int(args.threads), args.frames, args.device, json.loads(args.config))))
         return 0
-    if args.json and Path(args.json).exists() and not args.overwrite:
-        parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
+    out = JsonLine.from_args(parser, args)  # before any work
     models = list(args.model) + [f"synthetic:{s}" for s in args.synthetic.split(",") if s]
     if not models:
         parser.error("give --model CHECKPOINT[:DATASET] and/or --synthetic SIZES")
@@ -196,15 +197,8 @@ def main() -> int:
                     row["psnr_change_db"] = round(row["after"]["psnr"] - row["before"]["psnr"], 3)
                     row["psnr_face_change_db"] = round(row["after"]["psnr_face"] - row["before"]["psnr_face"], 3)
             results.append(row)
-    report = {"bench": "render", "plugin": "hashgrid_nerf", "device": args.device, "frames": args.frames,
-              "before": args.before, "config": json.loads(args.config), "results": results}
-    text = json.dumps(report)
-    if args.json:
-        from geneface.core.atomic import atomic_output
-
-        with atomic_output(Path(args.json), overwrite=True) as tmp:
-            tmp.write_text(text + "\n")
-    print(text)
+    out.emit({"bench": "render", "plugin": "hashgrid_nerf", "device": args.device, "frames": args.frames,
+              "before": args.before, "config": json.loads(args.config), "results": results})
     return 0
 
 

@@ -121,9 +121,10 @@ def main() -> None:
     from geneface.core.dataset import Dataset
     from geneface.core.media import read_video
     from geneface.app.components import face_tracker
+    from geneface.registry import get_registry
     from geneface.metrics.landmarks import track68 as track_with
 
-    tracker = face_tracker()
+    tracker = face_tracker(None, get_registry())
 
     def track68(frames):
         return track_with(frames, tracker)

@@ -30,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from geneface.core.outputs import JsonLine
+
 HERE = Path(__file__).resolve()
 PERSON = re.compile(r"_clip\d+(_short)?$")
 
@@ -63,11 +65,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=4.0, help="Training minutes per renderer and person.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--plugins", default="hashgrid_nerf,nearest_frame")
-    parser.add_argument("--json", type=Path, help="Also write the JSON here (an existing file only with --overwrite).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --json file and WORK/bench.")
+    JsonLine.add_flags(parser, overwrite_help="Replace an existing --json file and WORK/bench.")
     args = parser.parse_args()
-    if args.json and args.json.exists() and not args.overwrite:
-        parser.error(f"{args.json} exists (pass --overwrite to replace it)")  # before any work
+    out = JsonLine.from_args(parser, args)  # before any work
     if not args.clips.is_dir():
         parser.error(f"--clips {args.clips}: no such folder")
     bench = args.work / "bench"
@@ -96,16 +96,9 @@ def main() -> int:
     geneface("bench", "renderers", *data, "--plugins", args.plugins, "--budget", str(args.budget),
              "--threads", str(args.threads), "--device", "cpu", "--out", str(bench), "--overwrite", "-q")
     summary = json.loads((bench / "summary.json").read_text())
-    result = {"benchmark": "renderer_people", "size": args.size, "budget_minutes": args.budget,
+    out.emit({"benchmark": "renderer_people", "size": args.size, "budget_minutes": args.budget,
               "threads": args.threads, "persons": [{"person": p, "clip": str(c), "seconds": s} for p, c, s in persons],
-              "summary": summary}
-    line = json.dumps(result)
-    print(line)
-    if args.json:
-        from geneface.core.atomic import atomic_output
-
-        with atomic_output(args.json) as tmp:
-            tmp.write_text(line + "\n")
+              "summary": summary})
     return 0
 
 

@@ -58,9 +58,10 @@ def main() -> None:
     }
     if args.tracker:
         from geneface.app.components import face_tracker
+        from geneface.registry import get_registry
         from geneface.synth.check import tracker_vs_truth
 
-        result["tracker"] = tracker_vs_truth(face_tracker("mediapipe"), seconds=args.seconds, seed=0, size=args.size)
+        result["tracker"] = tracker_vs_truth(face_tracker("mediapipe", get_registry()), seconds=args.seconds, seed=0, size=args.size)
     print(json.dumps(result))
 
 

@@ -82,7 +82,7 @@ def evaluate(run: Path, data: str, image: Optional[Path] = None) -> dict:
     real = [ds.frame(int(i)) for i in frames]
     boxes = face_boxes(ds, frames)
     baseline = [ds.frame(i) for i in nearest_training_frames(ds, frames)]
-    tracker = face_tracker(registry=registry)
+    tracker = face_tracker(None, registry)
     truth = track_truth(ds, frames, tracker)
     speed = stats.as_dict()
     out = {"frames": len(frames), "first_frame": int(frames[0]),

@@ -13,8 +13,8 @@
   wrong is prefixed with `where` (the spec key or the flag the user wrote); a config's own
   errors carry its key path instead.
 
-The registry is made once, by the application layer (`get_registry`), and handed down as an
-argument; library layers never import this module.
+The registry is made once per command, by the CLI (`get_registry`), and handed down as an
+argument (`tests/test_layers.py` holds that); library layers never import this module.
 """
 
 from __future__ import annotations

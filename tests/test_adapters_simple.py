@@ -10,11 +10,11 @@ import attrs
 import numpy as np
 import pytest
 
-from geneface.core.records import MOUTH, Motion
+from geneface.core.records import MOUTH, Motion, rebase
 from geneface.errors import SpecError, UsageError
 from geneface.plugins.identity_adapter import IdentityAdapter
 from geneface.plugins.landmark_projection import LandmarkProjection, ProjectionConfig
-from geneface.training.person_data import load_person, rebase
+from geneface.training.person_data import load_person
 from support.toy import toy_person
 
 NO_CLIP = {"clip_low": 0.0, "clip_high": 100.0}
@@ -217,3 +217,30 @@ def test_a_checkpoint_missing_a_tensor_is_refused(person, tmp_path):
                                                                              if k != "low"}))
     with pytest.raises(CheckpointError, match="missing tensor.*low"):
         get_registry().load(tmp_path / "bad.safetensors", "domain_adapter", "test")
+
+
+def test_adapting_at_inference_needs_no_training_code():
+    """Both person adapters read generic motion with `core.records.rebase`: a run that only
+    adapts imports nothing from geneface.training (issue 34)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from geneface.core.records import Motion
+from geneface.plugins.adversarial_postnet import AdversarialPostnet
+from geneface.plugins.landmark_projection import LandmarkProjection
+rng = np.random.default_rng(0)
+mean, std = rng.normal(0, 1, (68, 3)).astype(np.float32), np.full((68, 3), 0.1, np.float32)
+motion = Motion(rng.normal(0, 1, (12, 68, 3)).astype(np.float32), 25.0, mean, std)
+LandmarkProjection().fit(rng.standard_normal((40, 204)).astype(np.float32), mean, std).adapt(motion)
+post = AdversarialPostnet()
+post.net.person_mean.fill_(0.5)
+post.net.person_std.fill_(0.2)
+post.adapt(motion)
+print(sorted(m for m in sys.modules if m.startswith("geneface.training")))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -23,5 +23,5 @@ def test_synthetic_model_is_measured_and_the_json_is_not_overwritten(tmp_path):
     assert row["size"] == 48 and row["threads"] == 1 and "before" not in row
     assert row["after"]["fps"] > 0 and row["after"]["frames_timed"] == 2 and row["after"]["peak_memory_mb"] > 0
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert again.returncode != 0 and "exists (pass --overwrite" in again.stderr
+    assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
     assert json.loads(out.read_text()) == report  # untouched

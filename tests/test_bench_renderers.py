@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from support.toy import ToyRegressionTask
 
-from support.subject import subject_dataset
+from support.renderers import shared_subject
 from geneface.cli import main
 from geneface.training.config import TrainConfig
 from geneface.training.metrics import read_metrics
@@ -183,7 +183,7 @@ def test_max_minutes_flag_is_a_loop_flag(capsys):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
+    return shared_subject(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +357,9 @@ def test_score_frames_of_the_real_frames_is_perfect(dataset):
     ds = Dataset(dataset)
     frames = held_out_frames(ds)
     real = [ds.frame(int(f)) for f in frames]
-    tracker = face_tracker()
+    from geneface.registry import get_registry
+
+    tracker = face_tracker(None, get_registry())
     truth = track_truth(ds, frames, tracker)
     s = score_frames(iter(real), iter(real), face_boxes(ds, frames), truth, ds.size, tracker=tracker)
     assert s["psnr"] == 100.0 and s["ssim"] == pytest.approx(1.0) and s["psnr_face"] == 100.0

@@ -21,11 +21,12 @@ def made(tmp_path_factory):
     from test_process_media import astronaut_frames, speech, write_clip
 
     from geneface.app.process import process_video
+    from geneface.registry import get_registry
     from geneface.processing import ProcessConfig
 
     root = tmp_path_factory.mktemp("fmt")
     clip = write_clip(root / "clip.mp4", astronaut_frames(N_FRAMES), speech(N_FRAMES / 25))
-    result = process_video(clip, root / "ds", ProcessConfig(size=128, val_fraction=0.2), quiet=True, log=lambda m: None)
+    result = process_video(clip, root / "ds", ProcessConfig(size=128, val_fraction=0.2), quiet=True, log=lambda m: None, registry=get_registry())
     return root, result
 
 

@@ -23,6 +23,7 @@ from geneface.core.records import Audio, AudioFeatures, Motion
 from geneface.errors import GenefaceError, UsageError
 from geneface.metrics.image import PSNR_MAX
 from geneface.metrics.sync import face_runs
+from geneface.registry import Registry, get_registry
 from geneface.app.eval import (
     AudioFacts,
     RunFacts,
@@ -66,8 +67,15 @@ def syncnet(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tracked(clip):
-    return track_video(clip / "video.mp4")
+def tracker():
+    from geneface.app.components import face_tracker
+
+    return face_tracker(None, get_registry())
+
+
+@pytest.fixture(scope="module")
+def tracked(clip, tracker):
+    return track_video(clip / "video.mp4", tracker)
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +96,9 @@ def _write(path: Path, frames, audio_path: Path) -> Path:
 # -- against a reference ----------------------------------------------------------------------
 
 
-def test_video_against_itself_scores_perfectly(clip, tracked):
+def test_video_against_itself_scores_perfectly(clip, tracked, tracker):
     facts = video_facts(clip / "video.mp4")
-    scores = score_reference(facts, facts, tracked)
+    scores = score_reference(facts, facts, tracked, tracker)
     assert scores.frames == facts.frames == 75
     assert scores.psnr == scores.psnr_face == PSNR_MAX
     assert scores.ssim == pytest.approx(1.0) and scores.ssim_face == pytest.approx(1.0)
@@ -100,7 +108,7 @@ def test_video_against_itself_scores_perfectly(clip, tracked):
     assert scores.note is None
 
 
-def test_degraded_reference_scores_worse(root, clip, tracked):
+def test_degraded_reference_scores_worse(root, clip, tracked, tracker):
     import cv2
 
     frames = read_video(clip / "video.mp4")
@@ -108,7 +116,7 @@ def test_degraded_reference_scores_worse(root, clip, tracked):
     late = np.concatenate([frames[:1].repeat(3, 0), frames[:-3]])
     worse = [np.roll(cv2.GaussianBlur(f, (5, 5), 1.5), 3, axis=1) for f in late]
     ref = _write(root / "worse.mp4", worse, clip / "speech.wav")
-    scores = score_reference(video_facts(clip / "video.mp4"), video_facts(ref), tracked)
+    scores = score_reference(video_facts(clip / "video.mp4"), video_facts(ref), tracked, tracker)
     assert scores.frames == 75
     assert 10.0 < scores.psnr < 35.0 and scores.psnr_face < 35.0
     assert scores.ssim < 0.95 and scores.ssim_face < 0.95
@@ -126,20 +134,20 @@ def test_reference_size_and_length_checks(root, clip):
     frames = read_video(clip / "video.mp4")
     short = _write(root / "short.mp4", frames[:40], clip / "speech.wav")
     with pytest.raises(UsageError, match=r"video\.mp4 has 75 frames but the reference .*short\.mp4 has 40"):
-        evaluate_video(clip / "video.mp4", clip / "speech.wav", reference=short)
+        evaluate_video(clip / "video.mp4", clip / "speech.wav", get_registry(), reference=short)
     small = _write(root / "small.mp4", [f[::2, ::2] for f in frames], clip / "speech.wav")
     with pytest.raises(UsageError, match=r"128 x 128 px but the reference .*small\.mp4 is 64 x 64 px"):
-        evaluate_video(clip / "video.mp4", clip / "speech.wav", reference=small)
+        evaluate_video(clip / "video.mp4", clip / "speech.wav", get_registry(), reference=small)
 
 
 # -- lip sync -----------------------------------------------------------------------------
 
 
-def test_sync_in_sync_beats_shifted_audio(clip, syncnet, tracked, shifted_wav):
-    scorer = load_syncnet(syncnet)
-    encoder = syncnet_encoder(scorer, syncnet)
+def test_sync_in_sync_beats_shifted_audio(clip, syncnet, tracked, tracker, shifted_wav):
+    scorer = load_syncnet(syncnet, get_registry())
+    encoder = syncnet_encoder(scorer, get_registry(), syncnet)
     assert encoder.name == "mel"  # the checkpoint names the encoder it was trained on
-    canonical = canonical_landmarks(tracked)
+    canonical = canonical_landmarks(tracked, tracker)
     assert canonical.shape == (75, 68, 3) and np.isfinite(canonical).all()
     own = score_sync(canonical, tracked.found, encoder.encode(read_audio(clip / "speech.wav")), scorer, MAX_OFFSET)
     late = score_sync(canonical, tracked.found, encoder.encode(read_audio(shifted_wav)), scorer, MAX_OFFSET)
@@ -156,10 +164,10 @@ def test_sync_in_sync_beats_shifted_audio(clip, syncnet, tracked, shifted_wav):
     assert late.score_at(SHIFT) > late.score_at(0)
 
 
-def test_sync_leaves_out_windows_over_faceless_frames(clip, syncnet, tracked):
-    scorer = load_syncnet(syncnet)
-    features = syncnet_encoder(scorer).encode(read_audio(clip / "speech.wav"))
-    canonical = canonical_landmarks(tracked)
+def test_sync_leaves_out_windows_over_faceless_frames(clip, syncnet, tracked, tracker):
+    scorer = load_syncnet(syncnet, get_registry())
+    features = syncnet_encoder(scorer, get_registry()).encode(read_audio(clip / "speech.wav"))
+    canonical = canonical_landmarks(tracked, tracker)
     found = tracked.found.copy()
     found[[30, 31, 62]] = False  # no face: 0-29, 32-61 and 63-74 are runs; 63-74 ...
     canonical[[30, 31, 62]] = np.nan  # ... whatever these rows hold is never read
@@ -292,7 +300,7 @@ def test_no_face_at_all_is_an_error(root, clip, syncnet, capsys):
     grey = _write(root / "grey.mp4", [np.full((128, 128, 3), 128, np.uint8)] * 12, clip / "speech.wav")
     assert probe_video(grey).n_frames() == 12
     with pytest.raises(GenefaceError, match="grey.mp4: no face found in any of its 12 frames") as info:
-        evaluate_video(grey, clip / "speech.wav", reference=grey)
+        evaluate_video(grey, clip / "speech.wav", get_registry(), reference=grey)
     assert info.value.exit_code == 2
     assert main(["eval", str(grey), "--audio", str(clip / "speech.wav"), "--syncnet", str(syncnet), "-q"]) == 2
     assert "grey.mp4: no face found in any of its 12 frames" in capsys.readouterr().err
@@ -332,3 +340,14 @@ def test_a_video_too_short_for_lip_sync_is_our_line_alone(root, clip, syncnet, c
     assert capsys.readouterr().err == (f"error: lip sync needs at least 5 consecutive frames with a face and audio; "
                                        f"{one} has 1 frames and {short} audio for 1\n")
     assert [str(w.message) for w in recwarn] == []
+
+
+def test_the_evaluation_uses_the_registry_it_is_handed(root, clip, syncnet):
+    """eval fetches no registry of its own: the tracker, the SyncNet and its encoder come from
+    the one the command hands down (issue 34). An empty registry has none of them."""
+    from geneface.errors import PluginError
+
+    with pytest.raises(PluginError, match="syncnet"):
+        evaluate_video(clip / "video.mp4", clip / "speech.wav", Registry(), syncnet=syncnet)
+    with pytest.raises(PluginError, match="face_tracker"):
+        evaluate_video(clip / "video.mp4", clip / "speech.wav", Registry(), reference=clip / "video.mp4")

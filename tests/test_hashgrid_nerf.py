@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
-from support.renderers import render_without_the_dataset, run_renderer
-from support.subject import read_metrics, subject_dataset
+from support.renderers import render_without_the_dataset, run_renderer, shared_subject, train_renderer
+from support.subject import read_metrics
 from geneface.cli import main
 from geneface.core.checkpoint import read_checkpoint, save_checkpoint
 from geneface.core.dataset import Dataset
@@ -31,19 +31,14 @@ STEPS = 200
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
+    return shared_subject(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def run(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "run"
-    config = tmp_path_factory.mktemp("cfg") / "train.yaml"
-    config.write_text(yaml.safe_dump({"train": {"threads": 1}, "task": {"val_frames": 2}}))
-    code = main(["train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(dataset), "--out", str(out),
-                 "--steps", str(STEPS), "--batch-size", "1024", "--lr", "5e-3", "--val-every", "100",
-                 "--config", str(config), "-q"])
-    assert code == 0
-    return out
+    return train_renderer("hashgrid_nerf", dataset, tmp_path_factory.mktemp("train") / "run",
+                          {"train": {"threads": 1}, "task": {"val_frames": 2}},
+                          "--steps", STEPS, "--batch-size", 1024, "--lr", "5e-3", "--val-every", 100)
 
 
 def test_trains_through_the_cli_and_overfits_the_subject(run, dataset):
@@ -204,11 +199,8 @@ def test_edge_share_draws_rays_from_the_mask_boundaries(dataset):
 def test_trains_with_the_opt_in_variants(dataset, tmp_path):
     # No per-frame latents (head.latent_dim 0: the mean of no codes once made the loss nan),
     # a torso whose colour does not see the pose, rays from the masks' edges.
-    config = tmp_path / "cfg.yaml"
-    config.write_text(yaml.safe_dump({"train": {"threads": 1},
-                                      "model": {"head": {"latent_dim": 0}, "torso": {"pose_colour": False}},
-                                      "task": {"val_frames": 1, "val_images": 0, "edge_share": 0.2}}))
-    out = tmp_path / "run"
-    assert main(["train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(dataset), "--out", str(out),
-                 "--steps", "3", "--batch-size", "256", "--val-every", "3", "--config", str(config), "-q"]) == 0
+    out = train_renderer("hashgrid_nerf", dataset, tmp_path / "run",
+                         {"train": {"threads": 1}, "model": {"head": {"latent_dim": 0}, "torso": {"pose_colour": False}},
+                          "task": {"val_frames": 1, "val_images": 0, "edge_share": 0.2}},
+                         "--steps", 3, "--batch-size", 256, "--val-every", 3)
     assert np.isfinite(read_metrics(out / "metrics.csv")[(3, "val", "psnr")])

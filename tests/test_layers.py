@@ -72,3 +72,71 @@ def test_every_package_docstring_names_its_modules():
         if absent:
             missing[str(folder.relative_to(ROOT.parent))] = absent
     assert missing == {}
+
+
+def _module_imports(path: Path) -> set[str]:
+    """The geneface modules `path` imports at run time (inside functions too; imports under
+    `if TYPE_CHECKING:` are for annotations only and run never). `from PKG import MOD` counts
+    as an import of the module PKG.MOD."""
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                   for stmt in node.body for n in ast.walk(stmt)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if _module_file(sub) else node.module)
+    return {name for name in found if name.startswith("geneface.") and _module_file(name)}
+
+
+def _module_file(name: str):
+    base = ROOT.parent.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def test_no_two_modules_import_each_other():
+    """A circle of imports (data -> lazy_clips -> data) means neither module can be read on
+    its own; the shared piece belongs in a module of its own below both (issue 34)."""
+    graph = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        graph[name] = _module_imports(path) - {name}
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    circles = sorted(f"{a} <-> {b}" for a in graph for b in graph[a] if a < b and reaches(b, a))
+    assert circles == [], "\n".join(circles)
+
+
+def test_only_the_command_line_makes_the_registry():
+    """`get_registry()` is called by the CLI (one per command) and at the top of a corpus
+    worker process (app.process.process_clip); everything else is handed the registry, with
+    no `registry or get_registry()` fallback (issue 34)."""
+    allowed = {ROOT / "app" / "process.py"}
+    callers = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if path.parent.name == "cli" or path in allowed or path.name == "registry.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "get_registry":
+                callers.append(f"geneface/{path.relative_to(ROOT)}:{node.lineno}")
+    assert callers == [], "\n".join(callers)

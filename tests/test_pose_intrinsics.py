@@ -14,8 +14,7 @@ import pytest
 import torch
 import yaml
 
-from support.renderers import run_renderer
-from support.subject import subject_dataset
+from support.renderers import run_renderer, shared_subject, train_renderer
 from geneface.cli import main
 from geneface.core.camera_io import save_camera
 from geneface.core.checkpoint import read_checkpoint
@@ -35,18 +34,15 @@ WIDER = 1.3  # focal length of the "zoomed in" pose file, times the checkpoint's
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
+    return shared_subject(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "run"
-    config = tmp_path_factory.mktemp("cfg") / "train.yaml"
-    config.write_text(yaml.safe_dump({"train": {"threads": 1}, "task": {"val_frames": 1, "val_images": 0}}))
-    assert main(["train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(dataset), "--out", str(out),
-                 "--steps", str(STEPS), "--batch-size", "1024", "--lr", "5e-3", "--val-every", str(STEPS),
-                 "--config", str(config), "-q"]) == 0
-    return out / "model.safetensors"
+    run = train_renderer("hashgrid_nerf", dataset, tmp_path_factory.mktemp("train") / "run",
+                         {"train": {"threads": 1}, "task": {"val_frames": 1, "val_images": 0}},
+                         "--steps", STEPS, "--batch-size", 1024, "--lr", "5e-3", "--val-every", STEPS)
+    return run / "model.safetensors"
 
 
 def _stage(checkpoint) -> HashGridNeRF:

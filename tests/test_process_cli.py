@@ -298,3 +298,42 @@ def test_a_tracker_with_its_own_layout_works_through_the_contract(clip, tmp_path
     assert ds.manifest["tracker"]["name"] == "only68" and ds.landmarks_mesh().shape == (25, 68, 3)
     assert np.array_equal(ds.landmarks_mesh(), ds.landmarks_image())
     assert ds.manifest["quality"]["reprojection_error_px"]["mean"] < 2.0
+
+
+def test_process_and_process_corpus_take_their_shared_flags_from_one_declaration(tmp_path, capsys, monkeypatch):
+    """Every flag of `cmd_process.PROCESS_FLAGS` reaches both commands' ProcessConfig alike;
+    only `--max-failed`'s default differs (issue 34: one declaration, not two lists)."""
+    from geneface.app import process as engine
+    from geneface.cli.cmd_process import PROCESS_FLAGS
+    from geneface.errors import UsageError
+
+    seen = {}
+
+    def fake_video(video, out, config, **kw):
+        seen["process"] = config
+        raise UsageError("stop here")
+
+    def fake_corpus(in_dir, out_dir, config, **kw):
+        seen["process-corpus"] = config
+        return []
+
+    monkeypatch.setattr(engine, "process_video", fake_video)
+    monkeypatch.setattr(engine, "process_corpus", fake_corpus)
+    (tmp_path / "in").mkdir()
+    flags = {"size": ["--size", "96"], "crop_scale": ["--crop-scale", "2.5"], "val_fraction": ["--val-fraction", "0.2"],
+             "audio_encoder": ["-e", "hubert", "-e", "mel"], "no_audio": ["--no-audio"], "tracker": ["--tracker", "x"],
+             "max_failed": ["--max-failed", "0.3"], "max_gap": ["--max-gap", "3"], "min_face": ["--min-face", "40"],
+             "fov": ["--fov", "20"], "av_offset": ["--av-offset", "0"]}
+    assert set(flags) == set(PROCESS_FLAGS)
+    every = [f for name in flags for f in flags[name]]
+    assert run(capsys, "process", tmp_path / "v.mp4", "-o", tmp_path / "ds", *every)[0] == 2
+    assert run(capsys, "process-corpus", tmp_path / "in", tmp_path / "out", *every)[0] == 0
+    assert seen["process"] == seen["process-corpus"]
+    config = seen["process"]
+    assert (config.size, config.crop_scale, config.val_fraction, config.audio_encoders, config.no_audio) == (
+        96, 2.5, 0.2, ("hubert", "mel"), True)
+    assert (config.tracker, config.max_failed, config.max_gap, config.min_face_px, config.fov_degrees,
+            config.av_offset) == ("x", 0.3, 3, 40.0, 20.0, "0")
+    run(capsys, "process", tmp_path / "v.mp4", "-o", tmp_path / "ds")
+    run(capsys, "process-corpus", tmp_path / "in", tmp_path / "out")
+    assert (seen["process"].max_failed, seen["process-corpus"].max_failed) == (0.05, 0.5)

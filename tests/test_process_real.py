@@ -18,9 +18,10 @@ pytestmark = pytest.mark.skipif(not VIDEO.is_dir(), reason="../shared/data/video
 @pytest.fixture(scope="module")
 def german(tmp_path_factory):
     from geneface.app.process import process_video
+    from geneface.registry import get_registry
 
     out = tmp_path_factory.mktemp("real") / "german"
-    process_video(VIDEO / "german_news_20s.mp4", out, quiet=True, log=lambda m: None)
+    process_video(VIDEO / "german_news_20s.mp4", out, quiet=True, log=lambda m: None, registry=get_registry())
     return Dataset(out)
 
 
@@ -52,11 +53,12 @@ def test_german_news_pose_is_smooth_and_plausible(german):
 def test_variable_frame_rate_clip_becomes_25_fps(tmp_path):
     from geneface.core.media import probe_video
     from geneface.app.process import process_video
+    from geneface.registry import get_registry
     from geneface.processing import ProcessConfig
 
     src = VIDEO / "speaker_a_6s.mp4"
     out = tmp_path / "speaker_a"
-    process_video(src, out, ProcessConfig(size=256), quiet=True, log=lambda m: None)
+    process_video(src, out, ProcessConfig(size=256), quiet=True, log=lambda m: None, registry=get_registry())
     ds = Dataset(out)
     assert ds.fps == 25.0 and ds.n_frames == probe_video(src).n_frames(25.0) == 152
     assert len(ds.audio().samples) == ds.n_frames * 640

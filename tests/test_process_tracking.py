@@ -55,9 +55,13 @@ def test_multi_face_and_low_confidence_are_flagged():
     assert list(result.flags) == [0, trk.MULTI_FACE | trk.LOW_CONFIDENCE, 0]
 
 
-def test_runs_and_time_formatting():
-    assert trk.runs(np.array([0, 1, 1, 0, 1], bool)) == [(1, 3), (4, 5)]
-    assert trk.runs(np.zeros(3, bool)) == []
+def test_runs_are_the_one_rule_of_core_arrays_and_time_formatting():
+    from geneface.core.arrays import true_runs
+
+    assert trk.runs is true_runs  # processing keeps no copy of its own
+    got = true_runs(np.array([0, 1, 1, 0, 1], bool))
+    assert got == [(1, 3), (4, 5)] and all(type(v) is int for run in got for v in run)  # JSON-ready
+    assert true_runs(np.zeros(3, bool)) == [] and true_runs(np.array([0, 2, 2, 0])) == [(1, 3)]
     assert trk.format_time(25 * 61 + 5) == "1:01.20"
     assert trk.format_ranges([(i, i + 1) for i in range(10)], limit=2).endswith("and 8 more")
 

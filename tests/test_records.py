@@ -41,3 +41,11 @@ def test_frames_for_duration_rounds_to_nearest():
     assert frames_for_duration(1.0) == 25
     assert frames_for_duration(1.019) == 25
     assert frames_for_duration(1.021) == 26
+
+
+def test_the_landmark_layout_has_one_home():
+    """records names the 68-point regions for its users; landmarks68 defines them (issue 34)."""
+    from geneface.core import landmarks68 as L68
+    from geneface.core import records
+
+    assert records.MOUTH is L68.MOUTH and records.EYES is L68.EYES and records.N_LANDMARKS == L68.N_68

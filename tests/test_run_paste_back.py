@@ -11,12 +11,12 @@ from geneface.cli import main
 from geneface.core import media
 from geneface.core.dataset import Dataset
 from geneface.core.motion_io import save_motion
-from support.subject import subject_dataset
+from support.renderers import shared_subject
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
+    return shared_subject(tmp_path_factory)
 
 
 @pytest.fixture
@@ -77,3 +77,17 @@ def test_paste_back_errors_are_one_line(dataset, nearest, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "gone.mp4" in err
     assert not (tmp_path / "w.mp4").exists()
+
+
+def test_paste_back_is_built_once(dataset, nearest, tmp_path, capsys, monkeypatch):
+    """One PasteBack per run: checked before any work (the source's sha256 read once) and
+    given the motion's length when that is known (issue 34)."""
+    from geneface.core.paste_back import PasteBack
+
+    built = []
+    original = PasteBack.from_dataset.__func__
+    monkeypatch.setattr(PasteBack, "from_dataset", classmethod(lambda cls, *a, **k: built.append(a) or original(cls, *a, **k)))
+    spec = _spec(tmp_path, dataset, "output: v.mp4\n", f"{{plugin: nearest_frame, checkpoint: {nearest}}}")
+    assert main(["run", str(spec), "--paste-back", "-q"]) == 0, capsys.readouterr().err
+    assert len(built) == 1
+    assert media.probe_video(tmp_path / "v.mp4").n_frames() == Dataset(dataset).n_frames

@@ -137,7 +137,10 @@ def test_train_audio2motion_end_to_end(tmp_path_factory, capsys):
     # Held-out speaker: the mouth follows the speech, in sync (the figures the issue asks for).
     from geneface.app.motion_figures import evaluate
 
-    figures = evaluate([root / "data"], ToyEncoder(), ["spk1"], syncnet, out / "model.safetensors")
+    from geneface.registry import get_registry
+
+    figures = evaluate([root / "data"], ToyEncoder(), ["spk1"], syncnet, out / "model.safetensors",
+                       registry=get_registry())
     assert figures["speakers"] == ["spk1"] and figures["clips"] == 3
     assert figures["syncnet"]["offset"]["within_1"] >= 0.9
     vae = figures["vae"]

@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
-from support.renderers import render_without_the_dataset, run_renderer
-from support.subject import read_metrics, subject_dataset
+from support.renderers import render_without_the_dataset, run_renderer, shared_subject, train_renderer
+from support.subject import read_metrics
 from geneface.cli import main
 from geneface.core.dataset import Dataset, held_out_start
 from geneface.core.records import Motion
@@ -40,20 +40,15 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")  # shared by the renderer tests
+    return shared_subject(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def run(dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "run"
-    config = tmp_path_factory.mktemp("cfg") / "train.yaml"
-    config.write_text(yaml.safe_dump({"train": {"threads": 1}, "model": TINY,
-                                      "task": {"val_frames": 2, "head_stage": 0.3, "frames_per_batch": 4}}))
-    code = main(["train", "renderer", "--plugin", "vanilla_nerf", "--data", str(dataset), "--out", str(out),
-                 "--steps", str(STEPS), "--batch-size", "512", "--lr", "5e-3", "--val-every", "100",
-                 "--config", str(config), "-q"])
-    assert code == 0
-    return out
+    return train_renderer("vanilla_nerf", dataset, tmp_path_factory.mktemp("train") / "run",
+                          {"train": {"threads": 1}, "model": TINY,
+                           "task": {"val_frames": 2, "head_stage": 0.3, "frames_per_batch": 4}},
+                          "--steps", STEPS, "--batch-size", 512, "--lr", "5e-3", "--val-every", 100)
 
 
 @pytest.fixture(scope="module")

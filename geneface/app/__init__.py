@@ -1,6 +1,7 @@
 """The application layer: one module per command engine, between the typer flags of
-`geneface/cli/` and the library below (core, nerf, metrics, training, ...). Only this layer
-(and the CLI above it) makes the plugin registry; it hands it down as an argument.
+`geneface/cli/` and the library below (core, nerf, metrics, training, ...). The CLI above it
+makes the plugin registry, once per command; this layer is handed it and hands it down as an
+argument (a corpus worker process, `process.process_clip`, makes its own).
 
 Modules: `run` (`geneface run`: a spec's stages built by the registry, the head path resolved
 once, the output written), `train` (`geneface train`: any trainable plugin through its recipe

@@ -72,12 +72,9 @@ def parse_adapters(texts: Sequence[str], where: str = "--adapter") -> list[Adapt
     return specs
 
 
-def build_adapter(spec: AdapterSpec, registry=None, where: str = "--adapter") -> Stage:
+def build_adapter(spec: AdapterSpec, registry, where: str = "--adapter") -> Stage:
     """The plugin with its default config, or restored from its checkpoint (whose plugin must
     be the one named)."""
-    from geneface.registry import get_registry
-
-    registry = registry or get_registry()
     entry = registry.get("domain_adapter", spec.name, where=where)  # unknown names: did you mean
     if spec.checkpoint is None:
         return entry.cls()
@@ -88,7 +85,7 @@ def build_adapter(spec: AdapterSpec, registry=None, where: str = "--adapter") ->
     return stage
 
 
-def generator_encoder(generator: Stage, person_path: Optional[Path] = None, registry=None):
+def generator_encoder(generator: Stage, registry, person_path: Optional[Path] = None):
     """The audio encoder the motion generator was trained with, as `load_person` takes it.
 
     A dataset holds its features already, so only the name is needed there; an encoder that
@@ -96,14 +93,13 @@ def generator_encoder(generator: Stage, person_path: Optional[Path] = None, regi
     """
     from geneface.core.dataset import is_dataset
     from geneface.errors import PluginError
-    from geneface.registry import get_registry
 
     name = getattr(generator, "encoder", "")
     if not name:
         raise UsageError(f"--motion-generator: the checkpoint of '{generator.name}' does not name the audio "
                          "encoder it was trained with; retrain it with this version")
     try:
-        entry = (registry or get_registry()).get("audio_encoder", name, where="--motion-generator: its audio encoder")
+        entry = registry.get("audio_encoder", name, where="--motion-generator: its audio encoder")
     except PluginError:
         if person_path is not None and is_dataset(Path(person_path)):
             return SimpleNamespace(name=name)  # the features are read from the dataset, never computed
@@ -149,20 +145,19 @@ def _stage_info(stage: Stage) -> dict:
 
 
 def compare_adapters(person_path: Path, generator: Stage, adapters: Sequence[tuple[str, Stage]], syncnet=None,
-                     eval_path: Optional[Path] = None, progress: bool = False, registry=None) -> dict:
+                     eval_path: Optional[Path] = None, progress: bool = False, *, registry) -> dict:
     """Score every adapter on the evaluation clips; a JSON-ready dict.
 
     `adapters`: (label, stage) pairs. Returns `settings`, `rows` (the `truth` row first, then
     one per adapter in order: label, plugin and the pooled `scores`) and `clips` (per clip:
     name, frames and every row's scores). Mouth statistics are in the person's units; the
-    distances are x1000 (`*_mm`). `registry` names the generator's audio encoder (default:
-    `geneface.registry.get_registry()`).
+    distances are x1000 (`*_mm`). `registry` (the caller's) names the generator's audio encoder.
     """
     from geneface.training.person_data import load_person
 
     if not adapters:
         raise UsageError("--adapter: nothing to compare")
-    encoder = generator_encoder(generator, person_path, registry)
+    encoder = generator_encoder(generator, registry, person_path)
     if syncnet is not None and getattr(syncnet, "encoder", "") and syncnet.encoder != encoder.name:
         raise StageMismatchError(f"--syncnet was trained on '{syncnet.encoder}' features, the motion generator "
                                  f"on '{encoder.name}' features; give a syncnet of the same encoder")

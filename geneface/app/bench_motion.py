@@ -4,7 +4,7 @@ Every model (a trained `motion_generator`, the `vae` or any other through the re
 turns each evaluation clip's audio features into motion, sampled with one temperature and
 seed (deterministic). The generated motion is put into the clip's own face (its normalised
 landmarks x the clip's std + the clip's mean: the convention every generic model and every
-dataset share, `geneface.training.person_data.rebase`) and scored against the clip's
+dataset share, `geneface.core.records.rebase`) and scored against the clip's
 tracked landmarks, frame for frame (`geneface.metrics.lag`):
 
 - mouth opening (`geneface.core.landmarks68.mouth_opening`, the inner-lip gap): Pearson r at
@@ -107,7 +107,7 @@ def generate(stage: Stage, label: str, features: AudioFeatures, temperature: Opt
 def into_face(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Generated motion in a clip's own face: its normalised landmarks x the clip's std + the
     clip's mean (`rebase`; motion without statistics is taken as in the clip's units)."""
-    from geneface.training.person_data import rebase
+    from geneface.core.records import rebase
 
     z = rebase(motion, mean, std).reshape(motion.n_frames, N_LANDMARKS, 3).astype(np.float64)
     return z * np.maximum(np.asarray(std, np.float64), 1e-6) + np.asarray(mean, np.float64)
@@ -154,15 +154,15 @@ def _load_groups(data: Sequence[Path], speakers: Optional[Sequence[str]], person
 def bench_motion(models: Sequence[tuple[ModelSpec, Stage]], syncnet: Stage, syncnet_path: Path,
                  data: Sequence[Path] = (), speakers: Optional[Sequence[str]] = None, person: Optional[Path] = None,
                  temperature: Optional[float] = None, seed: int = 0, max_lag: int = MAX_LAG,
-                 max_offset: int = MAX_OFFSET, progress: bool = False, registry=None) -> dict:
+                 max_offset: int = MAX_OFFSET, progress: bool = False, *, registry) -> dict:
     """Score every model on every group's clips; a JSON-ready dict with `settings`, `rows`
     (per group: the `truth` row, then one per model), `speakers` (per model, group and
-    speaker) and `clips` (per clip, every model's figures). `registry` names the SyncNet's
-    audio encoder (default: `geneface.registry.get_registry()`)."""
+    speaker) and `clips` (per clip, every model's figures). `registry` (the application's)
+    names the SyncNet's audio encoder."""
     if not models:
         raise UsageError("--model: nothing to compare")
     check_request(data, speakers, person, temperature)
-    encoder = resolve_encoder(syncnet, registry=registry)
+    encoder = resolve_encoder(syncnet, registry)
     for spec, stage in models:
         check_model(spec, stage, encoder.name, syncnet_path)
 

@@ -35,17 +35,16 @@ class _StoredFeatures:
                          "store its features")
 
 
-def resolve_encoder(syncnet: Stage, where: str = "--syncnet", registry=None):
+def resolve_encoder(syncnet: Stage, registry, where: str = "--syncnet"):
     """The audio encoder the SyncNet was trained on: the features every model must read."""
     from geneface.errors import PluginError
-    from geneface.registry import get_registry
 
     name = getattr(syncnet, "encoder", "")
     if not name:
         raise CheckpointError(f"{where}: the checkpoint does not name the audio encoder it was trained on; "
                               "retrain it with this version")
     try:
-        return (registry or get_registry()).get("audio_encoder", name, where=f"{where}: its audio encoder").cls()
+        return registry.get("audio_encoder", name, where=f"{where}: its audio encoder").cls()
     except PluginError as exc:
         return _StoredFeatures(name, str(exc))
 

@@ -1,6 +1,6 @@
 """`geneface eval`: the field's evaluation of one talking-head video (docs/evaluation.md).
 
-`evaluate_video(video, audio, reference=None, syncnet=None)` reports:
+`evaluate_video(video, audio, registry, reference=None, syncnet=None)` reports:
 
 - the video's own facts (frames at 25 fps, the container's rate, duration, size, audio
   track) and how many frames the given audio is longer or shorter;
@@ -204,22 +204,18 @@ def run_facts(video: PathLike) -> RunFacts:
 # -- lip sync ------------------------------------------------------------------------------
 
 
-def load_syncnet(path: PathLike, where: str = "--syncnet"):
+def load_syncnet(path: PathLike, registry, where: str = "--syncnet"):
     """A trained SyncScorer from its checkpoint; a checkpoint of another kind is a one-line error."""
-    from geneface.registry import get_registry
-
-    return get_registry().load(_require_file(Path(path), "a SyncNet checkpoint"), "syncnet", where)
+    return registry.load(_require_file(Path(path), "a SyncNet checkpoint"), "syncnet", where)
 
 
-def syncnet_encoder(scorer, path: PathLike = "the SyncNet checkpoint"):
-    """The audio encoder the SyncNet was trained on (its checkpoint names it)."""
-    from geneface.registry import get_registry
-
+def syncnet_encoder(scorer, registry, path: PathLike = "the SyncNet checkpoint"):
+    """The audio encoder the SyncNet was trained on (its checkpoint names it), from `registry`."""
     name = getattr(scorer, "encoder", "")
     if not name:
         raise CheckpointError(f"{path}: the SyncNet checkpoint does not name the audio encoder it was trained on; "
                               "retrain it with this version")
-    return get_registry().get("audio_encoder", name, where=f"{path}: its audio encoder").cls()
+    return registry.get("audio_encoder", name, where=f"{path}: its audio encoder").cls()
 
 
 # -- against a reference -------------------------------------------------------------------
@@ -244,19 +240,18 @@ def check_reference(video: VideoFacts, reference: VideoFacts) -> tuple[int, Opti
     return n, note
 
 
-def score_reference(video: VideoFacts, reference: VideoFacts, video_track: TrackedVideo, tracker=None,
+def score_reference(video: VideoFacts, reference: VideoFacts, video_track: TrackedVideo, tracker,
                     progress: Optional[Progress] = None) -> ReferenceScores:
     """PSNR / SSIM (full frame and face box) and LMD of `video` against `reference`.
 
     One pass over both files together (`geneface.metrics.reference.score_against_real`):
     each reference frame is tracked (its 68 points give the face box and its half of LMD)
-    and scored against the video's frame at once, so no frames are kept in memory.
+    and scored against the video's frame at once, so no frames are kept in memory. `tracker`:
+    a FaceTracker.
     """
-    from geneface.app.components import face_tracker
     from geneface.metrics.landmarks import Tracked68, lmd_of_frames
     from geneface.metrics.reference import score_against_real
 
-    tracker = face_tracker(tracker)
     n, note = check_reference(video, reference)
     pairs = zip(video_frames(Path(video.path), n), video_frames(Path(reference.path), n))
     pairs = with_progress(pairs, n, f"tracking {Path(reference.path).name} and comparing", progress)
@@ -286,11 +281,12 @@ def score_reference(video: VideoFacts, reference: VideoFacts, video_track: Track
 # -- the whole evaluation ------------------------------------------------------------------
 
 
-def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLike] = None,
+def evaluate_video(video: PathLike, audio: PathLike, registry, reference: Optional[PathLike] = None,
                    syncnet: Optional[PathLike] = None, max_offset: int = DEFAULT_MAX_OFFSET, tracker=None,
                    progress: Optional[Progress] = None) -> VideoEvaluation:
     """Evaluate `video` (see the module doc). `audio`: the speech it should say (any audio or
-    video file); `reference`: real footage of the same frames; `syncnet`: a SyncScorer
+    video file); `registry` (the application's): where the tracker, the SyncNet and its
+    encoder come from; `reference`: real footage of the same frames; `syncnet`: a SyncScorer
     checkpoint path (or a loaded SyncScorer); `tracker`: a FaceTracker or its name (default
     mediapipe, `geneface process`'s); `progress(iterable, total, description)` wraps the
     frame loops (e.g. `geneface.core.progress.track`).
@@ -319,7 +315,7 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
     if syncnet is not None:
         if isinstance(syncnet, (str, Path)):
             checkpoint = str(syncnet)
-            scorer = load_syncnet(syncnet)
+            scorer = load_syncnet(syncnet, registry)
         else:
             scorer = syncnet
         from geneface.models.syncnet import V_FRAMES
@@ -329,7 +325,7 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
                              f"{facts.path} has {facts.frames} frames and {audio_path} audio for {audio_frames}")
         # Encoded (and the width checked) before tracking, so a missing encoder model or a
         # mismatched checkpoint fails at once, not after every frame was tracked.
-        features = syncnet_encoder(scorer, checkpoint or "the SyncNet").encode(sound)
+        features = syncnet_encoder(scorer, registry, checkpoint or "the SyncNet").encode(sound)
         if hasattr(scorer, "check_features"):
             scorer.check_features(features, f"{audio_path}'s features")
     notes = []
@@ -340,7 +336,7 @@ def evaluate_video(video: PathLike, audio: PathLike, reference: Optional[PathLik
 
     faces = sync = ref_scores = None
     if scorer is not None or ref_facts is not None:
-        tracker = face_tracker(tracker)
+        tracker = face_tracker(tracker, registry)
         tracked = track_video(facts.path, tracker, progress=progress)
         faces = tracked.faces
         if faces.n_missing:

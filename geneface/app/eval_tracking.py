@@ -88,16 +88,13 @@ def _fill(path: Path, points: list, confidence, n_faces):
                          max_failed_share=1.0, source=str(path))
 
 
-def track_video(path: PathLike, tracker=None, n_frames: Optional[int] = None,
+def track_video(path: PathLike, tracker, n_frames: Optional[int] = None,
                 progress: Optional[Progress] = None) -> TrackedVideo:
-    """Track every frame of `path` (the first `n_frames` if given) with `tracker` (default:
-    the tracker of `geneface process`)."""
-    from geneface.app.components import face_tracker
+    """Track every frame of `path` (the first `n_frames` if given) with the FaceTracker `tracker`."""
     from geneface.metrics.landmarks import Tracked68
     from geneface.processing import tracking as trk
 
     path = Path(path)
-    tracker = face_tracker(tracker)
     to68, _ = _tracker_layout(tracker)
     size: list = []
 
@@ -124,7 +121,7 @@ def track_video(path: PathLike, tracker=None, n_frames: Optional[int] = None,
     return TrackedVideo(str(path), result, found, Tracked68(points=lm68, width=int(width), height=int(height)))
 
 
-def canonical_landmarks(tracked: TrackedVideo, tracker=None) -> np.ndarray:
+def canonical_landmarks(tracked: TrackedVideo, tracker) -> np.ndarray:
     """(T, 68, 3) canonical landmarks (head pose removed) of every frame, as `geneface
     process` computes them: `fit_pose` with its settings, the canonical face built from the
     frames with a face only. Rows of faceless frames come from filled points: leave them out.
@@ -134,11 +131,9 @@ def canonical_landmarks(tracked: TrackedVideo, tracker=None) -> np.ndarray:
     canonical landmarks are the same; only the camera (not used here) would differ.
     """
     from geneface.core import landmarks68 as L68
-    from geneface.app.components import face_tracker
     from geneface.processing.config import ProcessConfig
     from geneface.processing.pose import fit_pose
 
-    tracker = face_tracker(tracker)
     to68, stable = _tracker_layout(tracker)
     config = ProcessConfig()
     points = tracked.track.points

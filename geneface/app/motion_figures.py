@@ -105,13 +105,10 @@ def vae_figures(generator, judge, clips: Sequence[Clip], temperature: Optional[f
 
 def evaluate(data: Sequence[Path], encoder: "AudioEncoder", val_speakers: Optional[Sequence[str]], syncnet: Path,
              vae: Optional[Path] = None, temperature: Optional[float] = None, seed: int = 0,
-             every_clip: bool = False, registry=None) -> dict:
+             every_clip: bool = False, *, registry) -> dict:
     """Figures on the held-out clips: `val_speakers`' clips, or the validation split the
     trainers pick by default (a synthetic corpus's test split), or every clip; the audio
     features are `encoder`'s (an AudioEncoder stage)."""
-    from geneface.registry import get_registry
-
-    registry = registry or get_registry()
     # The models first: a checkpoint of the wrong kind is refused before the clips are read.
     judge = registry.load(syncnet, "syncnet", "--syncnet")
     generator = registry.load(vae, "motion_generator", "--vae") if vae is not None else None

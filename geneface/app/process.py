@@ -25,14 +25,12 @@ def _stderr(message: str) -> None:
 
 
 def process_video(video: Path, out: Path, config: Optional[ProcessConfig] = None, resume: bool = False,
-                  overwrite: bool = False, quiet: bool = False, log: Callable[[str], None] = _stderr,
-                  registry=None):
+                  overwrite: bool = False, quiet: bool = False, log: Callable[[str], None] = _stderr, *,
+                  registry):
     """One video into the dataset folder `out` (geneface.processing.process.process_video)."""
     from geneface.processing.process import process_video as process
-    from geneface.registry import get_registry
 
-    return process(video, out, config, resume=resume, overwrite=overwrite, quiet=quiet, log=log,
-                   registry=registry or get_registry())
+    return process(video, out, config, resume=resume, overwrite=overwrite, quiet=quiet, log=log, registry=registry)
 
 
 def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] = None, workers: int = 1,
@@ -78,20 +76,24 @@ def index_corpus(corpus: Path, quiet: bool = False):
     return index
 
 
-def reestimate_dataset(path: Path, mode: str = "auto", registry=None) -> dict:
+def reestimate_dataset(path: Path, registry, mode: str = "auto") -> dict:
     """`geneface dataset av-offset`: the offset estimated again and `mode` applied."""
     from geneface.processing.offset_stage import reestimate_dataset as reestimate
-    from geneface.registry import get_registry
 
-    return reestimate(path, mode, registry=registry or get_registry())
+    return reestimate(path, mode, registry=registry)
 
 
 def process_clip(config: dict, video: str, out: str) -> tuple[bool, dict | str]:
     """One clip of a corpus, in this process: (True, {n_frames, fps}) or (False, one-line error).
-    Resumes the clip's work folder and replaces a stale dataset, as a corpus run must."""
+    Resumes the clip's work folder and replaces a stale dataset, as a corpus run must. It runs
+    at the top of a worker process (the pool's, a Ray task's), so it makes that process's
+    registry itself."""
+    from geneface.registry import get_registry
+
     try:
         cfg = structure(ProcessConfig, config, "config")
-        result = process_video(Path(video), Path(out), cfg, resume=True, overwrite=True, quiet=True)
+        result = process_video(Path(video), Path(out), cfg, resume=True, overwrite=True, quiet=True,
+                               registry=get_registry())
     except GenefaceError as exc:
         return False, str(exc)
     except Exception as exc:  # a bug, reported for this clip only

@@ -111,7 +111,7 @@ class Pipeline:
         producer = f"input '{motion_path or audio_path}'"
         output = Path(output) if output is not None else self.spec.default_output()
         post_path = None  # a post-processor's head path
-        paste_dataset = self._check_paste_back()  # before any stage runs
+        paste_back = self._check_paste_back()  # before any stage runs
 
         for stage in self.stages:
             label = f"{stage.kind} '{stage.name}'"
@@ -119,8 +119,9 @@ class Pipeline:
             if kind.produces == "video":
                 self.check_seam(record, producer, stage)
                 paste = source_path = None
-                if paste_dataset is not None:  # the source frames' own head poses, frame for frame
-                    paste, source_path = self._paste_back(paste_dataset, record.n_frames)
+                if paste_back is not None:  # the source frames' own head poses, frame for frame
+                    paste = attrs.evolve(paste_back, n_frames=record.n_frames)  # the motion's length, known now
+                    source_path = camera_for_length(paste.dataset.camera(), record.n_frames)
                 head_path = resolve_head_path(stage, record.n_frames, self.poses, self.spec.input.poses,
                                               source_path, post_path)
                 return self._render(stage, record, RunContext(audio, head_path), output, progress, paste)
@@ -138,29 +139,22 @@ class Pipeline:
             return RunResult(output, "audio features", record.n_frames, record.duration)
         raise GenefaceError(f"the pipeline ended with {type(record).__name__}, which cannot be written")
 
-    def _check_paste_back(self) -> Optional[Path]:
-        """The dataset of `output.paste_back` (None when off), its source video, crop and masks
-        checked, and the renderer seen to draw its crop: one line before any work."""
+    def _check_paste_back(self):
+        """Paste-back onto the dataset of `output.paste_back` (None when off), built once before
+        any work: its source video, crop and masks checked, and the renderer seen to draw its
+        crop. Its length is the motion's, set when that is known."""
         if not self.spec.paste_back:
             return None
         from geneface.core.paste_back import PasteBack
 
-        path = self._paste_dataset()
-        side = PasteBack.from_dataset(path, 1).placement.size
+        paste = PasteBack.from_dataset(self._paste_dataset(), 1)
+        side = paste.placement.size
         renderer = self.stages[-1]
         if tuple(renderer.frame_size()) != (side, side):
             height, width = renderer.frame_size()
             raise UsageError(f"output.paste_back: renderer '{renderer.name}' renders {width} x {height} px, not the "
                              f"{side} px crop of the dataset")
-        return path
-
-    def _paste_back(self, path: Path, n_frames: int):
-        """(paste-back for `n_frames`, the source frames' camera path in the same looped order)."""
-        from geneface.core.dataset import Dataset
-        from geneface.core.paste_back import PasteBack
-
-        paste = PasteBack.from_dataset(path, n_frames, verify_sha256=False)  # checked before any work
-        return paste, camera_for_length(Dataset(path).camera(), n_frames)
+        return paste
 
     def _paste_dataset(self) -> Path:
         if self.spec.paste_dataset is not None:

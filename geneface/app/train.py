@@ -60,14 +60,12 @@ def _train_config(file: dict, where: Optional[Path], overrides: dict, defaults: 
     return structure(TrainConfig, data, f"{where or '--config'}:train")
 
 
-def plugin_to_train(kind_word: str, plugin: Optional[str], registry=None):
+def plugin_to_train(kind_word: str, plugin: Optional[str], registry):
     """The registry entry to train: --plugin, or the only trainable plugin of the kind."""
     from geneface.core.kinds import STAGE_KINDS
     from geneface.core.text import did_you_mean
     from geneface.errors import UsageError
-    from geneface.registry import get_registry
 
-    registry = registry or get_registry()
     kind = KIND_ALIASES.get(kind_word, kind_word)
     if kind not in STAGE_KINDS:
         # `train vae` / `train syncnet`: a plugin name where a kind was expected.
@@ -105,10 +103,10 @@ def _write_fitted(out: Path, built, entry) -> None:
 
 def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] = (), loop: Optional[dict] = None,
                  config: Optional[Path] = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
-                 on_step: Optional[Callable[[int], None]] = None, registry=None) -> dict:
+                 on_step: Optional[Callable[[int], None]] = None, registry) -> dict:
     """Train one registry entry into `out`, exactly as `geneface train` does (the command is
     this plus its messages; `geneface bench renderers` calls it once per renderer).
-    `registry`: the one the recipe gets (default: the process's).
+    `registry`: the one the recipe gets (the caller's).
 
     `args`: the recipe's own flags as command-line words (`["--profile", "quick"]`); `loop`:
     loop settings over the recipe's defaults and the `--config` file (None values ignored).
@@ -119,7 +117,6 @@ def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] 
 
     from geneface.core.outputs import run_folder
     from geneface.errors import UsageError
-    from geneface.registry import get_registry
     from geneface.training.distributed import shutdown
     from geneface.training.recipe import TrainInputs, load_recipe, merged, parse_options
     from geneface.training.trainer import Trainer
@@ -140,7 +137,7 @@ def train_plugin(entry, data: Sequence[Path], out: Path, *, args: Sequence[str] 
     loop_config = _train_config(file, config, dict(loop or {}), merged(recipe.loop_defaults, profile.get("train") or {}))
     torch.manual_seed(loop_config.seed)  # before the model is built: its initial weights depend on --seed only
     built = recipe.build(TrainInputs(entry.cls, tuple(data), options, file, config, loop_config,
-                                     registry or get_registry(), profile, profile_name))
+                                     registry, profile, profile_name))
     if overwrite and not resume and out.is_dir():
         # Checked above: a folder holding a run, not one of the inputs. Under torchrun every
         # process does this on one shared folder: a file another rank already took is no error.

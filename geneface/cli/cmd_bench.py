@@ -214,8 +214,11 @@ def bench_generic(
         prepare_output(json_out, kind="file", overwrite=overwrite, inputs=[*data, syncnet, vae], what="--json",
                        suffixes=(".json",))
     speakers = [s.strip() for s in val_speakers.split(",") if s.strip()] if val_speakers else None
-    result = evaluate(data, audio_encoder(encoder, "--encoder"), speakers, syncnet, vae, temperature, seed,
-                      every_clip)
+    from geneface.registry import get_registry
+
+    registry = get_registry()
+    result = evaluate(data, audio_encoder(encoder, "--encoder", registry), speakers, syncnet, vae, temperature, seed,
+                      every_clip, registry=registry)
     text = json.dumps(result, indent=2)
     if json_out is not None:
         from geneface.core.atomic import atomic_output

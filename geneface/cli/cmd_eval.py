@@ -43,7 +43,9 @@ def eval_video(
     if out is not None:  # before any work: an existing file, a folder, an input, an unwritable place
         prepare_output(out, kind="file", overwrite=overwrite, inputs=[video, audio, reference, syncnet],
                        what="--out", suffixes=(".json",))
-    result = evaluate_video(video, audio, reference=reference, syncnet=syncnet, max_offset=max_offset,
+    from geneface.registry import get_registry
+
+    result = evaluate_video(video, audio, get_registry(), reference=reference, syncnet=syncnet, max_offset=max_offset,
                             progress=None if quiet else track)
     text = result.to_json()
     if out is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -14,26 +16,37 @@ from geneface.cli.app import app
 dataset_app = typer.Typer(help="Inspect datasets made by `geneface process`.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 
-# Shared options of `process` and `process-corpus`.
-_SIZE = typer.Option(512, "--size", help="Side of the square output crop, in pixels.")
-_CROP_SCALE = typer.Option(2.0, "--crop-scale", help="Crop side as a multiple of the face height.")
-_VAL = typer.Option(1 / 11, "--val-fraction", help="Share of the video, at its end, held out for validation "
-                    "(default 1/11: the field's protocol, never trained on by person-specific models).")
-_ENCODERS = typer.Option(["mel"], "--audio-encoder", "-e", help="AudioEncoder plugin for features; repeat for several.")
-_NO_AUDIO = typer.Option(False, "--no-audio", help="Accept a video without audio (no audio or features in the dataset).")
-_TRACKER = typer.Option("mediapipe", "--tracker", help="FaceTracker plugin.")
-_MAX_FAILED = typer.Option(0.05, "--max-failed", help="Largest share of frames without a face before giving up.")
-_MAX_GAP = typer.Option(5, "--max-gap", help="Longest run of faceless frames (at 25 fps) that is interpolated.")
-_MIN_FACE = typer.Option(80.0, "--min-face", help="Smallest face width (source pixels) accepted.")
-_FOV = typer.Option(None, "--fov", help="Camera field of view in degrees (default 12.6, GeneFace's face-fitting camera).")
 _QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 _AV_OFFSET = typer.Option("auto", "--av-offset", help="Audio-to-video offset: auto (estimate it; correct 2 frames or "
                           "more, flag a clip that cannot tell so training skips it), 0 (take the file as it is) or "
                           "FRAMES (move the audio that many frames earlier; negative: later). docs/av-offset.md.")
 
+# The flags `process` and `process-corpus` share, declared once: name -> (type, option). They
+# make the command's ProcessConfig (`_config`); `with_process_flags` gives them to a command.
+PROCESS_FLAGS = {
+    "size": (int, typer.Option(512, "--size", help="Side of the square output crop, in pixels.")),
+    "crop_scale": (float, typer.Option(2.0, "--crop-scale", help="Crop side as a multiple of the face height.")),
+    "val_fraction": (float, typer.Option(1 / 11, "--val-fraction", help="Share of the video, at its end, held out "
+                                         "for validation (default 1/11: the field's protocol, never trained on by "
+                                         "person-specific models).")),
+    "audio_encoder": (List[str], typer.Option(["mel"], "--audio-encoder", "-e", help="AudioEncoder plugin for "
+                                              "features; repeat for several.")),
+    "no_audio": (bool, typer.Option(False, "--no-audio", help="Accept a video without audio (no audio or features "
+                                    "in the dataset).")),
+    "tracker": (str, typer.Option("mediapipe", "--tracker", help="FaceTracker plugin.")),
+    "max_failed": (float, typer.Option(0.05, "--max-failed", help="Largest share of frames without a face before "
+                                       "giving up.")),
+    "max_gap": (int, typer.Option(5, "--max-gap", help="Longest run of faceless frames (at 25 fps) that is "
+                                  "interpolated.")),
+    "min_face": (float, typer.Option(80.0, "--min-face", help="Smallest face width (source pixels) accepted.")),
+    "fov": (Optional[float], typer.Option(None, "--fov", help="Camera field of view in degrees (default 12.6, "
+                                          "GeneFace's face-fitting camera).")),
+    "av_offset": (str, _AV_OFFSET),
+}
 
-def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_failed, max_gap, min_face, fov,
-            av_offset="auto"):
+
+def _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
+            av_offset):
     from geneface.errors import UsageError
     from geneface.processing.config import ProcessConfig
 
@@ -41,7 +54,7 @@ def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_fai
         size=size,
         crop_scale=crop_scale,
         val_fraction=val_fraction,
-        audio_encoders=tuple(dict.fromkeys(encoders)),
+        audio_encoders=tuple(dict.fromkeys(audio_encoder)),
         no_audio=no_audio,
         tracker=tracker,
         max_failed=max_failed,
@@ -57,25 +70,42 @@ def _config(size, crop_scale, val_fraction, encoders, no_audio, tracker, max_fai
         raise UsageError(str(exc)) from None
 
 
+def with_process_flags(**changed):
+    """A command's parameter `config` becomes the shared flags, in its place (a flag's option
+    replaced by `changed[name]`, e.g. another default); the command gets their ProcessConfig."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        params = []
+        for param in signature.parameters.values():
+            if param.name != "config":
+                params.append(param)
+                continue
+            params += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind,
+                                         default=changed.get(name, option))
+                       for name, (kind, option) in PROCESS_FLAGS.items()]
+
+        @functools.wraps(command)
+        def with_config(**kwargs):
+            return command(config=_config(**{name: kwargs.pop(name) for name in PROCESS_FLAGS}), **kwargs)
+
+        with_config.__signature__ = signature.replace(parameters=params)
+        with_config.__annotations__ = {p.name: p.annotation for p in params if p.annotation is not p.empty}
+        return with_config
+
+    return decorate
+
+
 def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
 @app.command()
+@with_process_flags()
 def process(
     video: Path = typer.Argument(..., help="A talking-head video (any common format, any frame rate)."),
     output: Path = typer.Option(..., "--output", "-o", help="Dataset folder to create."),
-    size: int = _SIZE,
-    crop_scale: float = _CROP_SCALE,
-    val_fraction: float = _VAL,
-    audio_encoder: List[str] = _ENCODERS,
-    no_audio: bool = _NO_AUDIO,
-    tracker: str = _TRACKER,
-    max_failed: float = _MAX_FAILED,
-    max_gap: int = _MAX_GAP,
-    min_face: float = _MIN_FACE,
-    fov: Optional[float] = _FOV,
-    av_offset: str = _AV_OFFSET,
+    config=None,  # the shared flags, as their ProcessConfig (with_process_flags)
     resume: bool = typer.Option(False, "--resume", help="Keep a finished identical dataset; continue an interrupted run."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
     quiet: bool = _QUIET,
@@ -84,12 +114,13 @@ def process(
     from geneface.core.outputs import prepare_output
     from geneface.app.process import process_video
 
-    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
-                     av_offset)
     # Type, inputs and writability here; an existing folder is process_video's to judge
     # (--resume keeps an identical dataset, --overwrite replaces datasets only).
     prepare_output(output, kind="dir", inputs=(video,), existing_ok=True)
-    result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log)
+    from geneface.registry import get_registry
+
+    result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log,
+                           registry=get_registry())
     m = result.manifest
     if result.skipped:
         typer.echo(f"{output}: already processed from this video with these settings; nothing to do")
@@ -104,6 +135,10 @@ def process(
 
 
 @app.command("process-corpus")
+@with_process_flags(max_failed=typer.Option(
+    0.5, "--max-failed", help="Largest share of frames without a face before a clip is refused. Higher than "
+    "`process`'s 0.05: audio-to-motion training cuts a clip where tracking failed (a cut-away shot, a turned head) "
+    "and keeps the rest."))
 def process_corpus_cmd(
     in_dir: Path = typer.Argument(..., help="Folder of clips (searched recursively, e.g. an LRS3-like tree)."),
     out_dir: Path = typer.Argument(..., help="Output folder: one dataset per clip, same relative paths."),
@@ -116,19 +151,7 @@ def process_corpus_cmd(
     cpus_per_clip: float = typer.Option(1.0, "--cpus-per-clip", help="With --ray: CPUs each clip's task reserves."),
     memory_per_clip: float = typer.Option(2.0, "--memory-per-clip", help="With --ray: GB of memory each clip's task "
                                           "reserves (0: none declared)."),
-    size: int = _SIZE,
-    crop_scale: float = _CROP_SCALE,
-    val_fraction: float = _VAL,
-    audio_encoder: List[str] = _ENCODERS,
-    no_audio: bool = _NO_AUDIO,
-    tracker: str = _TRACKER,
-    max_failed: float = typer.Option(0.5, "--max-failed", help="Largest share of frames without a face before a clip "
-                                     "is refused. Higher than `process`'s 0.05: audio-to-motion training cuts a clip "
-                                     "where tracking failed (a cut-away shot, a turned head) and keeps the rest."),
-    max_gap: int = _MAX_GAP,
-    min_face: float = _MIN_FACE,
-    fov: Optional[float] = _FOV,
-    av_offset: str = _AV_OFFSET,
+    config=None,  # the shared flags, as their ProcessConfig (with_process_flags)
     quiet: bool = _QUIET,
 ) -> None:
     """Process every clip under IN_DIR, skipping finished ones; one bad clip never stops the others."""
@@ -138,8 +161,6 @@ def process_corpus_cmd(
     from geneface.core.corpus_index import INDEX
     from geneface.processing.corpus import REPORT
 
-    config = _config(size, crop_scale, val_fraction, audio_encoder, no_audio, tracker, max_failed, max_gap, min_face, fov,
-                     av_offset)
     prepare_output(out_dir, kind="dir", inputs=(in_dir,), existing_ok=True, what="OUT_DIR")  # resumed if it exists
     outcomes = process_corpus(in_dir, out_dir, config, workers=workers, quiet=quiet, log=_log, ray=ray,
                               cpus_per_clip=cpus_per_clip, memory_per_clip_gb=memory_per_clip or None)
@@ -234,9 +255,12 @@ def dataset_av_offset(
         mode = parse_mode(av_offset)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from geneface.registry import get_registry
+
+    registry = get_registry()
     folders = [f for p in paths for f in dataset_folders(p)]
     for folder in folders:
-        manifest = reestimate_dataset(folder, mode)
+        manifest = reestimate_dataset(folder, registry, mode)
         typer.echo(f"{folder}: {offset_summary(manifest)}")
     from geneface.app.process import index_corpus
     from geneface.core.corpus_index import has_index

@@ -67,7 +67,10 @@ def train(
     from geneface.errors import UsageError
     from geneface.training.recipe import load_recipe
 
-    entry = plugin_to_train(kind, plugin)
+    from geneface.registry import get_registry
+
+    registry = get_registry()
+    entry = plugin_to_train(kind, plugin, registry)
     if show_options:
         recipe = load_recipe(entry.cls)
         lines = [option.usage() for option in recipe.options] or ["(none)"]
@@ -79,7 +82,7 @@ def train(
             "val_every": val_every, "ckpt_every": ckpt_every, "log_every": log_every, "keep_best": keep_best,
             "threads": threads, "max_minutes": max_minutes}
     result = train_plugin(entry, data, out, args=ctx.args, loop=loop, config=config, resume=resume,
-                          overwrite=overwrite, progress=not quiet)
+                          overwrite=overwrite, progress=not quiet, registry=registry)
     if result.get("fitted"):
         typer.echo(f"wrote {out / 'model.safetensors'} (fitted, no training steps)")
     else:

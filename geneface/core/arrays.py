@@ -42,6 +42,6 @@ def save_npz(path: Path, **arrays) -> None:
 
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
-    edges = np.diff(np.r_[0, np.asarray(mask).astype(np.int8), 0])
-    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+    """[start, end) of each run of True, as Python ints (they go into JSON and messages)."""
+    edges = np.diff(np.r_[0, np.asarray(mask, bool).astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))

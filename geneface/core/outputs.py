@@ -22,12 +22,13 @@ run (SIGKILL) left behind, whose owner is dead, are removed here (`atomic.sweep_
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from geneface.core.atomic import sweep_partials
+from geneface.core.atomic import atomic_output, sweep_partials
 from geneface.errors import UsageError
 
 
@@ -150,3 +151,38 @@ def prepare_spec_output(spec, *, output: Optional[Path] = None, inputs: Sequence
     spec_inputs += [getattr(spec.input, key, None) for key in ("audio", "motion", "poses")]
     spec_inputs += [stage.checkpoint for stage in spec.stages]
     return prepare_output(target, overwrite=overwrite, inputs=[*spec_inputs, *inputs])
+
+
+class JsonLine:
+    """A script's result: one JSON line on stdout and, with `--json FILE`, the same line in
+    FILE. The file follows the rule of every output: checked before any work (an existing
+    one refused without `--overwrite`), written under a temporary name and renamed. The
+    benchmarks all take it this way: `JsonLine.add_flags(parser)`, then
+    `out = JsonLine.from_args(parser, args)` before the work and `out.emit(result)` after."""
+
+    def __init__(self, path: Optional[Path] = None):
+        self.path = path
+
+    @staticmethod
+    def add_flags(parser, overwrite_help: str = "Replace an existing --json file.") -> None:
+        parser.add_argument("--json", type=Path, help="Also write the JSON here (an existing file only with --overwrite).")
+        parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+
+    @classmethod
+    def from_args(cls, parser, args) -> "JsonLine":
+        """`args.json` checked now; a refusal is the parser's one-line error (exit 2)."""
+        if args.json is None:
+            return cls()
+        try:
+            return cls(prepare_output(args.json, overwrite=args.overwrite, what="--json"))
+        except UsageError as exc:
+            parser.error(str(exc))
+
+    def emit(self, result: dict) -> str:
+        """Print `result` as one line (first: it is never lost) and write it to the file."""
+        line = json.dumps(result)
+        print(line, flush=True)
+        if self.path is not None:
+            with atomic_output(self.path) as tmp:
+                tmp.write_text(line + "\n")
+        return line

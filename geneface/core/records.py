@@ -14,12 +14,13 @@ from typing import Optional
 import attrs
 import numpy as np
 
+# The 68-point layout has one home, landmarks68; its regions are named here for the records' users.
+from geneface.core.landmarks68 import EYES, MOUTH, N_68  # noqa: F401  (re-exported)
+
 SAMPLE_RATE = 16_000
 FEATURE_RATE = 50.0
 VIDEO_FPS = 25.0
-N_LANDMARKS = 68
-MOUTH = slice(48, 68)
-EYES = slice(36, 48)
+N_LANDMARKS = N_68
 
 
 def _float32_array(value) -> np.ndarray:
@@ -142,6 +143,20 @@ class Motion:
 
     def with_landmarks(self, landmarks: np.ndarray) -> "Motion":
         return attrs.evolve(self, landmarks=landmarks)
+
+
+def rebase(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Motion -> T x 204 normalised by a person's statistics `mean`/`std` (68 x 3).
+
+    Motion that carries its own statistics (a generic generator's output: the average face
+    of its training speakers) is read as normalised values and re-expressed in the person's
+    face; motion without statistics is taken to be in the person's units already. Every
+    person-specific stage reads generic motion this way: adapters at inference, their
+    training, the benches.
+    """
+    z = motion.normalized() if motion.mean is not None and motion.std is not None else (
+        (motion.landmarks - mean) / np.maximum(std, 1e-6))
+    return np.ascontiguousarray(z.reshape(motion.n_frames, -1), dtype=np.float32)
 
 
 @attrs.frozen(eq=False)

@@ -65,7 +65,7 @@ class AdversarialPostnet(TorchStage, DomainAdapter):
             raise UsageError(f"domain_adapter '{self.name}' has no trained weights: train it with `geneface train "
                              "domain_adapter --plugin adversarial_postnet --person DATASET ...` and give the spec its "
                              "checkpoint")
-        from geneface.training.person_data import rebase
+        from geneface.core.records import rebase
 
         mean, std = self.person_stats
         z = self.correct(rebase(motion, mean, std))

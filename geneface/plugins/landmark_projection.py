@@ -216,7 +216,7 @@ class LandmarkProjection(DomainAdapter):
         if problem:
             raise StageMismatchError(f"domain_adapter '{self.name}': {problem}")
         self._require_fitted()
-        from geneface.training.person_data import rebase
+        from geneface.core.records import rebase
 
         share = self.config.share
         z = rebase(motion, self.mean, self.std)

@@ -8,7 +8,7 @@ intervals between them must not be measured across a gap.
 
 Motion reaches post-processing in the units of whoever made it (`Motion.mean`/`std`); the
 steps work in the person's own units (`to_person_units`) and the result is handed back in the
-motion's units (`from_person_units`), the convention `geneface.training.person_data.rebase`
+motion's units (`from_person_units`), the convention `geneface.core.records.rebase`
 set for every person-specific stage.
 """
 

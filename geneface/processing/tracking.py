@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 import attrs
 import numpy as np
 
+from geneface.core.arrays import true_runs
 from geneface.core.records import VIDEO_FPS
 from geneface.core.stages import TrackedFrame
 from geneface.errors import GenefaceError
@@ -21,6 +22,9 @@ INTERPOLATED = 1  # no face found; points interpolated over a short gap
 FAILED = 2  # no face found in a long gap; points filled for continuity only, not for training
 MULTI_FACE = 4  # more than one face seen; the tracked one was kept
 LOW_CONFIDENCE = 8  # the tracker's confidence fell below the configured floor
+
+# The name processing.process still calls; one rule, core.arrays.true_runs.
+runs = true_runs
 
 
 class TrackingError(GenefaceError):
@@ -44,15 +48,6 @@ class TrackResult:
     def usable(self) -> np.ndarray:
         """Frames whose points come from the tracker (not interpolated or failed)."""
         return (self.flags & (INTERPOLATED | FAILED)) == 0
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) index ranges where the boolean `mask` is True."""
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        return []
-    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def format_time(frame: int, fps: float = VIDEO_FPS) -> str:
@@ -114,7 +109,7 @@ def fill_gaps(
     flags[n_faces > 1] |= MULTI_FACE
     flags[found & (confidence < min_confidence)] |= LOW_CONFIDENCE
     failed_ranges = []
-    for start, end in runs(~found):
+    for start, end in true_runs(~found):
         if end - start <= max_gap:
             flags[start:end] |= INTERPOLATED
         else:

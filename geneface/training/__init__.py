@@ -4,7 +4,7 @@ Modules: `config` (`TrainConfig`, `LRSchedule`: a run's loop settings), `task` (
 `recipe` (how a plugin trains: `Recipe`, its flags, `TrainInputs` with the registry handed
 down), `trainer` (the loop: resume, validation, keep-best-k, metrics, Ctrl-C, mixed
 precision, DDP under torchrun), `state` (resume state without pickle), `metrics` (CSV,
-TensorBoard, progress), `distributed`, `data` (clips from datasets and synthetic corpora,
+TensorBoard, progress), `distributed`, `clips` (`Clip`, one training clip in memory), `data` (clips from datasets and synthetic corpora,
 split by speaker; sampling), `lazy_clips` (an indexed corpus's clips, read window by window),
 `speaker_data` (the audio-to-motion recipes' data flags), `person_data`
 (one target person, the held-out last 1/11 split off), `syncnet_task`, `vae_task`,

@@ -23,10 +23,10 @@ import numpy as np
 from geneface.core import dataset as fmt
 from geneface.core.records import N_LANDMARKS
 from geneface.errors import UsageError
+from geneface.training.clips import Clip
 
 if TYPE_CHECKING:
     from geneface.core.corpus_index import CorpusIndex
-    from geneface.training.data import Clip
 
 
 @lru_cache(maxsize=8192)  # headers only (a few dozen bytes each); bounded for 100k-clip corpora
@@ -151,8 +151,6 @@ class LazyClip:
 
     def load(self) -> "Clip":
         """This clip in memory."""
-        from geneface.training.data import Clip
-
         return Clip(self.name, self.speaker, np.asarray(self.landmarks), np.asarray(self.features), self.encoder,
                     self.mean, self.std, None, self.source, self.split)
 

@@ -12,7 +12,8 @@ and is judged on what it never saw: the end of each of the person's videos is he
 The person's statistics (mean and std of every landmark coordinate) are taken over the
 training frames only; models work on landmarks normalised by them, like the generic motion
 generator works on landmarks normalised by each speaker's own statistics. That shared
-convention is what lets generic motion be re-expressed in the person's face (`rebase`).
+convention is what lets generic motion be re-expressed in the person's face
+(`geneface.core.records.rebase`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import attrs
 import numpy as np
 
 from geneface.core.dataset import Dataset, DatasetError, held_out_start, is_dataset
-from geneface.core.records import N_LANDMARKS, Motion
+from geneface.core.records import N_LANDMARKS, rebase  # noqa: F401  (rebase: postnet_task imports it from here)
 from geneface.errors import UsageError
 from geneface.core.arrays import true_runs
 from geneface.training.data import Clip, make_clip, read_synth_clips, synth_clip_folders
@@ -71,18 +72,6 @@ class PersonData:
     def info(self) -> dict:
         return {"person": str(self.path), "train_frames": self.n_train, "held_out_frames": self.n_held_out,
                 "clips": len({c.name.split(":")[0] for c in self.train})}
-
-
-def rebase(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Motion -> T x 204 normalised by the person's statistics.
-
-    Motion that carries its own statistics (a generic generator's output: the average face
-    of its training speakers) is read as normalised values and re-expressed in the person's
-    face; motion without statistics is taken to be in the person's units already.
-    """
-    z = motion.normalized() if motion.mean is not None and motion.std is not None else (
-        (motion.landmarks - mean) / np.maximum(std, 1e-6))
-    return np.ascontiguousarray(z.reshape(motion.n_frames, -1), dtype=np.float32)
 
 
 def load_person(path: Path, encoder: Optional["AudioEncoder"] = None, min_train: int = 50,

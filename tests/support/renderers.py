@@ -1,5 +1,6 @@
-"""What the trained-renderer tests do alike: render from a copy of the checkpoint on a
-machine without the dataset, and `geneface run` a renderer on a motion."""
+"""What the trained-renderer tests do alike: the shared synthetic subject, a short training
+run, rendering from a copy of the checkpoint on a machine without the dataset, and
+`geneface run` of a renderer on a motion."""
 
 from __future__ import annotations
 
@@ -14,6 +15,24 @@ from geneface.core.checkpoint import save_checkpoint, stage_checkpoint
 from geneface.core.media import iter_video_frames
 from geneface.core.motion_io import save_motion
 from geneface.registry import get_registry
+from support.subject import subject_dataset
+
+
+def shared_subject(tmp_path_factory) -> Path:
+    """The 2 s synthetic subject processed at 64 px, made once per session for every renderer
+    test module."""
+    return subject_dataset(tmp_path_factory.getbasetemp() / "subject_2s")
+
+
+def train_renderer(plugin: str, dataset: Path, out: Path, config: dict, *flags) -> Path:
+    """`geneface train renderer --plugin PLUGIN` on `dataset` into `out`, with `config` as its
+    --config file and the loop `flags` (--steps ...): the run folder."""
+    path = out.with_name(f"{out.name}.yaml")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", "renderer", "--plugin", plugin, "--data", str(dataset), "--out", str(out),
+                 *map(str, flags), "--config", str(path), "-q"]) == 0
+    return out
 
 
 def render_without_the_dataset(stage, motion, dataset: Path, tmp_path: Path) -> list:

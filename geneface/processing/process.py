@@ -39,7 +39,7 @@ import numpy as np
 
 from geneface.core import dataset as fmt
 from geneface.core import landmarks68 as L68
-from geneface.core.arrays import save_npy, save_npz
+from geneface.core.arrays import save_npy, save_npz, true_runs
 from geneface.core.camera_io import POSE_FILE, save_camera
 from geneface.core.config import unstructure
 from geneface.core.lock import output_lock
@@ -164,7 +164,7 @@ def _camera_section(pose: PoseFit, fov_degrees: float) -> dict:
 
 def _quality_section(track: trk.TrackResult, pose: PoseFit, render: dict, face_px: float) -> dict:
     usable, flags = track.usable, track.flags
-    failed = trk.runs((flags & trk.FAILED) > 0)
+    failed = true_runs((flags & trk.FAILED) > 0)
     return {
         "reprojection_error_px": _stats(pose.reprojection_error[usable]),
         "rigid_residual_px": _stats(pose.rigid_residual[usable]),
@@ -185,7 +185,7 @@ def _warnings(track: trk.TrackResult) -> list[str]:
     multi = int(((track.flags & trk.MULTI_FACE) > 0).sum())
     if multi:
         warnings.append(f"{multi} frames show more than one face; the tracked face was kept")
-    failed = trk.runs((track.flags & trk.FAILED) > 0)
+    failed = true_runs((track.flags & trk.FAILED) > 0)
     if failed:
         warnings.append(f"no face at {trk.format_ranges(failed)}; those frames are flagged and left out of splits")
     return warnings

@@ -23,9 +23,6 @@ FAILED = 2  # no face found in a long gap; points filled for continuity only, no
 MULTI_FACE = 4  # more than one face seen; the tracked one was kept
 LOW_CONFIDENCE = 8  # the tracker's confidence fell below the configured floor
 
-# The name processing.process still calls; one rule, core.arrays.true_runs.
-runs = true_runs
-
 
 class TrackingError(GenefaceError):
     """The face could not be tracked well enough to make a dataset: the video is at fault (exit 2)."""

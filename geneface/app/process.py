@@ -116,10 +116,16 @@ def serve(result_fd: int) -> int:
 
 
 def worker_main(argv: list[str]) -> int:
-    """`python -m geneface.app.process --serve FD` (geneface.processing.corpus_pool)."""
-    if len(argv) != 2 or argv[0] != "--serve":
-        print("usage: python -m geneface.app.process --serve FD", file=sys.stderr)
+    """`python -m geneface.app.process --serve FD [--parent PID]` (geneface.processing.corpus_pool):
+    with `--parent`, the worker dies with that process (`die_with_parent`) before anything else."""
+    usage = "usage: python -m geneface.app.process --serve FD [--parent PID]"
+    if len(argv) not in (2, 4) or argv[0] != "--serve" or (len(argv) == 4 and argv[2] != "--parent"):
+        print(usage, file=sys.stderr)
         return 2
+    if len(argv) == 4:
+        from geneface.processing.corpus_pool import die_with_parent
+
+        die_with_parent(int(argv[3]))
     return serve(int(argv[1]))
 
 

@@ -16,6 +16,7 @@ the same bytes whichever machine or scheduler processed it.
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -194,8 +195,9 @@ def read_index(root: Path) -> CorpusIndex:
                 raise DatasetError(f"{path}: corpus index lacks {', '.join(missing)}; rebuild it with "
                                    "`geneface dataset index`")
             columns = {c: data[c] for c in _COLUMNS}
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(f"{path}: missing or unreadable corpus index ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # BadZipFile: cut off
+        raise DatasetError(f"{path}: missing or unreadable corpus index ({exc}); rebuild it with "
+                           "`geneface dataset index --overwrite`") from None
     return CorpusIndex(root=Path(root), **columns)
 
 

@@ -12,7 +12,8 @@
   half-way continues where it stopped, and a dataset appears only when complete.
 - The outcome per clip goes to OUT/corpus_report.json (rewritten every few seconds and at the
   end); a summary of failures is printed at the end; OUT/corpus_index.npz indexes every
-  finished dataset for training (geneface.core.corpus_index).
+  finished dataset in OUT for training, this run's or not (geneface.core.corpus_index), and
+  each damaged one is named.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import attrs
 from geneface.core import dataset as fmt
 from geneface.core.atomic import atomic_output
 from geneface.core.config import unstructure
-from geneface.core.corpus_index import build_index, write_index
+from geneface.core.corpus_index import INDEX, rebuild_index
 from geneface.errors import UsageError
 from geneface.processing.config import ProcessConfig
 
@@ -175,7 +176,11 @@ def process_corpus(
                 _write_report(out_dir, outcomes, started)
                 written = time.perf_counter()
         _write_report(out_dir, outcomes, started)
-        finished = [out_dir / o.dataset for o in outcomes if o.status != "failed"]
-        if finished:
-            write_index(build_index(out_dir, sorted(finished), bars.task("index", len(finished), unit="clip")))
+        # Every dataset on disk, not only this run's: another run into OUT may have finished
+        # some (each then failed here as busy), and its index must not lose them.
+        if any(o.status != "failed" for o in outcomes) or (out_dir / INDEX).exists():
+            damaged: list = []
+            rebuild_index(out_dir, lambda total: bars.task("index", total, unit="clip"), damaged)
+            for d in damaged:
+                log(f"warning: left out of the index: {d.reason}")
     return outcomes

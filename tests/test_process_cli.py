@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import shutil
 
 import numpy as np
@@ -298,3 +299,24 @@ def test_a_tracker_with_its_own_layout_works_through_the_contract(clip, tmp_path
     assert ds.manifest["tracker"]["name"] == "only68" and ds.landmarks_mesh().shape == (25, 68, 3)
     assert np.array_equal(ds.landmarks_mesh(), ds.landmarks_image())
     assert ds.manifest["quality"]["reprojection_error_px"]["mean"] < 2.0
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="symbolic links")
+def test_link_loops_and_folder_links_in_a_corpus_are_named_not_skipped_in_silence(tmp_path):
+    from geneface.processing.corpus import find_clips
+
+    src = tmp_path / "in"
+    (src / "spk" / ".hidden").mkdir(parents=True)
+    (src / "spk" / "a.mp4").write_bytes(b"")
+    (src / "spk" / ".hidden" / "b.mp4").write_bytes(b"")
+    (src / "spk" / "up").symlink_to("..")  # back to IN: walked for ever if followed
+    (src / "spk" / "me").symlink_to("../spk")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c.mp4").write_bytes(b"")
+    (src / "more").symlink_to(tmp_path / "elsewhere")
+    lines: list = []
+    assert find_clips(src, lines.append) == [src / "spk" / "a.mp4"]
+    assert lines == [f"skipped {src / 'spk' / 'me'}: a link loop (it leads back to a folder that contains it)",
+                     f"skipped {src / 'spk' / 'up'}: a link loop (it leads back to a folder that contains it)",
+                     f"skipped 1 link(s) to folders, not followed (first: {src / 'more'}); link the videos, "
+                     "or copy the folders, to include them"]

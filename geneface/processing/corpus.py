@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,11 +48,33 @@ class ClipOutcome:
     error: Optional[str] = None
 
 
-def find_clips(in_dir: Path) -> list[Path]:
-    return sorted(
-        p for p in in_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(in_dir).parts)
-    )
+def find_clips(in_dir: Path, log: Callable[[str], None] = lambda msg: None) -> list[Path]:
+    """Every video below `in_dir` (hidden names skipped), in path order. Links to folders are
+    not followed (a link back up the tree would be walked for ever, one to a sibling would give
+    its clips twice): each link loop is named on one line through `log`, other folder links are
+    counted on one line."""
+    clips, links, loops = [], [], []
+    for folder, dirs, files in os.walk(in_dir):  # followlinks=False: links stay in `dirs`, unwalked
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in list(dirs):
+            link = here / name
+            if link.is_symlink():
+                dirs.remove(name)
+                try:
+                    target = link.resolve(strict=True)
+                except (OSError, RuntimeError):  # a chain of links that never ends
+                    target = None
+                real = here.resolve()
+                (loops if target is None or target == real or target in real.parents else links).append(link)
+        clips += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS
+                  and (here / f).is_file()]
+    for link in loops:
+        log(f"skipped {link}: a link loop (it leads back to a folder that contains it)")
+    if links:
+        log(f"skipped {len(links)} link(s) to folders, not followed (first: {links[0]}); link the videos, "
+            "or copy the folders, to include them")
+    return sorted(clips)
 
 
 # Settings that only decide whether a clip is refused, never what a finished dataset holds: a
@@ -138,7 +161,7 @@ def process_corpus(
         raise UsageError(f"{in_dir}: no such folder")
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise UsageError("the output folder must not lie inside the input folder")
-    clips = find_clips(in_dir)
+    clips = find_clips(in_dir, log)
     if not clips:
         raise UsageError(f"{in_dir}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
     out_dir.mkdir(parents=True, exist_ok=True)

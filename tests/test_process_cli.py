@@ -320,3 +320,25 @@ def test_link_loops_and_folder_links_in_a_corpus_are_named_not_skipped_in_silenc
                      f"skipped {src / 'spk' / 'up'}: a link loop (it leads back to a folder that contains it)",
                      f"skipped 1 link(s) to folders, not followed (first: {src / 'more'}); link the videos, "
                      "or copy the folders, to include them"]
+
+
+def test_a_run_whose_runner_cannot_start_leaves_no_out_folder(tmp_path):
+    """`--ray HOST:PORT` that cannot be reached: the one-line error, and no empty OUT left."""
+    from geneface.errors import UsageError
+    from geneface.processing.corpus import process_corpus
+
+    class Unreachable:
+        def describe(self) -> str:
+            return "a cluster nobody answers at"
+
+        def run(self, config, jobs):
+            raise UsageError("--ray 192.0.2.1:6379: cannot start or reach Ray")
+            yield
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mp4").write_bytes(b"")
+    (tmp_path / "kept").mkdir()
+    for out, left in ((tmp_path / "new" / "out", False), (tmp_path / "kept", True)):
+        with pytest.raises(UsageError, match="cannot start or reach Ray"):
+            process_corpus(tmp_path / "in", out, quiet=True, log=lambda m: None, runner=Unreachable())
+        assert out.exists() == left  # a folder that was there before is kept

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -164,7 +165,19 @@ def process_corpus(
     clips = find_clips(in_dir, log)
     if not clips:
         raise UsageError(f"{in_dir}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _process(in_dir, out_dir, clips, config, quiet, log, runner)
+    except BaseException:
+        if created:  # the run stopped before writing anything (e.g. Ray cannot be reached): leave no OUT
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only ever an empty folder
+        raise
+
+
+def _process(in_dir: Path, out_dir: Path, clips: list[Path], config: ProcessConfig, quiet: bool,
+             log: Callable[[str], None], runner: ClipRunner) -> list[ClipOutcome]:
     started = time.perf_counter()
     outcomes: list[ClipOutcome] = []
     todo = []

@@ -81,6 +81,22 @@ def test_a_damaged_or_foreign_index_is_one_line_naming_the_file(tmp_path, capsys
     assert "no such folder" in capsys.readouterr().err
 
 
+def test_a_cut_off_index_is_one_line_naming_the_file_for_training_too(corpus, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus, copy)
+    whole = (copy / ci.INDEX).read_bytes()
+    for keep in (len(whole) // 2, len(whole) - 10, 100):
+        (copy / ci.INDEX).write_bytes(whole[:keep])
+        with pytest.raises(DatasetError, match=f"{copy / ci.INDEX}: missing or unreadable corpus index"):
+            ci.read_index(copy)
+    capsys.readouterr()
+    assert main(["train", "syncnet", "--data", str(copy), "--out", str(tmp_path / "run"), "--steps", "1",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {copy / ci.INDEX}: missing or unreadable corpus index" in err and "internal error" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_reads_the_index_and_gets_the_walked_clips(corpus, tmp_path, monkeypatch):
     copy = _with_failed_frames(corpus, tmp_path)
     enc = MelEncoder()

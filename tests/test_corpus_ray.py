@@ -15,6 +15,7 @@ import sys
 
 import pytest
 from support.corpus_runs import assert_same_datasets, digests, free_port, wait_holders, wait_mid_clip, write_corpus
+from test_process_media import astronaut_frames, speech, write_clip
 
 from geneface.cli import main
 from geneface.core.corpus_index import INDEX, read_index
@@ -146,3 +147,17 @@ def test_an_existing_cluster_by_its_address(corpus, pooled, tmp_path):
         subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120, env=_env())
 
 
+
+
+def test_a_local_ray_run_prints_our_lines_only(tmp_path):
+    """Ray's own notices (the token-authentication one of every local start, its C++ log) are
+    silenced; RAY_AUTH_MODE is left unset here, as a user's would be."""
+    src = tmp_path / "in"
+    (src / "spk").mkdir(parents=True)
+    write_clip(src / "spk" / "b.mp4", astronaut_frames(12, seed=3), speech(0.48))
+    env = {k: v for k, v in _env().items() if k != "RAY_AUTH_MODE"}
+    env["HOME"] = str(tmp_path)  # Ray may keep a token under ~/.ray
+    proc = subprocess.run(_ray_cmd(src, tmp_path / "out"), capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines() == ["1 clips: 0 already done, 1 to process with a local Ray (2 CPUs), "
+                                                "one task per clip (1 CPU, 0.5 GB each)"]

@@ -250,3 +250,50 @@ def test_held_out_start_rounds_up_and_keeps_a_frame_to_train_on():
     assert [held_out_start(n) for n in (11, 12, 22, 23, 330)] == [10, 10, 20, 20, 300]
     assert held_out_start(30, 0.2) == 24 and held_out_start(10, 0.0) == 10
     assert held_out_start(1) == 1 and held_out_start(3, 0.99) == 1
+
+
+def _damage(src, dest, manifest_text=None, remove=()):
+    shutil.copytree(src, dest)
+    if manifest_text is not None:
+        (dest / fmt.MANIFEST).write_text(manifest_text)
+    for rel in remove:
+        (dest / rel).unlink()
+    return dest
+
+
+def test_missing_files_names_what_a_dataset_lacks_and_dataset_info_refuses_it(made, tmp_path, capsys):
+    from geneface.cli import main
+
+    root, _ = made
+    assert fmt.missing_files(root / "ds") == []
+    bad = _damage(root / "ds", tmp_path / "bad", remove=(fmt.CANONICAL68, "frames/000003.jpg", "frames/000007.jpg",
+                                                         "audio_features/mel.npy"))
+    assert fmt.missing_files(bad) == [fmt.CANONICAL68, f"frames/: 2 of {N_FRAMES} missing, first 000003.jpg",
+                                      "audio_features/mel.npy"]
+    assert main(["dataset", "info", str(root / "ds")]) == 0
+    capsys.readouterr()
+    assert main(["dataset", "info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {bad}: damaged dataset, missing {fmt.CANONICAL68}; frames/: 2 of {N_FRAMES} missing, "
+                   "first 000003.jpg; audio_features/mel.npy")
+
+
+def test_dataset_index_names_each_damaged_dataset_it_leaves_out(made, tmp_path, capsys):
+    from geneface.cli import main
+    from geneface.core.corpus_index import read_index
+
+    root, _ = made
+    corpus = tmp_path / "corpus"
+    text = (root / "ds" / fmt.MANIFEST).read_text()
+    _damage(root / "ds", corpus / "spk" / "good")
+    _damage(root / "ds", corpus / "spk" / "cut", manifest_text=text[: len(text) // 2])
+    _damage(root / "ds", corpus / "spk" / "v2", manifest_text=json.dumps({**json.loads(text), "version": 2}))
+    _damage(root / "ds", corpus / "spk" / "nolm", remove=(fmt.CANONICAL68,))
+    assert main(["dataset", "index", str(corpus), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 datasets" in out and read_index(corpus).dataset.tolist() == ["spk/good"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith("warning: left out of the index: ") for line in lines)
+    assert f"{corpus / 'spk' / 'cut' / fmt.MANIFEST}: unreadable manifest" in lines[0]
+    assert f"{corpus / 'spk' / 'nolm'}: damaged dataset, missing {fmt.CANONICAL68}" in lines[1]
+    assert f"{corpus / 'spk' / 'v2'}: dataset format version 2" in lines[2]

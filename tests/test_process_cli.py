@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import shutil
 
 import numpy as np
@@ -337,3 +338,46 @@ def test_process_and_process_corpus_take_their_shared_flags_from_one_declaration
     run(capsys, "process", tmp_path / "v.mp4", "-o", tmp_path / "ds")
     run(capsys, "process-corpus", tmp_path / "in", tmp_path / "out")
     assert (seen["process"].max_failed, seen["process-corpus"].max_failed) == (0.05, 0.5)
+
+
+@pytest.mark.skipif(sys.platform.startswith("win"), reason="symbolic links")
+def test_link_loops_and_folder_links_in_a_corpus_are_named_not_skipped_in_silence(tmp_path):
+    from geneface.processing.corpus import find_clips
+
+    src = tmp_path / "in"
+    (src / "spk" / ".hidden").mkdir(parents=True)
+    (src / "spk" / "a.mp4").write_bytes(b"")
+    (src / "spk" / ".hidden" / "b.mp4").write_bytes(b"")
+    (src / "spk" / "up").symlink_to("..")  # back to IN: walked for ever if followed
+    (src / "spk" / "me").symlink_to("../spk")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c.mp4").write_bytes(b"")
+    (src / "more").symlink_to(tmp_path / "elsewhere")
+    lines: list = []
+    assert find_clips(src, lines.append) == [src / "spk" / "a.mp4"]
+    assert lines == [f"skipped {src / 'spk' / 'me'}: a link loop (it leads back to a folder that contains it)",
+                     f"skipped {src / 'spk' / 'up'}: a link loop (it leads back to a folder that contains it)",
+                     f"skipped 1 link(s) to folders, not followed (first: {src / 'more'}); link the videos, "
+                     "or copy the folders, to include them"]
+
+
+def test_a_run_whose_runner_cannot_start_leaves_no_out_folder(tmp_path):
+    """`--ray HOST:PORT` that cannot be reached: the one-line error, and no empty OUT left."""
+    from geneface.errors import UsageError
+    from geneface.processing.corpus import process_corpus
+
+    class Unreachable:
+        def describe(self) -> str:
+            return "a cluster nobody answers at"
+
+        def run(self, config, jobs):
+            raise UsageError("--ray 192.0.2.1:6379: cannot start or reach Ray")
+            yield
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mp4").write_bytes(b"")
+    (tmp_path / "kept").mkdir()
+    for out, left in ((tmp_path / "new" / "out", False), (tmp_path / "kept", True)):
+        with pytest.raises(UsageError, match="cannot start or reach Ray"):
+            process_corpus(tmp_path / "in", out, quiet=True, log=lambda m: None, runner=Unreachable())
+        assert out.exists() == left  # a folder that was there before is kept

@@ -74,3 +74,37 @@ def test_the_lock_names_its_holder_and_a_dead_holder_never_blocks(tmp_path):
     assert not lock_path(out).exists()
     with output_lock(out):  # free again once released
         pass
+
+
+def test_a_corpus_index_lists_every_dataset_in_out_not_only_this_runs(tmp_path, capsys):
+    """Two `process-corpus` runs into one OUT: the run that ends last writes the index, and it
+    must hold the datasets the other run made (training reads only the index)."""
+    from geneface.core.corpus_index import read_index
+
+    first, second = tmp_path / "in1", tmp_path / "in2"
+    (first / "ann").mkdir(parents=True)
+    (second / "bob").mkdir(parents=True)
+    write_clip(first / "ann" / "one.mp4", astronaut_frames(20, seed=1), speech(0.8))
+    write_clip(second / "bob" / "two.mp4", astronaut_frames(20, seed=2), speech(0.8))
+    out = tmp_path / "out"
+    for src in (first, second):
+        assert main(["process-corpus", str(src), str(out), "--size", "64", "--min-face", "20", "--av-offset", "0",
+                     "--quiet"]) == 0
+    assert read_index(out).dataset.tolist() == ["ann/one", "bob/two"]
+
+
+def test_an_index_build_waits_for_another_then_reads_the_disk(tmp_path):
+    import threading
+
+    from geneface.core.corpus_index import INDEX, read_index, rebuild_index
+
+    with output_lock(tmp_path / INDEX, "index build"):
+        built = threading.Thread(target=rebuild_index, args=(tmp_path,))
+        built.start()
+        time.sleep(0.5)
+        assert built.is_alive() and not (tmp_path / INDEX).exists()  # waiting for the holder
+    built.join(timeout=30)
+    assert not built.is_alive() and len(read_index(tmp_path)) == 0
+    with output_lock(tmp_path / INDEX, "index build"):
+        with pytest.raises(OutputBusyError, match="another index build"):
+            rebuild_index(tmp_path, wait_s=0.3)

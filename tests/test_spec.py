@@ -124,3 +124,33 @@ def test_relative_paths_in_stage_configs_resolve_against_the_spec_folder(tmp_pat
     assert config.pose.pose_file == sub.resolve() / "poses.npz"
     with pytest.raises(Exception, match="person"):  # built from the resolved path: not a dataset there
         get_registry().build(spec.stages[0], spec.base)
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """A YAML flow list whose aliases expand to 9**levels values (a few hundred bytes)."""
+    items = ["&a0 [x, x, x, x, x, x, x, x, x]"]
+    items += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(items) + "]"
+
+
+@pytest.mark.parametrize("where", ["config", "output"])
+def test_an_alias_bomb_is_refused_at_once_naming_its_anchor(tmp_path, where):
+    bomb = _alias_bomb()
+    if where == "config":
+        text = f"input: {{audio: a.wav}}\nstages:\n  audio_encoder:\n    plugin: mel\n    config: {{n_mels: {bomb}}}\n"
+    else:
+        text = f"input: {{audio: a.wav}}\nstages: {{audio_encoder: mel}}\noutput: {{path: {bomb}}}\n"
+    assert len(text) < 700
+    with pytest.raises(SpecError, match=r"spec\.yaml:\d+:\d+: YAML aliases of the anchor here expand the spec past "):
+        load_spec(_write(tmp_path, text))
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
+    with pytest.raises(SpecError, match=r"spec\.yaml:2:\d+: YAML aliases .* or into itself"):
+        load_spec(_write(tmp_path, "input: {audio: a.wav}\nstages: {audio_encoder: &a {plugin: mel, config: {n_mels: *a}}}\n"))
+
+
+def test_a_few_aliases_are_still_fine(tmp_path):
+    spec = load_spec(_write(tmp_path, "input: {audio: a.wav}\nstages:\n"
+                                      "  audio_encoder: {plugin: mel, config: {n_mels: &n 40, win_length: *n}}\n"))
+    assert spec.stage("audio_encoder").config == {"n_mels": 40, "win_length": 40}

@@ -60,19 +60,21 @@ def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] 
     return process(in_dir, out_dir, config, quiet=quiet, log=log, runner=runner)
 
 
-def index_corpus(corpus: Path, quiet: bool = False):
+def index_corpus(corpus: Path, quiet: bool = False, log: Callable[[str], None] = _stderr):
     """`geneface dataset index` (and `dataset av-offset` on an indexed corpus): CORPUS's index
-    built from every dataset below it and written; returns it."""
-    from geneface.core.corpus_index import build_index, find_datasets, write_index
+    built from every dataset below it and written; returns it. Each damaged dataset (a manifest
+    cut off or of another version, a file missing) is left out and named through `log`."""
+    from geneface.core.corpus_index import find_datasets, rebuild_index
     from geneface.core.dataset import DatasetError
     from geneface.core.progress import ProgressBars
 
-    folders = find_datasets(Path(corpus))
-    if not folders:
+    damaged: list = []
+    if not find_datasets(Path(corpus), damaged) and not damaged:
         raise DatasetError(f"{corpus}: no datasets inside")
     with ProgressBars(quiet) as bars:
-        index = build_index(Path(corpus), folders, bars.task("index", len(folders), unit="clip"))
-    write_index(index)
+        index = rebuild_index(Path(corpus), lambda total: bars.task("index", total, unit="clip"), damaged)
+    for d in damaged:
+        log(f"warning: left out of the index: {d.reason}")
     return index
 
 
@@ -118,10 +120,16 @@ def serve(result_fd: int) -> int:
 
 
 def worker_main(argv: list[str]) -> int:
-    """`python -m geneface.app.process --serve FD` (geneface.processing.corpus_pool)."""
-    if len(argv) != 2 or argv[0] != "--serve":
-        print("usage: python -m geneface.app.process --serve FD", file=sys.stderr)
+    """`python -m geneface.app.process --serve FD [--parent PID]` (geneface.processing.corpus_pool):
+    with `--parent`, the worker dies with that process (`die_with_parent`) before anything else."""
+    usage = "usage: python -m geneface.app.process --serve FD [--parent PID]"
+    if len(argv) not in (2, 4) or argv[0] != "--serve" or (len(argv) == 4 and argv[2] != "--parent"):
+        print(usage, file=sys.stderr)
         return 2
+    if len(argv) == 4:
+        from geneface.processing.corpus_pool import die_with_parent
+
+        die_with_parent(int(argv[3]))
     return serve(int(argv[1]))
 
 

@@ -189,10 +189,11 @@ def dataset_info(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Summarise a dataset: frames, splits, tracking quality, timings."""
-    from geneface.core.dataset import Dataset
+    from geneface.core.dataset import Dataset, require_files
     from geneface.processing.offset_stage import offset_summary
 
     ds = Dataset(path)
+    require_files(path, ds.manifest)  # vouches for the whole dataset: every file it should hold
     summary = ds.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

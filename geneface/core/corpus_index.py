@@ -16,6 +16,8 @@ the same bytes whichever machine or scheduler processed it.
 from __future__ import annotations
 
 import re
+import time
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -23,8 +25,10 @@ import attrs
 import numpy as np
 
 from geneface.core.arrays import save_npz, true_runs
-from geneface.core.dataset import FLAG_FAILED, DatasetError, Dataset, is_dataset
+from geneface.core.dataset import FLAG_FAILED, MANIFEST, DatasetError, Dataset, read_manifest, require_files
+from geneface.core.lock import output_lock
 from geneface.core.records import N_LANDMARKS
+from geneface.errors import OutputBusyError
 
 INDEX = "corpus_index.npz"
 FORMAT = "geneface-corpus-index"
@@ -194,35 +198,93 @@ def read_index(root: Path) -> CorpusIndex:
                 raise DatasetError(f"{path}: corpus index lacks {', '.join(missing)}; rebuild it with "
                                    "`geneface dataset index`")
             columns = {c: data[c] for c in _COLUMNS}
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(f"{path}: missing or unreadable corpus index ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # BadZipFile: cut off
+        raise DatasetError(f"{path}: missing or unreadable corpus index ({exc}); rebuild it with "
+                           "`geneface dataset index --overwrite`") from None
     return CorpusIndex(root=Path(root), **columns)
 
 
-def find_datasets(root: Path) -> list[Path]:
-    """Every dataset folder below `root` (any depth; hidden folders skipped), in path order."""
+@attrs.frozen
+class Damaged:
+    """A folder that holds a dataset's manifest but is no usable dataset, and why."""
+
+    path: Path
+    reason: str  # one line, naming the file at fault
+
+
+def find_datasets(root: Path, damaged: Optional[list] = None) -> list[Path]:
+    """Every dataset folder below `root` (any depth; hidden folders skipped), in path order.
+    A folder with a manifest this toolkit cannot read (cut off, another format version,
+    incomplete) is no dataset: it is added to `damaged` (a list of `Damaged`) when one is given,
+    and never searched further."""
     found: list[Path] = []
 
     def walk(folder: Path) -> None:
         for p in sorted(folder.iterdir()):
             if not p.is_dir() or p.name.startswith("."):
                 continue
-            if is_dataset(p):
-                found.append(p)
-            else:
-                walk(p)
+            try:
+                read_manifest(p)
+            except DatasetError as exc:
+                if (p / MANIFEST).exists():
+                    if damaged is not None:
+                        damaged.append(Damaged(p, str(exc)))
+                else:
+                    walk(p)
+                continue
+            found.append(p)
 
     walk(Path(root))
     return found
 
 
 def build_index(root: Path, folders: Optional[Sequence[Path]] = None,
-                advance: Callable[[int], None] = lambda n=1: None) -> CorpusIndex:
-    """The index of `folders` (default: every dataset below `root`), read from disk."""
+                advance: Callable[[int], None] = lambda n=1: None, damaged: Optional[list] = None) -> CorpusIndex:
+    """The index of `folders` (default: every dataset below `root`), read from disk. Each
+    dataset is checked for the files it must hold; with `damaged` given (a list), one that
+    lacks any or cannot be read is left out and added there as a `Damaged`, else it is an error."""
     root = Path(root)
-    folders = find_datasets(root) if folders is None else folders
+    folders = find_datasets(root, damaged) if folders is None else folders
     entries = []
     for folder in folders:
-        entries.append(entry_of(Path(folder), root))
+        try:
+            require_files(Path(folder))
+            entries.append(entry_of(Path(folder), root))
+        except DatasetError as exc:
+            if damaged is None:
+                raise
+            damaged.append(Damaged(Path(folder), str(exc)))
         advance(1)
     return index_of(root, entries)
+
+
+# How long a run waits for another run's index build into the same corpus before giving up.
+INDEX_WAIT_S = 600.0
+
+
+def rebuild_index(root: Path, progress: Callable[[int], Callable[[int], None]] = lambda total: (lambda n=1: None),
+                  damaged: Optional[list] = None, wait_s: float = INDEX_WAIT_S) -> CorpusIndex:
+    """Index every dataset on disk below `root` and write it, one writer at a time.
+
+    Two runs into one corpus (two `process-corpus`, or one and a `dataset index`) each index
+    what is on disk, not what they made themselves, and under one lock (waiting up to `wait_s`
+    for the other), so the index written last was read after every dataset either run finished:
+    it always matches the disk. `progress(total)` gives the advance of a progress bar;
+    `damaged` as in `build_index`."""
+    root = Path(root)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with output_lock(root / INDEX, "index build"):
+                if damaged is not None:
+                    damaged.clear()  # a retry scans again from the start
+                folders = find_datasets(root, damaged)
+                index = build_index(root, folders, progress(len(folders)), damaged)
+                write_index(index)
+                if damaged is not None:
+                    damaged.sort(key=lambda d: d.path.as_posix())
+                return index
+        except OutputBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

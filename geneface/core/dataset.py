@@ -481,3 +481,45 @@ class Dataset:
             "versions": m["versions"],
         }
 
+
+
+# -- which files a finished dataset must hold (`dataset info`, `dataset index`) -------------
+# Kept apart from the loader: `Dataset` opens files when they are used; this checks them all
+# up front, for the commands that vouch for a whole dataset.
+LAYOUT_FILES = (BACKGROUND, BACKGROUND_SEEN, MESH, IMAGE68, CANONICAL68, STATS, C2W, POSE, "camera/camera.npz",
+                TRACKING)
+
+
+def missing_files(path: Path, manifest: Optional[dict] = None) -> list[str]:
+    """The files a complete dataset at `path` should hold and does not: the format's layout,
+    every frame and mask the manifest counts, its audio and feature files. A run of missing
+    frames or masks is one entry (`frames/: 3 of 40 missing, first 000012.jpg`)."""
+    import os  # here, so this block stays apart from the module's head
+
+    path = Path(path)
+    manifest = read_manifest(path) if manifest is None else manifest
+    missing = [rel for rel in LAYOUT_FILES if not (path / rel).is_file()]
+    n = int(manifest["n_frames"])
+    for section, default_dir, default_ext in (("frames", FRAMES_DIR, FRAME_EXT), ("masks", MASKS_DIR, MASK_EXT)):
+        layout = manifest.get(section) or {}
+        folder, ext = layout.get("dir", default_dir), layout.get("ext", default_ext)
+        try:
+            have = set(os.listdir(path / folder))
+        except OSError:
+            have = set()
+        absent = [name for name in (frame_name(i, ext) for i in range(n)) if name not in have]
+        if absent:
+            missing.append(f"{folder}/: {len(absent)} of {n} missing, first {absent[0]}")
+    audio = manifest.get("audio") or {}
+    for rel in [audio.get("file")] + [f.get("file") for f in (audio.get("features") or {}).values()]:
+        if rel and not (path / rel).is_file():
+            missing.append(rel)
+    return missing
+
+
+def require_files(path: Path, manifest: Optional[dict] = None) -> None:
+    """DatasetError naming what `missing_files` finds, if anything."""
+    missing = missing_files(path, manifest)
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise DatasetError(f"{path}: damaged dataset, missing {'; '.join(missing[:3])}{more}")

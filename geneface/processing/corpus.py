@@ -12,12 +12,15 @@
   half-way continues where it stopped, and a dataset appears only when complete.
 - The outcome per clip goes to OUT/corpus_report.json (rewritten every few seconds and at the
   end); a summary of failures is printed at the end; OUT/corpus_index.npz indexes every
-  finished dataset for training (geneface.core.corpus_index).
+  finished dataset in OUT for training, this run's or not (geneface.core.corpus_index), and
+  each damaged one is named.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ import attrs
 from geneface.core import dataset as fmt
 from geneface.core.atomic import atomic_output
 from geneface.core.config import unstructure
-from geneface.core.corpus_index import build_index, write_index
+from geneface.core.corpus_index import INDEX, rebuild_index
 from geneface.errors import UsageError
 from geneface.processing.config import ProcessConfig
 
@@ -46,11 +49,33 @@ class ClipOutcome:
     error: Optional[str] = None
 
 
-def find_clips(in_dir: Path) -> list[Path]:
-    return sorted(
-        p for p in in_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(in_dir).parts)
-    )
+def find_clips(in_dir: Path, log: Callable[[str], None] = lambda msg: None) -> list[Path]:
+    """Every video below `in_dir` (hidden names skipped), in path order. Links to folders are
+    not followed (a link back up the tree would be walked for ever, one to a sibling would give
+    its clips twice): each link loop is named on one line through `log`, other folder links are
+    counted on one line."""
+    clips, links, loops = [], [], []
+    for folder, dirs, files in os.walk(in_dir):  # followlinks=False: links stay in `dirs`, unwalked
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in list(dirs):
+            link = here / name
+            if link.is_symlink():
+                dirs.remove(name)
+                try:
+                    target = link.resolve(strict=True)
+                except (OSError, RuntimeError):  # a chain of links that never ends
+                    target = None
+                real = here.resolve()
+                (loops if target is None or target == real or target in real.parents else links).append(link)
+        clips += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_EXTENSIONS
+                  and (here / f).is_file()]
+    for link in loops:
+        log(f"skipped {link}: a link loop (it leads back to a folder that contains it)")
+    if links:
+        log(f"skipped {len(links)} link(s) to folders, not followed (first: {links[0]}); link the videos, "
+            "or copy the folders, to include them")
+    return sorted(clips)
 
 
 # Settings that only decide whether a clip is refused, never what a finished dataset holds: a
@@ -137,10 +162,22 @@ def process_corpus(
         raise UsageError(f"{in_dir}: no such folder")
     if out_dir.resolve() == in_dir.resolve() or in_dir.resolve() in out_dir.resolve().parents:
         raise UsageError("the output folder must not lie inside the input folder")
-    clips = find_clips(in_dir)
+    clips = find_clips(in_dir, log)
     if not clips:
         raise UsageError(f"{in_dir}: no video files ({', '.join(VIDEO_EXTENSIONS)}) found")
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _process(in_dir, out_dir, clips, config, quiet, log, runner)
+    except BaseException:
+        if created:  # the run stopped before writing anything (e.g. Ray cannot be reached): leave no OUT
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only ever an empty folder
+        raise
+
+
+def _process(in_dir: Path, out_dir: Path, clips: list[Path], config: ProcessConfig, quiet: bool,
+             log: Callable[[str], None], runner: ClipRunner) -> list[ClipOutcome]:
     started = time.perf_counter()
     outcomes: list[ClipOutcome] = []
     todo = []
@@ -175,7 +212,11 @@ def process_corpus(
                 _write_report(out_dir, outcomes, started)
                 written = time.perf_counter()
         _write_report(out_dir, outcomes, started)
-        finished = [out_dir / o.dataset for o in outcomes if o.status != "failed"]
-        if finished:
-            write_index(build_index(out_dir, sorted(finished), bars.task("index", len(finished), unit="clip")))
+        # Every dataset on disk, not only this run's: another run into OUT may have finished
+        # some (each then failed here as busy), and its index must not lose them.
+        if any(o.status != "failed" for o in outcomes) or (out_dir / INDEX).exists():
+            damaged: list = []
+            rebuild_index(out_dir, lambda total: bars.task("index", total, unit="clip"), damaged)
+            for d in damaged:
+                log(f"warning: left out of the index: {d.reason}")
     return outcomes

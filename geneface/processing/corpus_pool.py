@@ -11,7 +11,12 @@ result as a JSON line on the pipe FD (stdout is left to whatever a library print
   fails alone, with the reason: the worker's last `error:` line or the signal. The next clip
   gets a fresh worker, and the clip's work folder is there for the next run to resume.
 - A worker is replaced after `recycle_after` clips, so a slow leak cannot grow over a corpus.
-- Workers die with the corpus run (PR_SET_PDEATHSIG on Linux): none is left writing alone.
+- Workers die with the corpus run: none is left writing alone. Each worker asks for that itself,
+  first thing (`die_with_parent`: PR_SET_PDEATHSIG on Linux, then a check that the run that
+  started it is still its parent), and anywhere its loop ends when its stdin does. Nothing runs
+  between fork and exec (no `preexec_fn`): in a forked child of a threaded process Python code
+  can block for ever on a lock another thread held at the fork (seen: a PyAV scaler freed with
+  another thread's state, waiting on a condition variable nobody will signal).
 """
 
 from __future__ import annotations
@@ -33,17 +38,24 @@ from geneface.processing.config import ProcessConfig
 from geneface.processing.corpus import ClipJob, ClipResult
 
 
-def _die_with_parent() -> None:
-    """In the worker, before exec: die when the thread that started it ends (Linux), so a
-    killed corpus run never leaves a worker writing on its own."""
+PARENT_FLAG = "--parent"  # the worker's argument: the pid of the run that started it
+WAIT_S = 30.0  # the longest the pool waits for a worker to exit once its input is closed or it died
+
+
+def die_with_parent(parent: int) -> None:
+    """Called by a worker first thing: die when the thread that started it ends (Linux), so a
+    killed corpus run never leaves a worker writing on its own; and if the run is already gone
+    (it died before this call), exit now."""
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
 
         try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
             pass
+    if os.getppid() != parent:  # reparented: the run that started this worker has ended
+        os._exit(1)
 
 
 class WorkerProcess:
@@ -62,10 +74,12 @@ class WorkerProcess:
         env = dict(os.environ)
         env.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self.proc = subprocess.Popen([*self.command, "--serve", str(write)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(write,), env=env,
-                                     text=True, preexec_fn=_die_with_parent)
-        os.close(write)
+        try:  # no preexec_fn: the worker sets its own parent-death signal (die_with_parent)
+            self.proc = subprocess.Popen([*self.command, "--serve", str(write), PARENT_FLAG, str(os.getpid())],
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         pass_fds=(write,), env=env, text=True)
+        finally:
+            os.close(write)
         self.results = os.fdopen(read, "r")
         self.clips = 0
         tail = self.stderr_tail = deque(maxlen=40)
@@ -90,7 +104,11 @@ class WorkerProcess:
 
     def _death(self) -> str:
         """Why the worker ended mid-clip; it is restarted for the next clip."""
-        code = self.proc.wait()
+        try:
+            code = self.proc.wait(timeout=WAIT_S)  # its result pipe is closed: it is ending
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout=WAIT_S)
         time.sleep(0.05)  # the stderr reader's last lines
         self.close()
         errors = [line for line in self.stderr_tail if line.startswith("error:")]
@@ -108,10 +126,13 @@ class WorkerProcess:
         except OSError:
             pass
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=WAIT_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+            try:
+                self.proc.wait(timeout=WAIT_S)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: leave it to the OS, never hang the run
+                pass
         if self.results is not None:
             self.results.close()
         self.proc, self.results = None, None

@@ -20,6 +20,7 @@ what to do with each result (docs/distributed.md):
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Callable, Iterator, Optional, Sequence
@@ -76,6 +77,11 @@ class RayRunner:
         """Start or join Ray; True when this call started it (and so must stop it)."""
         if ray.is_initialized():
             return False
+        # Ray's own notices silenced where they are made, its Python logger `ray` (the
+        # token-authentication notice of every local start); its errors still show. (Its C++
+        # client's warnings while it cannot reach a cluster are not: RAY_BACKEND_LOG_LEVEL does
+        # not reach them in Ray 2.60.)
+        logging.getLogger("ray").setLevel(logging.ERROR)
         env = dict(_QUIET_NATIVE_LOGS)
         if os.environ.get("GENEFACE_PLUGINS") is not None:
             env["GENEFACE_PLUGINS"] = os.environ["GENEFACE_PLUGINS"]

@@ -27,7 +27,9 @@ NATIVE_LOG_LINE = re.compile(
     rb"|INFO: Created TensorFlow Lite )"
 )
 
-_lock = threading.Lock()  # one redirection of fd 2 at a time in this process
+# One redirection of fd 2 at a time in this process; re-entrant, because a segmenter's quiet
+# stretch (its opening to its first frame) may hold a tracker's inside it on the same thread.
+_lock = threading.RLock()
 
 
 def drop_native_lines(data: bytes) -> bytes:

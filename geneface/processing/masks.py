@@ -16,8 +16,6 @@ Label maps store 0 = background, 1 = head, 2 = torso.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-
 import numpy as np
 
 from geneface.core import landmarks68 as L68
@@ -33,14 +31,12 @@ class Segmenter:
     def __init__(self) -> None:
         import mediapipe as mp
 
-        # The graph's threads log from its opening until its model has met the first frame.
-        self._quiet = ExitStack()
-        self._quiet.enter_context(native_logs_silenced())
-        try:
+        # The graph's threads log (absl, TensorFlow Lite) from its opening until its model has
+        # met a first frame: a blank one here, inside one quiet stretch. (The model keeps no
+        # state between frames, so the blank frame changes no mask.)
+        with native_logs_silenced():
             self._model = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-        except BaseException:
-            self._quiet.close()
-            raise
+            self._model.process(np.zeros((SEGMENTATION_INPUT, SEGMENTATION_INPUT, 3), np.uint8))
 
     def person(self, frame: np.ndarray) -> np.ndarray:
         import cv2
@@ -50,13 +46,11 @@ class Segmenter:
         if max(h, w) > SEGMENTATION_INPUT:
             small = cv2.resize(frame, (SEGMENTATION_INPUT, SEGMENTATION_INPUT), interpolation=cv2.INTER_AREA)
         soft = self._model.process(np.ascontiguousarray(small)).segmentation_mask
-        self._quiet.close()
         if soft.shape != (h, w):
             soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
         return soft
 
     def close(self) -> None:
-        self._quiet.close()
         self._model.close()
 
     def __enter__(self) -> "Segmenter":

@@ -236,3 +236,43 @@ def test_bad_input_one_line(toy, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "toy" in err and "c0" in err
+
+
+def test_the_postnet_says_how_it_trains():
+    """As a GAN: its discriminator, a parameter group for each optimiser, and each step's losses
+    over a typed batch, METHOD.md's least squares and weighted sum term by term."""
+    import torch
+
+    from geneface.models.batches import PostnetBatch
+    from geneface.models.syncnet import LandmarkSyncNet, sync_loss, windows_sync_prob
+    from geneface.plugins.adversarial_postnet import AdversarialPostnet, PostnetConfig
+    from geneface.training.postnet_task import PostnetTrainConfig
+
+    torch.manual_seed(0)
+    stage = AdversarialPostnet(PostnetConfig(widths=(8, 8), kernel=3))
+    torch.nn.init.normal_(stage.net.generator.out.weight, std=0.05)  # not the identity
+    disc = stage.discriminator().eval()  # no dropout: both sides see the same scores
+    judge = LandmarkSyncNet(6, (8, 16, 16), 16).eval()
+    c = PostnetTrainConfig(segment=8)
+    assert [g.name for g in stage.param_groups(c, None)] == ["gen"]
+    assert [g.name for g in stage.discriminator_groups(disc, c, None)] == ["disc"]
+    assert {id(p) for p in stage.param_groups(c, None)[0].params} == {id(p) for p in stage.net.generator.parameters()}
+
+    g = torch.Generator().manual_seed(1)
+    batch = PostnetBatch(torch.randn(2, 8, 204, generator=g), torch.randn(2, 16, 6, generator=g),
+                         torch.randn(2, 8, 204, generator=g), torch.randn(2, 8, 204, generator=g),
+                         torch.tensor([[0], [3]]))
+    fake = stage.generated(batch)
+    d = stage.discriminator_losses(disc, batch, fake, c)
+    real, gen = disc(batch.person_true.reshape(-1, 204)), disc(fake.detach().reshape(-1, 204))
+    assert torch.equal(d.total(), 0.5 * (((real - 1) ** 2).mean() + (gen ** 2).mean()))
+    assert d.metrics["d_real"] == real.mean().item() and d.metrics["d_fake"] == gen.mean().item()
+
+    losses = stage.generator_losses(disc, batch, fake, c, judge=judge)
+    assert list(losses.terms) == ["adv", "sync", "mse"]
+    adv = ((disc(fake.reshape(-1, 204)) - 1) ** 2).mean()
+    sync = sync_loss(windows_sync_prob(judge, fake, batch.corpus_features, batch.sync_starts))
+    mse = ((stage.net.generator(batch.person) - batch.person_true) ** 2).mean()
+    assert torch.equal(losses.total(), c.w_adv * adv + c.w_sync * sync + c.w_mse * mse)
+    losses.total().backward()  # the generator's losses reach its weights
+    assert stage.net.generator.out.weight.grad is not None

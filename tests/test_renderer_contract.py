@@ -50,4 +50,6 @@ def test_the_smallest_renderer_trains_and_renders(tmp_path_factory, tmp_path, on
     with pytest.raises(Exception, match="--profile: unknown profile 'huge'"):
         from geneface.app.train import plugin_to_train, train_plugin
 
-        train_plugin(plugin_to_train("renderer", "flat_renderer"), [dataset], tmp_path / "o", args=["--profile", "huge"])
+        registry = get_registry()
+        train_plugin(plugin_to_train("renderer", "flat_renderer", registry), [dataset], tmp_path / "o",
+                     args=["--profile", "huge"], registry=registry)

@@ -69,7 +69,7 @@ def test_three_kinds_of_negatives():
     for p in kinds["shift"]:
         assert p.audio_clip == p.clip and 2 <= abs(p.audio_t - p.t) <= 5
     batch = sampler.tensors(pairs[:16])
-    assert batch["mouth"].shape == (16, 5, 60) and batch["audio"].shape == (16, 10, 8)
+    assert batch.mouth.shape == (16, 5, 60) and batch.audio.shape == (16, 10, 8) and batch.label.shape == (16,)
 
 
 def test_split_by_speaker_holds_out_whole_speakers():
@@ -91,8 +91,8 @@ def test_trained_syncnet_judges_pairs_and_offsets(trained, toy_root):
     pairs = [sampler.draw(rng) for _ in range(600)]
     batch = sampler.tensors(pairs)
     with torch.no_grad():
-        prob = trained.sync_probability(batch["mouth"], batch["audio"])
-    acc = float(((prob > 0.5).float() == batch["label"]).float().mean())
+        prob = trained.sync_probability(batch.mouth, batch.audio)
+    acc = float(((prob > 0.5).float() == batch.label).float().mean())
     assert acc > 0.7, acc
     # Offset search: shift the audio by k frames; the judge must find k within one frame.
     hits = 0

@@ -176,3 +176,38 @@ def test_train_audio2motion_end_to_end(tmp_path_factory, capsys):
     assert main(args + ["--steps", "200"]) == 2
     state = read_checkpoint(sorted((out / "state").iterdir())[-1])
     assert "sync_on" in state.meta["task"]
+
+
+def test_the_vae_says_how_it_trains():
+    """Its losses over a typed batch are METHOD.md's sum, term by term in that order: the sync
+    term only with a judge, the amplitude term only with its weight."""
+    from geneface.models.batches import MotionWindows
+    from geneface.models.syncnet import MOUTH_SLICE, LandmarkSyncNet, sync_loss, windows_sync_prob
+    from geneface.training.vae_task import VAETrainConfig
+
+    gen = _random_generator()
+    judge = LandmarkSyncNet(12, (8, 16, 16), 16).eval()
+    g = torch.Generator().manual_seed(1)
+    batch = MotionWindows(torch.randn(2, 16, 204, generator=g), torch.randn(2, 32, 12, generator=g),
+                          torch.tensor([[0, 3], [5, 11]]))
+    c = VAETrainConfig(segment=16, w_amplitude=0.3)
+    torch.manual_seed(5)
+    losses = gen.losses(batch, c, judge=judge)
+    assert list(losses.terms) == ["mse", "continuity", "kl", "sync", "amplitude"]
+    assert list(losses.metrics) == ["mse", "continuity", "kl", "sync", "amplitude"]
+
+    torch.manual_seed(5)  # the same draws: the posterior's, then the prior's
+    x, a = batch.motion, batch.audio
+    out = gen.net(x, a)
+    recon = out["recon"]
+    mse = torch.mean((recon - x) ** 2)
+    cont = torch.mean(((recon[:, 1:] - recon[:, :-1]) - (x[:, 1:] - x[:, :-1])) ** 2)
+    sync = sync_loss(windows_sync_prob(judge, recon, a, batch.sync_starts))
+    drawn = gen.net.sample(a, torch.randn(2, gen.net.latent, 16 // gen.net.down))[:, :, MOUTH_SLICE]
+    amp = torch.mean((drawn.std(1) - x[:, :, MOUTH_SLICE].std(1)) ** 2)
+    want = c.w_mse * mse + c.w_continuity * cont + c.w_kl * out["kl"] + c.w_sync * sync + c.w_amplitude * amp
+    assert torch.equal(losses.total(), want)
+    assert losses.metrics["sync"] == sync.item() and losses.metrics["amplitude"] == amp.item()
+
+    plain = gen.losses(batch, VAETrainConfig(segment=16))  # no judge yet, no amplitude weight
+    assert list(plain.terms) == ["mse", "continuity", "kl"]

@@ -3,8 +3,10 @@
 Generic motion is re-expressed in the person's face (`rebase`), then a residual 1-D CNN adds
 a learned correction so it moves like the person (their mouth amplitude, asymmetries and
 range). Trained adversarially against the person's own landmarks with
-`geneface train domain_adapter --plugin adversarial_postnet` (geneface.training.postnet_task),
-which also chooses the checkpoint. Long motion runs in windows with enough context that the
+`geneface train domain_adapter --plugin adversarial_postnet` (geneface.training.postnet_task:
+data, schedule, validation, the checkpoint's choice); the class says how it trains, as a GAN
+(geneface.training.trainable.TrainableGAN: its discriminator, both parameter groups, both
+steps' losses over a `PostnetBatch`). Long motion runs in windows with enough context that the
 result equals one pass over the whole sequence (bit for bit: `length_invariant_convs`), and
 it streams exactly with the generator's reach as context each side.
 """
@@ -21,6 +23,7 @@ from geneface.core.net_stage import TorchStage
 from geneface.core.records import N_LANDMARKS, Motion
 from geneface.core.stages import DomainAdapter, StreamContext
 from geneface.errors import StageMismatchError, UsageError
+from geneface.training.trainable import Losses, TrainableGAN
 
 _pos = attrs.validators.gt(0)
 
@@ -37,7 +40,7 @@ class PostnetConfig:
     window: int = attrs.field(default=2048, validator=_pos)  # frames per inference window
 
 
-class AdversarialPostnet(TorchStage, DomainAdapter):
+class AdversarialPostnet(TorchStage, DomainAdapter, TrainableGAN):
     name = "adversarial_postnet"
     description = "GeneFace's person-specific postnet: residual 1-D CNN trained adversarially on the person's landmarks"
     Config = PostnetConfig
@@ -48,6 +51,48 @@ class AdversarialPostnet(TorchStage, DomainAdapter):
         from geneface.models.postnet import PersonPostnet
 
         return PersonPostnet(self.config.widths, self.config.kernel)
+
+    # -- how it trains (geneface.training.trainable.TrainableGAN) ---------------------------
+    def set_person(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Keep the person's landmark statistics (68 x 3 each): what it works in and returns."""
+        import torch
+
+        self.net.person_mean.copy_(torch.from_numpy(mean))
+        self.net.person_std.copy_(torch.from_numpy(std))
+
+    def discriminator(self):
+        from geneface.models.postnet import FrameDiscriminator
+
+        return FrameDiscriminator()
+
+    def param_groups(self, config, run_schedule):
+        from geneface.training.task import ParamGroup
+
+        return [ParamGroup("gen", self.net.generator.parameters())]
+
+    def generated(self, batch):
+        return self.net.generator(batch.corpus)
+
+    def discriminator_losses(self, disc, batch, fake, config) -> Losses:
+        """Least squares: the person's real frames towards 1, generated ones towards 0."""
+        real = batch.person_true.reshape(-1, fake.shape[-1])
+        d_real, d_fake = disc(real), disc(fake.detach().reshape(real.shape[0], -1))
+        d_loss = 0.5 * (((d_real - 1) ** 2).mean() + (d_fake ** 2).mean())
+        return Losses({"least_squares": d_loss}, {"d_loss": d_loss.item(), "d_real": d_real.mean().item(),
+                                                  "d_fake": d_fake.mean().item()})
+
+    def generator_losses(self, disc, batch, fake, config, judge=None) -> Losses:
+        """METHOD.md: adversarial (least squares, towards 1) and sync (through `judge`, the frozen
+        SyncNet) on the corpus motion, MSE against the person's landmarks on their own; weighted
+        by the task config."""
+        from geneface.models.syncnet import sync_loss, windows_sync_prob
+
+        c = config
+        adv = ((disc(fake.reshape(-1, fake.shape[-1])) - 1) ** 2).mean()
+        sync = sync_loss(windows_sync_prob(judge, fake, batch.corpus_features, batch.sync_starts))
+        mse = ((self.net.generator(batch.person) - batch.person_true) ** 2).mean()
+        return Losses({"adv": c.w_adv * adv, "sync": c.w_sync * sync, "mse": c.w_mse * mse},
+                      {"adv": adv.item(), "sync": sync.item(), "mse": mse.item()})
 
     @property
     def person_stats(self) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,8 @@
 """SyncScorer `syncnet`: the landmark SyncNet, a lip-sync judge and a training loss.
 
-Trained with `geneface train syncnet`. As a judge, `score(motion, features)` gives the mean
+Trained with `geneface train syncnet` (geneface.training.syncnet_task draws the pairs); the
+class says how it trains (geneface.training.trainable: one parameter group, the BCE of the
+cosine score over `SyncPairs`). As a judge, `score(motion, features)` gives the mean
 sync confidence at offset 0 and the audio-visual offset (in video frames) that fits best,
 searching -K..K like SyncNet's offset estimate; as a loss, `sync_probability(mouth, audio)`
 takes batches of windows and keeps the graph for the caller's gradient.
@@ -16,6 +18,7 @@ from geneface.core.records import AudioFeatures, Motion
 from geneface.core.net_stage import AudioConditioned, TorchStage
 from geneface.core.stages import SyncResult, SyncScorer
 from geneface.errors import StageMismatchError, UsageError
+from geneface.training.trainable import Losses, TrainableNet
 
 
 def _three_widths(_inst, _attr, value):
@@ -31,7 +34,7 @@ class SyncNetConfig:
     utterance_norm: bool = False  # trained on per-utterance normalised features (set by training)
 
 
-class SyncNet(AudioConditioned, TorchStage, SyncScorer):
+class SyncNet(AudioConditioned, TorchStage, SyncScorer, TrainableNet):
     name = "syncnet"
     description = "Landmark SyncNet (5 mouth frames vs 10 audio frames, cosine score): sync judge and loss"
     Config = SyncNetConfig
@@ -55,6 +58,25 @@ class SyncNet(AudioConditioned, TorchStage, SyncScorer):
     def sync_probability(self, mouth, audio):
         """Torch: B x 5 x 60 normalised mouth, B x 10 x D features -> B probabilities."""
         return self.net(mouth, audio)
+
+    # -- how it trains (geneface.training.trainable; one parameter group, the default) --------
+    def set_statistics(self, audio_mean: np.ndarray, audio_std: np.ndarray) -> None:
+        """Keep the training features' statistics (every encoder's features arrive on one scale)."""
+        import torch
+
+        self.net.audio_mean.copy_(torch.from_numpy(audio_mean))
+        self.net.audio_std.copy_(torch.from_numpy(audio_std))
+
+    def losses(self, batch, config, net=None) -> Losses:
+        """Binary cross-entropy of the pairs' sync probability against their labels
+        (`batch`: geneface.models.batches.SyncPairs); `net`: what the forward pass runs
+        through (the trainer's DDP wrapper of `self.net`)."""
+        from geneface.models.syncnet import sync_bce
+
+        prob = (self.net if net is None else net)(batch.mouth, batch.audio)
+        bce = sync_bce(prob, batch.label)
+        acc = ((prob.detach() > 0.5).float() == batch.label).float().mean()
+        return Losses({"bce": bce}, {"acc": float(acc)})
 
     def score(self, motion: Motion, features: AudioFeatures, max_offset: int = 15) -> SyncResult:
         import torch

@@ -1,6 +1,8 @@
 """MotionGenerator `vae`: audio features -> 68 x 3 landmarks with a conditional sequence VAE.
 
-Trained with `geneface train audio2motion` (geneface.training.vae_task). At inference the
+Trained with `geneface train audio2motion` (geneface.training.vae_task draws the windows and
+keeps the schedule); the class says how it trains (geneface.training.trainable: one parameter
+group, its losses over `MotionWindows`, its statistics). At inference the
 latent is drawn from the audio-conditioned flow prior (`temperature` scales the draw, `seed`
 fixes it) and decoded. Audio of any length runs in windows of `window` frames, each computed
 with enough context on both sides (the model's reach) that the result equals one pass over
@@ -35,6 +37,7 @@ from geneface.core.records import N_LANDMARKS, VIDEO_FPS, AudioFeatures, Motion
 from geneface.core.net_stage import AudioConditioned, TorchStage
 from geneface.core.stages import MotionGenerator, RunContext, StreamContext
 from geneface.errors import StageMismatchError, UsageError
+from geneface.training.trainable import Losses, TrainableNet
 
 _pos = attrs.validators.gt(0)
 NOISE_BLOCK = 64  # latent frames per block of noise drawn from one generator
@@ -84,7 +87,7 @@ class VAEConfig:
         return {k: getattr(self, k) for k in keys}
 
 
-class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
+class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator, TrainableNet):
     name = "vae"
     description = "Conditional sequence VAE with an audio-conditioned flow prior (GeneFace audio2motion)"
     Config = VAEConfig
@@ -94,6 +97,50 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator):
         from geneface.models.vae import MotionVAE
 
         return MotionVAE(self.config.audio_width, **self.config.model_kwargs())
+
+    # -- how it trains (geneface.training.trainable; one parameter group, the default) --------
+    def set_statistics(self, audio_mean: np.ndarray, audio_std: np.ndarray, motion_mean: np.ndarray,
+                       motion_std: np.ndarray) -> None:
+        """Keep the training data's feature and landmark statistics (inputs are normalised by
+        the first, outputs de-normalised by the second)."""
+        import torch
+
+        self.net.cond.audio_mean.copy_(torch.from_numpy(audio_mean))
+        self.net.cond.audio_std.copy_(torch.from_numpy(audio_std))
+        self.net.motion_mean.copy_(torch.from_numpy(motion_mean.reshape(-1)))
+        self.net.motion_std.copy_(torch.from_numpy(motion_std.reshape(-1)))
+
+    def losses(self, batch, config, net=None, judge=None) -> Losses:
+        """MSE of the reconstruction, MSE of its frame-to-frame differences, the KL estimate
+        against the flow prior; the sync loss of the reconstruction once the task switches it
+        on (`judge`: the frozen SyncNet then, None before); with `config.w_amplitude` the
+        amplitude loss of a draw from the prior (the spread over time of each mouth coordinate
+        against the truth's). `batch`: geneface.models.batches.MotionWindows; `config`: the task
+        config's weights; `net`: what the forward pass runs through (the trainer's DDP wrapper
+        of `self.net`)."""
+        import torch
+
+        from geneface.models.syncnet import MOUTH_SLICE, sync_loss, windows_sync_prob
+
+        c, m = config, self.net
+        x, a = batch.motion, batch.audio
+        out = (m if net is None else net)(x, a)
+        recon = out["recon"]
+        mse = torch.mean((recon - x) ** 2)
+        cont = torch.mean(((recon[:, 1:] - recon[:, :-1]) - (x[:, 1:] - x[:, :-1])) ** 2)
+        terms = {"mse": c.w_mse * mse, "continuity": c.w_continuity * cont, "kl": c.w_kl * out["kl"]}
+        metrics = {"mse": mse.item(), "continuity": cont.item(), "kl": out["kl"].item()}
+        if judge is not None:
+            sl = sync_loss(windows_sync_prob(judge, recon, a, batch.sync_starts))
+            terms["sync"] = c.w_sync * sl
+            metrics["sync"] = sl.item()
+        if c.w_amplitude > 0:
+            noise = torch.randn(x.shape[0], m.latent, x.shape[1] // m.down, device=x.device)
+            drawn = m.sample(a, noise)[:, :, MOUTH_SLICE]
+            amp = torch.mean((drawn.std(1) - x[:, :, MOUTH_SLICE].std(1)) ** 2)
+            terms["amplitude"] = c.w_amplitude * amp
+            metrics["amplitude"] = amp.item()
+        return Losses(terms, metrics)
 
     def check_input(self, record) -> Optional[str]:
         problem = super().check_input(record)

@@ -7,7 +7,9 @@ Every step (METHOD.md): the frozen motion generator's output for (a) corpus audi
 person's own audio passes through the postnet; a per-frame discriminator learns the person's
 real frames from (a); the postnet minimises
     0.85 * adversarial(a) + 0.1 * sync(a, through the frozen SyncNet) + 0.05 * MSE(b, person's landmarks)
-with RMSprop (lr 1e-4) for both. The frozen generator's outputs are computed once, before
+with RMSprop (lr 1e-4) for both; the model says how (geneface/plugins/adversarial_postnet.py:
+its discriminator, parameter groups and both steps' losses over the `PostnetBatch` drawn
+here). The frozen generator's outputs are computed once, before
 training (one draw per clip), so a step costs only the postnet, the discriminator and the
 SyncNet.
 
@@ -32,12 +34,13 @@ import torch
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.core.records import AudioFeatures
 from geneface.errors import StageMismatchError, UsageError
-from geneface.models.syncnet import MOUTH_SLICE, V_FRAMES, offset_search, sync_loss, windows_sync_prob
+from geneface.models.batches import PostnetBatch
+from geneface.models.syncnet import MOUTH_SLICE, V_FRAMES, offset_search
 from geneface.training.checkpoint_choice import (ChoiceRule, CollapseRule, choose, chosen_model, collapse,
                                                  write_choice)
 from geneface.training.person_data import PersonData, load_person, rebase
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
-from geneface.training.task import OptimizerSpec, ParamGroup, TrainTask
+from geneface.training.task import OptimizerSpec, TrainTask
 
 
 @attrs.define
@@ -106,13 +109,10 @@ class PostnetTask(TrainTask):
 
     def __init__(self, stage, syncnet, person: PersonData, corpus: list[Pair], person_train: list[Pair],
                  held_out: list[Pair], config: Optional[PostnetTrainConfig] = None, info: Optional[dict] = None):
-        from geneface.models.postnet import FrameDiscriminator
-
         self.config = c = config or PostnetTrainConfig()
         self.stage, self.person, self.info = stage, person, info or {}
-        stage.net.person_mean.copy_(torch.from_numpy(person.mean))
-        stage.net.person_std.copy_(torch.from_numpy(person.std))
-        self.model = PostnetNets(stage.net, FrameDiscriminator())
+        stage.set_person(person.mean, person.std)
+        self.model = PostnetNets(stage.net, stage.discriminator())
         self.syncnet = syncnet.net
         self.syncnet.eval()
         for p in self.syncnet.parameters():
@@ -134,8 +134,9 @@ class PostnetTask(TrainTask):
     # -- training ------------------------------------------------------------------------
     def optimizers(self, run_schedule):
         rmsprop = lambda groups: torch.optim.RMSprop(groups)  # noqa: E731  (METHOD.md: RMSprop for both)
-        return [OptimizerSpec("disc", [ParamGroup("disc", self.model.disc.parameters())], rmsprop),
-                OptimizerSpec("gen", [ParamGroup("gen", self.stage.net.generator.parameters())], rmsprop)]
+        c = self.config
+        return [OptimizerSpec("disc", self.stage.discriminator_groups(self.model.disc, c, run_schedule), rmsprop),
+                OptimizerSpec("gen", self.stage.param_groups(c, run_schedule), rmsprop)]
 
     def to(self, device) -> None:
         self.model.to(device)
@@ -155,6 +156,7 @@ class PostnetTask(TrainTask):
 
     @staticmethod
     def _segments(rng, pairs: list[Pair], n: int, seg: int, truth: bool):
+        """(generated, features, truth or None) of `n` segments, B x seg x ... tensors each."""
         weights = np.array([p.n_frames - seg + 1 for p in pairs], np.float64)
         gen, feats, true = [], [], []
         for i in rng.choice(len(pairs), size=n, p=weights / weights.sum()):
@@ -164,36 +166,29 @@ class PostnetTask(TrainTask):
             feats.append(p.features[2 * t: 2 * (t + seg)])
             if truth:
                 true.append(p.true[t: t + seg])
-        out = {"gen": torch.from_numpy(np.stack(gen)), "features": torch.from_numpy(np.stack(feats))}
-        if truth:
-            out["true"] = torch.from_numpy(np.stack(true))
-        return out
+        return (torch.from_numpy(np.stack(gen)), torch.from_numpy(np.stack(feats)),
+                torch.from_numpy(np.stack(true)) if truth else None)
 
     def sample_batch(self, rng, batch_size):
         seg = self.config.segment
-        corpus = self._segments(rng, self.corpus, batch_size, seg, False)
-        person = self._segments(rng, self.person_train, batch_size, seg, True)
+        corpus, corpus_features, _ = self._segments(rng, self.corpus, batch_size, seg, False)
+        person, _, person_true = self._segments(rng, self.person_train, batch_size, seg, True)
         starts = rng.integers(0, seg - V_FRAMES + 1, size=(batch_size, self.config.sync_windows))
-        return {"corpus": corpus, "person": person, "sync_starts": torch.from_numpy(starts)}
+        return PostnetBatch(corpus, corpus_features, person, person_true, torch.from_numpy(starts))
 
-    def train_step(self, ctx, batch, step):
-        c = self.config
-        gen, disc = self.stage.net.generator, self.model.disc
-        corpus_in = batch["corpus"]["gen"]
-        real = batch["person"]["true"].reshape(-1, corpus_in.shape[-1])
+    def train_step(self, ctx, batch: PostnetBatch, step):
+        # One draw of the generator serves both steps: the discriminator's, then its own.
+        stage, disc, c = self.stage, self.model.disc, self.config
         with ctx.autocast():
-            fake = gen(corpus_in)
-            d_real, d_fake = disc(real), disc(fake.detach().reshape(real.shape[0], -1))
-            d_loss = 0.5 * (((d_real - 1) ** 2).mean() + (d_fake ** 2).mean())  # least squares
+            fake = stage.generated(batch)
+            d = stage.discriminator_losses(disc, batch, fake, c)
+            d_loss = d.total()
         ctx.step("disc", d_loss)
         with ctx.autocast():
-            adv = ((disc(fake.reshape(-1, fake.shape[-1])) - 1) ** 2).mean()
-            sync = sync_loss(windows_sync_prob(self.syncnet, fake, batch["corpus"]["features"], batch["sync_starts"]))
-            mse = ((gen(batch["person"]["gen"]) - batch["person"]["true"]) ** 2).mean()
-            g_loss = c.w_adv * adv + c.w_sync * sync + c.w_mse * mse
+            g = stage.generator_losses(disc, batch, fake, c, judge=self.syncnet)
+            g_loss = g.total()
         ctx.step("gen", g_loss)
-        return {"loss": g_loss.detach(), "d_loss": d_loss.item(), "adv": adv.item(), "sync": sync.item(),
-                "mse": mse.item(), "d_real": d_real.mean().item(), "d_fake": d_fake.mean().item()}
+        return {"loss": g_loss.detach(), **d.metrics, **g.metrics}
 
     # -- validation ----------------------------------------------------------------------
     def _run(self, z: np.ndarray) -> np.ndarray:
@@ -201,7 +196,7 @@ class PostnetTask(TrainTask):
 
     def validate(self) -> dict:
         disc = self.model.disc
-        device = self.stage.net.person_mean.device
+        device = next(disc.parameters()).device
         mse_sum = sync_sum = frames = windows = 0.0
         real = []
         for p in self.held_out:

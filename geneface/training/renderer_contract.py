@@ -1,5 +1,7 @@
 """The contract a renderer trained ray by ray on one person's dataset follows: the model says
-how it trains, the generic task (geneface.training.person_renderer_task) does the rest.
+how it trains, the generic task (geneface.training.person_renderer_task) does the rest. It
+extends the contract every trainable model follows (geneface.training.trainable:
+`param_groups`, `losses`, the `Losses` record) with what a renderer also says.
 
 A renderer stage class inherits `TrainableRenderer` beside its stage base and declares what is
 its own; both NeRFs do (geneface/plugins/hashgrid_nerf.py, vanilla_nerf.py), and so can a
@@ -32,29 +34,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-import attrs
 import torch
 
-from geneface.training.config import LRSchedule
-from geneface.training.task import ParamGroup
+from geneface.training.trainable import Losses, TrainableNet
 
-@attrs.frozen(eq=False)
-class Losses:
-    """A step's loss terms, each already weighted (the loss is their sum, in this order), and
-    the metrics logged beside the loss."""
-
-    terms: dict  # name -> scalar tensor
-    metrics: dict = attrs.field(factory=dict)  # name -> float
-
-    def total(self) -> torch.Tensor:
-        values = iter(self.terms.values())
-        total = next(values)
-        for value in values:
-            total = total + value
-        return total
+__all__ = ["Losses", "TrainableRenderer"]
 
 
-class TrainableRenderer:
+class TrainableRenderer(TrainableNet):
     """Mixed into a renderer stage trained by geneface.training.person_renderer_task. The stage's
     `net` is the model the trainer optimises (a geneface.nerf.person.PersonCanvas: plate,
     camera, regions and pose statistics are filled in by the task, and `net.condition` has
@@ -70,14 +57,6 @@ class TrainableRenderer:
     def set_head_box(self, lo: list, hi: list, ds) -> None:
         """Keep the head's box (canonical frame, from the training landmarks) in the model."""
         raise NotImplementedError(f"{type(self).__name__} does not say where its head's box goes")
-
-    def param_groups(self, config, run_schedule: LRSchedule) -> list[ParamGroup]:
-        """The model's parameters in named groups; default: one group at the run's schedule."""
-        return [ParamGroup("all", self.net.parameters())]
-
-    def losses(self, batch, config) -> Losses:
-        """The loss terms of one batch (a geneface.nerf.rays.RayBatch with its rays set)."""
-        raise NotImplementedError(f"{type(self).__name__} does not say how it is trained (losses)")
 
     def after_train_step(self, step: int, landmarks: torch.Tensor) -> None:
         """After each finished step; `landmarks` are the training frames' (T, 68, 3), on the device."""

@@ -3,8 +3,9 @@
 Half the pairs are in sync (mouth frames t..t+4 with audio frames 2t..2t+9). A negative pairs
 the same mouth window with audio from another speaker (1/4 of negatives by default), from a
 far-away time of the same clip, or from the same place shifted by 2-5 frames (the hardest
-kind: it teaches the offset search to resolve a couple of frames). Loss: binary
-cross-entropy of the cosine score against the label.
+kind: it teaches the offset search to resolve a couple of frames). The model says how it
+trains (geneface/plugins/syncnet.py: one parameter group; binary cross-entropy of the cosine
+score against the label, over the `SyncPairs` drawn here).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import torch
 
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import UsageError
+from geneface.models.batches import SyncPairs
 from geneface.models.syncnet import A_FRAMES, V_FRAMES, offset_search, sync_bce
 from geneface.training.data import Clip, ClipDraw, clip_weights, feature_stats, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs
 from geneface.training.speaker_data import OPTIONS, load_speaker_data
-from geneface.training.task import TrainTask
+from geneface.training.task import OptimizerSpec, TrainTask
 
 
 @attrs.define
@@ -117,11 +119,11 @@ class PairSampler:
                 return Pair(i, t, got[0], got[1], 0, kind)
         raise UsageError(f"clip {self.clips[i].name} is too short to draw a negative from")
 
-    def tensors(self, pairs: Sequence[Pair]) -> dict:
+    def tensors(self, pairs: Sequence[Pair]) -> SyncPairs:
         mouth = np.stack([self.clips[p.clip].landmarks[p.t: p.t + V_FRAMES, self.mouth] for p in pairs])
         audio = np.stack([self.clips[p.audio_clip].features[2 * p.audio_t: 2 * p.audio_t + A_FRAMES] for p in pairs])
         label = np.array([p.label for p in pairs], dtype=np.float32)
-        return {"mouth": torch.from_numpy(mouth), "audio": torch.from_numpy(audio), "label": torch.from_numpy(label)}
+        return SyncPairs(torch.from_numpy(mouth), torch.from_numpy(audio), torch.from_numpy(label))
 
 
 class SyncNetTask(TrainTask):
@@ -138,9 +140,7 @@ class SyncNetTask(TrainTask):
         self.encoder = encoder
         self.data_info = data_info or {}
         self.model = stage.net
-        mean, std = feature_stats(train)
-        self.model.audio_mean.copy_(torch.from_numpy(mean))
-        self.model.audio_std.copy_(torch.from_numpy(std))
+        stage.set_statistics(*feature_stats(train))
         self.sampler = PairSampler(train, self.config, balance)
         self.val_sampler = PairSampler(val, self.config)
         rng = np.random.default_rng(12345)  # fixed validation pairs: comparable across steps
@@ -155,11 +155,12 @@ class SyncNetTask(TrainTask):
     def sample_batch(self, rng, batch_size):
         return self.sampler.tensors([self.sampler.draw(rng) for _ in range(batch_size)])
 
-    def compute_loss(self, net, batch, step):
-        prob = net(batch["mouth"], batch["audio"])
-        loss = sync_bce(prob, batch["label"])
-        acc = ((prob.detach() > 0.5).float() == batch["label"]).float().mean()
-        return loss, {"acc": float(acc)}
+    def optimizers(self, run_schedule):
+        return [OptimizerSpec("main", self.stage.param_groups(self.config, run_schedule))]
+
+    def compute_loss(self, net, batch: SyncPairs, step):
+        losses = self.stage.losses(batch, self.config, net=net)
+        return losses.total(), losses.metrics
 
     def validate(self) -> dict:
         metrics = pair_metrics(self.model, self.val_sampler, self.val_pairs)
@@ -197,7 +198,7 @@ def pair_metrics(net, sampler: PairSampler, pairs: Sequence[Pair], chunk: int = 
     device = net.audio_mean.device
     for i in range(0, len(pairs), chunk):
         b = sampler.tensors(pairs[i: i + chunk])
-        probs.append(net(b["mouth"].to(device), b["audio"].to(device)).float().cpu())
+        probs.append(net(b.mouth.to(device), b.audio.to(device)).float().cpu())
     prob = torch.cat(probs)
     label = torch.tensor([p.label for p in pairs], dtype=torch.float32)
     correct = ((prob > 0.5).float() == label).numpy()

@@ -15,6 +15,9 @@ A task owns its model and data and says:
 - what happens around steps: `after_step` (e.g. refresh an occupancy grid every 16 steps),
   `on_validation` (switch a loss on, or return a reason to stop the run), and
   `validation_images` (pictures written into the run folder).
+
+The built-in tasks take their parameter groups and losses from the model itself
+(geneface.training.trainable), keeping the data, schedule, validation and export.
 """
 
 from __future__ import annotations

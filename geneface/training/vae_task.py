@@ -1,8 +1,11 @@
 """Training the audio-to-motion VAE against a frozen SyncNet.
 
+The model says how it trains (geneface/plugins/vae.py: one parameter group, its losses over
+the `MotionWindows` drawn here); the weights are this task config's:
 Loss = MSE(landmarks) + 3 * MSE(frame-to-frame differences) + 0.5 * KL(flow prior)
        + 0.01 * sync loss, the last only once the validation sync loss (SyncNet's BCE on the
-       VAE's own sampled motion for held-out speech) has fallen below 0.75 (METHOD.md)
+       VAE's own sampled motion for held-out speech) has fallen below 0.75 (METHOD.md: this
+       task's schedule, `sync_on`)
        [+ w_amplitude * amplitude loss: the spread over time of each mouth coordinate in a
        draw from the prior against the truth's; the posterior's reconstruction sees the truth,
        the prior's draw is what inference uses, and it is the one that goes flat].
@@ -24,12 +27,13 @@ import torch
 
 from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.errors import StageMismatchError, UsageError
-from geneface.models.syncnet import V_FRAMES, offset_search, sync_loss, windows_sync_prob
+from geneface.models.batches import MotionWindows
+from geneface.models.syncnet import V_FRAMES, offset_search
 from geneface.core.landmarks68 import mouth_opening
 from geneface.training.data import Clip, ClipDraw, clip_weights, feature_stats, motion_stats, mouth_slice
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
 from geneface.training.speaker_data import OPTIONS, SpeakerData, load_speaker_data
-from geneface.training.task import TrainTask
+from geneface.training.task import OptimizerSpec, TrainTask
 
 
 @attrs.define
@@ -64,18 +68,13 @@ class VAETask(TrainTask):
         for p in self.syncnet.parameters():
             p.requires_grad_(False)
         self.config = config or VAETrainConfig()
-        if self.config.segment % stage.net.down:
-            raise UsageError(f"task.segment ({self.config.segment}) must be a multiple of {stage.net.down}")
+        if self.config.segment % stage.config.down:
+            raise UsageError(f"task.segment ({self.config.segment}) must be a multiple of {stage.config.down}")
         self.encoder = encoder
         self.data_info = data_info or {}
         self.model = stage.net
         if not keep_stats:
-            mean, std = feature_stats(train)
-            self.model.cond.audio_mean.copy_(torch.from_numpy(mean))
-            self.model.cond.audio_std.copy_(torch.from_numpy(std))
-            m_mean, m_std = motion_stats(train)
-            self.model.motion_mean.copy_(torch.from_numpy(m_mean.reshape(-1)))
-            self.model.motion_std.copy_(torch.from_numpy(m_std.reshape(-1)))
+            stage.set_statistics(*feature_stats(train), *motion_stats(train))
         seg = self.config.segment
         self.reach = int(np.ceil(seg * (1 + self.config.tempo)))  # frames a stretched window may read
         self.train = [c for c in train if c.n_frames >= self.reach]
@@ -119,29 +118,15 @@ class VAETask(TrainTask):
             motion.append(lm)
             audio.append(ft)
         starts = rng.integers(0, seg - V_FRAMES + 1, size=(batch_size, self.config.sync_windows))
-        return {"motion": torch.from_numpy(np.stack(motion)), "audio": torch.from_numpy(np.stack(audio)),
-                "sync_starts": torch.from_numpy(starts)}
+        return MotionWindows(torch.from_numpy(np.stack(motion)), torch.from_numpy(np.stack(audio)),
+                             torch.from_numpy(starts))
 
-    def compute_loss(self, net, batch, step):
-        c = self.config
-        x, a = batch["motion"], batch["audio"]
-        out = net(x, a)
-        recon = out["recon"]
-        mse = torch.mean((recon - x) ** 2)
-        cont = torch.mean(((recon[:, 1:] - recon[:, :-1]) - (x[:, 1:] - x[:, :-1])) ** 2)
-        loss = c.w_mse * mse + c.w_continuity * cont + c.w_kl * out["kl"]
-        metrics = {"mse": mse.item(), "continuity": cont.item(), "kl": out["kl"].item()}
-        if self.sync_on:
-            sl = sync_loss(windows_sync_prob(self.syncnet, recon, a, batch["sync_starts"]))
-            loss = loss + c.w_sync * sl
-            metrics["sync"] = sl.item()
-        if c.w_amplitude > 0:
-            noise = torch.randn(x.shape[0], net.latent, x.shape[1] // net.down, device=x.device)
-            drawn = net.sample(a, noise)[:, :, self.mouth]
-            amp = torch.mean((drawn.std(1) - x[:, :, self.mouth].std(1)) ** 2)
-            loss = loss + c.w_amplitude * amp
-            metrics["amplitude"] = amp.item()
-        return loss, metrics
+    def optimizers(self, run_schedule):
+        return [OptimizerSpec("main", self.stage.param_groups(self.config, run_schedule))]
+
+    def compute_loss(self, net, batch: MotionWindows, step):
+        losses = self.stage.losses(batch, self.config, net=net, judge=self.syncnet if self.sync_on else None)
+        return losses.total(), losses.metrics
 
     def validate(self) -> dict:
         c = self.config

@@ -9,7 +9,8 @@ Modules: `records` (the typed records between stages), `stages` (the abstract st
 `media` (PyAV audio and video I/O), `paste_back` (crops back into the source video),
 `arrays` (padding, runs, arrays on disk), `corpus_index` (the
 index of a processed corpus that training reads), `atomic` (write then rename), `lock` (one writer
-per output), `native_log` (native libraries' log lines kept off stderr), `outputs` (the check before any output is written), `prefetch` (an iterator run
+per output), `native_log` (native libraries' log lines kept off stderr), `trainable` (what a
+trainable model declares: parameter groups, losses), `outputs` (the check before any output is written), `prefetch` (an iterator run
 ahead on a thread), `progress` (progress bars), `text` ("did you mean ...?"), `measure`
 (peak memory of a block, the time of each item), `image_grid` (frames side by side, PNG files).
 """

@@ -1,5 +1,5 @@
 """The motion models' training batches as typed records: what a task draws and what the model's
-`losses` reads (geneface.training.trainable), in place of a dict of tensors between the two.
+`losses` reads (geneface.core.trainable), in place of a dict of tensors between the two.
 
 Landmarks are normalised and flattened (B x T x 204), features are at twice the video rate
 (B x 2T x D); `sync_starts` (B x K) are the first video frames of the windows the sync loss

@@ -5,7 +5,7 @@ a learned correction so it moves like the person (their mouth amplitude, asymmet
 range). Trained adversarially against the person's own landmarks with
 `geneface train domain_adapter --plugin adversarial_postnet` (geneface.training.postnet_task:
 data, schedule, validation, the checkpoint's choice); the class says how it trains, as a GAN
-(geneface.training.trainable.TrainableGAN: its discriminator, both parameter groups, both
+(geneface.core.trainable.TrainableGAN: its discriminator, both parameter groups, both
 steps' losses over a `PostnetBatch`). Long motion runs in windows with enough context that the
 result equals one pass over the whole sequence (bit for bit: `length_invariant_convs`), and
 it streams exactly with the generator's reach as context each side.
@@ -23,7 +23,7 @@ from geneface.core.net_stage import TorchStage
 from geneface.core.records import N_LANDMARKS, Motion
 from geneface.core.stages import DomainAdapter, StreamContext
 from geneface.errors import StageMismatchError, UsageError
-from geneface.training.trainable import Losses, TrainableGAN
+from geneface.core.trainable import Losses, TrainableGAN
 
 _pos = attrs.validators.gt(0)
 
@@ -52,7 +52,7 @@ class AdversarialPostnet(TorchStage, DomainAdapter, TrainableGAN):
 
         return PersonPostnet(self.config.widths, self.config.kernel)
 
-    # -- how it trains (geneface.training.trainable.TrainableGAN) ---------------------------
+    # -- how it trains (geneface.core.trainable.TrainableGAN) ---------------------------
     def set_person(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Keep the person's landmark statistics (68 x 3 each): what it works in and returns."""
         import torch
@@ -66,7 +66,7 @@ class AdversarialPostnet(TorchStage, DomainAdapter, TrainableGAN):
         return FrameDiscriminator()
 
     def param_groups(self, config, run_schedule):
-        from geneface.training.task import ParamGroup
+        from geneface.core.trainable import ParamGroup
 
         return [ParamGroup("gen", self.net.generator.parameters())]
 

@@ -125,7 +125,7 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
         self.net.occupancy.hi.copy_(torch.tensor(hi))
 
     def param_groups(self, config, run_schedule):
-        from geneface.training.task import ParamGroup
+        from geneface.core.trainable import ParamGroup
 
         m = self.net
         grids = [*m.head.space.parameters(), *m.head.ambient_grid.parameters(), *m.torso.grid.parameters()]

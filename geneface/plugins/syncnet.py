@@ -1,7 +1,7 @@
 """SyncScorer `syncnet`: the landmark SyncNet, a lip-sync judge and a training loss.
 
 Trained with `geneface train syncnet` (geneface.training.syncnet_task draws the pairs); the
-class says how it trains (geneface.training.trainable: one parameter group, the BCE of the
+class says how it trains (geneface.core.trainable: one parameter group, the BCE of the
 cosine score over `SyncPairs`). As a judge, `score(motion, features)` gives the mean
 sync confidence at offset 0 and the audio-visual offset (in video frames) that fits best,
 searching -K..K like SyncNet's offset estimate; as a loss, `sync_probability(mouth, audio)`
@@ -18,7 +18,7 @@ from geneface.core.records import AudioFeatures, Motion
 from geneface.core.net_stage import AudioConditioned, TorchStage
 from geneface.core.stages import SyncResult, SyncScorer
 from geneface.errors import StageMismatchError, UsageError
-from geneface.training.trainable import Losses, TrainableNet
+from geneface.core.trainable import Losses, TrainableNet
 
 
 def _three_widths(_inst, _attr, value):
@@ -59,7 +59,7 @@ class SyncNet(AudioConditioned, TorchStage, SyncScorer, TrainableNet):
         """Torch: B x 5 x 60 normalised mouth, B x 10 x D features -> B probabilities."""
         return self.net(mouth, audio)
 
-    # -- how it trains (geneface.training.trainable; one parameter group, the default) --------
+    # -- how it trains (geneface.core.trainable; one parameter group, the default) --------
     def set_statistics(self, audio_mean: np.ndarray, audio_std: np.ndarray) -> None:
         """Keep the training features' statistics (every encoder's features arrive on one scale)."""
         import torch

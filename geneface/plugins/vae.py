@@ -1,7 +1,7 @@
 """MotionGenerator `vae`: audio features -> 68 x 3 landmarks with a conditional sequence VAE.
 
 Trained with `geneface train audio2motion` (geneface.training.vae_task draws the windows and
-keeps the schedule); the class says how it trains (geneface.training.trainable: one parameter
+keeps the schedule); the class says how it trains (geneface.core.trainable: one parameter
 group, its losses over `MotionWindows`, its statistics). At inference the
 latent is drawn from the audio-conditioned flow prior (`temperature` scales the draw, `seed`
 fixes it) and decoded. Audio of any length runs in windows of `window` frames, each computed
@@ -37,7 +37,7 @@ from geneface.core.records import N_LANDMARKS, VIDEO_FPS, AudioFeatures, Motion
 from geneface.core.net_stage import AudioConditioned, TorchStage
 from geneface.core.stages import MotionGenerator, RunContext, StreamContext
 from geneface.errors import StageMismatchError, UsageError
-from geneface.training.trainable import Losses, TrainableNet
+from geneface.core.trainable import Losses, TrainableNet
 
 _pos = attrs.validators.gt(0)
 NOISE_BLOCK = 64  # latent frames per block of noise drawn from one generator
@@ -98,7 +98,7 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator, TrainableNet):
 
         return MotionVAE(self.config.audio_width, **self.config.model_kwargs())
 
-    # -- how it trains (geneface.training.trainable; one parameter group, the default) --------
+    # -- how it trains (geneface.core.trainable; one parameter group, the default) --------
     def set_statistics(self, audio_mean: np.ndarray, audio_std: np.ndarray, motion_mean: np.ndarray,
                        motion_std: np.ndarray) -> None:
         """Keep the training data's feature and landmark statistics (inputs are normalised by

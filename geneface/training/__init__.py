@@ -9,9 +9,8 @@ split by speaker; sampling), `lazy_clips` (an indexed corpus's clips, read windo
 `speaker_data` (the audio-to-motion recipes' data flags), `person_data`
 (one target person, the held-out last 1/11 split off), `syncnet_task`, `vae_task`,
 `postnet_task`, `checkpoint_choice` (a GAN's checkpoint chosen or averaged from its
-curves), `projection_fit` (`landmark_projection` in closed form), `trainable` (what every trainable
-model declares: parameter groups, losses; a GAN's two sets), `renderer_contract` (what a
-renderer trained ray by ray declares besides), `person_renderer_task` (the
+curves), `projection_fit` (`landmark_projection` in closed form), `renderer_contract` (what a
+renderer trained ray by ray declares besides `geneface.core.trainable`), `person_renderer_task` (the
 generic one-person renderer task and recipe), `hashgrid_task` and `vanilla_task` (the two
 NeRFs' task configs and profiles).
 """

@@ -1,6 +1,6 @@
 """The contract a renderer trained ray by ray on one person's dataset follows: the model says
 how it trains, the generic task (geneface.training.person_renderer_task) does the rest. It
-extends the contract every trainable model follows (geneface.training.trainable:
+extends the contract every trainable model follows (geneface.core.trainable:
 `param_groups`, `losses`, the `Losses` record) with what a renderer also says.
 
 A renderer stage class inherits `TrainableRenderer` beside its stage base and declares what is
@@ -36,7 +36,7 @@ from typing import Optional
 
 import torch
 
-from geneface.training.trainable import Losses, TrainableNet
+from geneface.core.trainable import Losses, TrainableNet
 
 __all__ = ["Losses", "TrainableRenderer"]
 

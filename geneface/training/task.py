@@ -17,7 +17,7 @@ A task owns its model and data and says:
   `validation_images` (pictures written into the run folder).
 
 The built-in tasks take their parameter groups and losses from the model itself
-(geneface.training.trainable), keeping the data, schedule, validation and export.
+(geneface.core.trainable), keeping the data, schedule, validation and export.
 """
 
 from __future__ import annotations
@@ -32,24 +32,12 @@ import numpy as np
 import torch
 
 from geneface.core.checkpoint import Checkpoint
+from geneface.core.trainable import ParamGroup  # noqa: F401  (what a model declares; tasks name it from here too)
 from geneface.training.config import LRSchedule
 
 
 def adam(groups: list[dict]) -> torch.optim.Optimizer:
     return torch.optim.Adam(groups)
-
-
-@attrs.define(eq=False)
-class ParamGroup:
-    """Parameters that share a learning-rate schedule (None: the run's schedule).
-
-    `options` go to the optimiser with the group (e.g. {"weight_decay": 1e-6}).
-    """
-
-    name: str
-    params: list = attrs.field(converter=list)
-    schedule: Optional[LRSchedule] = None
-    options: dict = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)

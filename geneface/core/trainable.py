@@ -1,5 +1,8 @@
 """What a trainable model says about how it trains, for renderers and motion models alike.
 
+It lives in core, beside the stages, so that a stage that declares how it trains loads no
+training code when it only runs (an adapter's `adapt()`, a renderer drawing frames).
+
 A stage class whose `net` is trained inherits `TrainableNet` beside its stage base and
 declares what is its own; its task (geneface.training.*_task) keeps the data, the schedule,
 validation and export, and calls only these:
@@ -24,11 +27,25 @@ it; geneface/plugins/hashgrid_nerf.py, vanilla_nerf.py), `syncnet` and `vae`
 
 from __future__ import annotations
 
+from typing import Optional
+
 import attrs
 import torch
 
-from geneface.training.config import LRSchedule
-from geneface.training.task import ParamGroup
+# "LRSchedule" below is geneface.training.config's, named only: core sits below training.
+
+
+@attrs.define(eq=False)
+class ParamGroup:
+    """Parameters that share a learning-rate schedule (None: the run's schedule).
+
+    `options` go to the optimiser with the group (e.g. {"weight_decay": 1e-6}).
+    """
+
+    name: str
+    params: list = attrs.field(converter=list)
+    schedule: Optional["LRSchedule"] = None
+    options: dict = attrs.field(factory=dict)
 
 
 @attrs.frozen(eq=False)
@@ -50,7 +67,7 @@ class Losses:
 class TrainableNet:
     """Mixed into a stage whose `net` (a torch module) is what training optimises."""
 
-    def param_groups(self, config, run_schedule: LRSchedule) -> list[ParamGroup]:
+    def param_groups(self, config, run_schedule: "LRSchedule") -> list[ParamGroup]:
         """The model's parameters in named groups; default: one group at the run's schedule."""
         return [ParamGroup("all", self.net.parameters())]
 
@@ -68,7 +85,7 @@ class TrainableGAN(TrainableNet):
         """A new discriminator (trained and saved for resume beside `net`, never exported)."""
         raise NotImplementedError(f"{type(self).__name__} does not say what its discriminator is")
 
-    def discriminator_groups(self, disc: torch.nn.Module, config, run_schedule: LRSchedule) -> list[ParamGroup]:
+    def discriminator_groups(self, disc: torch.nn.Module, config, run_schedule: "LRSchedule") -> list[ParamGroup]:
         return [ParamGroup("disc", disc.parameters())]
 
     def generated(self, batch) -> torch.Tensor:

@@ -120,6 +120,7 @@ def main() -> None:
 
     from geneface.core.dataset import Dataset
     from geneface.core.media import read_video
+    from geneface.core.yaml_safe import load_yaml
     from geneface.app.components import face_tracker
     from geneface.registry import get_registry
     from geneface.metrics.landmarks import track68 as track_with
@@ -131,7 +132,7 @@ def main() -> None:
 
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
-    spec = yaml.safe_load(args.spec.read_text())
+    spec = load_yaml(args.spec.read_text(), args.spec, "spec")  # aliases bounded, as for `geneface run`
     ds = Dataset(args.person)
     start, end = ds.held_out_range()
     real_frames = list(ds.frames(range(start, end)))

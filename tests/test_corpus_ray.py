@@ -161,3 +161,22 @@ def test_a_local_ray_run_prints_our_lines_only(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines() == ["1 clips: 0 already done, 1 to process with a local Ray (2 CPUs), "
                                                 "one task per clip (1 CPU, 0.5 GB each)"]
+
+
+def test_an_unreachable_cluster_is_our_line_alone_and_leaves_no_out(tmp_path):
+    """Before, Ray's C++ client printed its warnings (rpc_client.h, gcs_client.cc: three lines a
+    try, 20 tries of about 41 s) before our line. A closed port on this machine; Ray's timeouts
+    within a try shortened here (they are read at import) so that the test takes seconds."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(b"\x00" * 16)  # never opened: the run stops at joining Ray
+    port = free_port()
+    env = {**_env(), "RAY_gcs_rpc_server_connect_timeout_s": "1", "RAY_py_gcs_connect_timeout_s": "1"}
+    cmd = [sys.executable, "-m", "geneface", "process-corpus", str(src), str(tmp_path / "out"),
+           "--ray", f"127.0.0.1:{port}", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == 2, proc.stderr
+    assert lines[0].startswith("1 clips: 0 already done, 1 to process with the Ray cluster at 127.0.0.1:")
+    assert lines[1].startswith(f"error: --ray 127.0.0.1:{port}: cannot start or reach Ray (")
+    assert not (tmp_path / "out").exists()

@@ -278,6 +278,33 @@ def test_missing_files_names_what_a_dataset_lacks_and_dataset_info_refuses_it(ma
                    "first 000003.jpg; audio_features/mel.npy")
 
 
+def test_dataset_preview_and_av_offset_refuse_a_damaged_dataset_before_any_work(made, tmp_path, capsys):
+    """Before, both went on with exit 0 on a dataset without its canonical landmarks (av-offset
+    flagging it in place), and preview of one without a frame failed late, after OpenCV's warning."""
+    from geneface.cli import main
+
+    root, _ = made
+    for removed, named in ((fmt.CANONICAL68, fmt.CANONICAL68),
+                           ("frames/000005.jpg", f"frames/: 1 of {N_FRAMES} missing, first 000005.jpg")):
+        bad = _damage(root / "ds", tmp_path / f"bad{len(named)}", remove=(removed,))
+        manifest = (bad / fmt.MANIFEST).read_bytes()
+        for command in (["dataset", "preview", str(bad), "-o", str(tmp_path / "p.mp4"), "-q"],
+                        ["dataset", "av-offset", str(bad)]):
+            assert main(command) == 2, command
+            out, err = capsys.readouterr()
+            assert (out, err) == ("", f"error: {bad}: damaged dataset, missing {named}\n"), command
+        assert not (tmp_path / "p.mp4").exists() and (bad / fmt.MANIFEST).read_bytes() == manifest
+
+    # A corpus: every dataset checked before any is changed in place.
+    corpus = tmp_path / "corpus"
+    good = _damage(root / "ds", corpus / "a_good")
+    bad = _damage(root / "ds", corpus / "b_bad", remove=(fmt.CANONICAL68,))
+    before = (good / fmt.MANIFEST).read_bytes()
+    assert main(["dataset", "av-offset", str(corpus)]) == 2
+    assert capsys.readouterr().err == f"error: {bad}: damaged dataset, missing {fmt.CANONICAL68}\n"
+    assert (good / fmt.MANIFEST).read_bytes() == before
+
+
 def test_dataset_index_names_each_damaged_dataset_it_leaves_out(made, tmp_path, capsys):
     from geneface.cli import main
     from geneface.core.corpus_index import read_index

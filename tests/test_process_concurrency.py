@@ -6,6 +6,7 @@ first published a "complete" dataset holding the second clip's audio.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,12 @@ def test_a_corpus_index_lists_every_dataset_in_out_not_only_this_runs(tmp_path, 
         assert main(["process-corpus", str(src), str(out), "--size", "64", "--min-face", "20", "--av-offset", "0",
                      "--quiet"]) == 0
     assert read_index(out).dataset.tolist() == ["ann/one", "bob/two"]
+    # The report says whose clips it lists (this run's) and, beside them, what OUT holds.
+    report = json.loads((out / "corpus_report.json").read_text())
+    assert report["input"] == str(second) and [c["dataset"] for c in report["clips"]] == ["bob/two"]
+    assert report["counts"] == {"done": 1, "skipped": 0, "failed": 0}
+    assert report["on_disk"] == {"index": "corpus_index.npz", "datasets": 2, "speakers": 2, "frames": 40,
+                                 "skip_training": 0, "left_out": []}
 
 
 def test_an_index_build_waits_for_another_then_reads_the_disk(tmp_path):

@@ -98,6 +98,44 @@ def test_ctrl_c_saves_state_and_resume_matches(tmp_path):
     assert _same_state(_weights(full["last"]), _weights(resumed["last"]))
 
 
+def test_sigterm_during_geneface_train_saves_the_state_as_ctrl_c_does(tmp_path_factory, tmp_path):
+    """`timeout`, `docker stop` and systemd send SIGTERM: the step under way finishes, its state
+    is saved and named, exit 143, and the same command with --resume continues from there."""
+    import time
+
+    from support.mel_models import mel_corpus
+
+    corpus = mel_corpus(tmp_path_factory.getbasetemp())
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {batch_size: 4, val_every: 1000, ckpt_every: 5, log_every: 1, keep_best: 1}\n"
+                      "model: {channels: [8, 8, 8], embed: 8}\ntask: {val_pairs: 8, val_offset_clips: 1}\n")
+    out, steps = tmp_path / "run", 300
+    command = [sys.executable, "-m", "geneface", "train", "syncnet", "--data", str(corpus), "--out", str(out),
+               "--config", str(config), "--steps", str(steps), "--encoder", "mel", "--threads", "1", "-q"]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while Trainer.latest_state(out) is None:  # training is under way once its first state is saved
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "training never saved a state"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    lines = err.splitlines()
+    assert proc.returncode == 143 and lines[-1] == "error: terminated (SIGTERM)", err
+    stopped = int(lines[-2].split("interrupted at step ")[1].split(";")[0])
+    assert lines[-2] == (f"interrupted at step {stopped}; state saved in {out / 'state'}; "
+                         "run the same command with --resume to continue")
+    assert stopped < steps and Trainer.latest_state(out).name == f"step-{stopped:08d}.safetensors"
+    assert not (out / "model.safetensors").exists()
+
+    resumed = subprocess.run([*command, "--resume"], stderr=subprocess.PIPE, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_checkpoint(out / "model.safetensors").meta["step"] == steps
+    # Continued from the saved step, not started again: each step logged once.
+    logged = [s for s, phase, name, _ in read_metrics(out / "metrics.csv") if phase == "train" and name == "loss"]
+    assert logged == list(range(1, steps + 1))
+
+
 def test_validation_frequency_does_not_change_training(tmp_path):
     a = Trainer(ToyRegressionTask(), _cfg(val_every=2), tmp_path / "a", progress=False).fit()
     b = Trainer(ToyRegressionTask(), _cfg(val_every=50), tmp_path / "b", progress=False).fit()

@@ -37,10 +37,14 @@ def _load_yaml(path: Optional[Path]) -> dict:
         return {}
     import yaml
 
+    from geneface.core.yaml_safe import load_yaml
+
     if not path.is_file():
         raise SpecError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), path, "config") or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read config ({exc})") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

@@ -247,6 +247,7 @@ def dataset_av_offset(
     """Estimate the audio-to-video offset of finished datasets and apply the --av-offset rule, in place."""
     from geneface.errors import UsageError
     from geneface.app.process import reestimate_dataset
+    from geneface.core.dataset import require_files
     from geneface.processing.offset_stage import offset_summary
     from geneface.training.data import dataset_folders
 
@@ -260,6 +261,8 @@ def dataset_av_offset(
 
     registry = get_registry()
     folders = [f for p in paths for f in dataset_folders(p)]
+    for folder in folders:  # every dataset checked before any is changed in place
+        require_files(folder)
     for folder in folders:
         manifest = reestimate_dataset(folder, registry, mode)
         typer.echo(f"{folder}: {offset_summary(manifest)}")
@@ -281,12 +284,13 @@ def dataset_preview(
     quiet: bool = _QUIET,
 ) -> None:
     """Write an mp4 of the frames with landmarks, masks and head-pose axes drawn on."""
-    from geneface.core.dataset import Dataset
+    from geneface.core.dataset import Dataset, require_files
     from geneface.core.outputs import prepare_output
     from geneface.core.progress import ProgressBars
     from geneface.processing.preview import write_preview
 
     ds = Dataset(path)
+    require_files(path, ds.manifest)  # a damaged dataset named before any frame is drawn
     out = output or path.resolve().with_name(f"{path.resolve().name}_preview.mp4")
     prepare_output(out, overwrite=overwrite, inputs=(path,), suffixes=(".mp4",))
     total = ds.n_frames if limit is None else min(limit, ds.n_frames)

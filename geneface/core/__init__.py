@@ -11,6 +11,7 @@ Modules: `records` (the typed records between stages), `stages` (the abstract st
 index of a processed corpus that training reads), `atomic` (write then rename), `lock` (one writer
 per output), `native_log` (native libraries' log lines kept off stderr), `trainable` (what a
 trainable model declares: parameter groups, losses), `outputs` (the check before any output is written), `prefetch` (an iterator run
-ahead on a thread), `progress` (progress bars), `text` ("did you mean ...?"), `measure`
+ahead on a thread), `progress` (progress bars), `text` ("did you mean ...?"), `yaml_safe` (every YAML file a
+user hands us, read with aliases bounded), `measure`
 (peak memory of a block, the time of each item), `image_grid` (frames side by side, PNG files).
 """

@@ -20,9 +20,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 # absl / glog ("W0000 00:00:1796682402.464798    8458 file.cc:114] ..."), absl's notice
-# before InitializeLog, and TensorFlow Lite's "INFO: Created TensorFlow Lite XNNPACK delegate".
+# before InitializeLog, TensorFlow Lite's "INFO: Created TensorFlow Lite XNNPACK delegate", and
+# Ray's C++ client ("[2026-12-07 23:13:28,221 W 7921 7921] rpc_client.h:153: ...").
 NATIVE_LOG_LINE = re.compile(
     rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./-]+:\d+\] "
+    rb"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [IWEF] \d+ \d+\] [\w./-]+:\d+: "
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|INFO: Created TensorFlow Lite )"
 )

@@ -32,6 +32,7 @@ from geneface.core.config import structure
 from geneface.core.kinds import INPUTS, PIPELINE_ORDER, STAGE_KINDS
 from geneface.core.records import Camera
 from geneface.core.text import did_you_mean
+from geneface.core.yaml_safe import load_yaml
 from geneface.errors import GenefaceError, SpecError
 
 TOP_KEYS = ("input", "stages", "output")
@@ -163,62 +164,6 @@ def parse_spec(data: Any, base: Path, source: Path = Path("<string>")) -> Pipeli
     )
 
 
-# A spec holds a few dozen values. Aliases may repeat an anchored value, but not multiply the
-# document past this: nine levels of nine aliases in 700 bytes would be 387 million values, which
-# every later walk of the config (checks, messages) would expand (an "alias bomb").
-MAX_YAML_VALUES = 100_000
-
-
-def _expanded_values(root: yaml.Node) -> tuple[int, Optional[yaml.Node]]:
-    """How many values the node graph expands to (capped just above MAX_YAML_VALUES; a node
-    that contains itself counts as too many) and the first node reached twice (an anchor)."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-    shared: list[yaml.Node] = []
-
-    def size(node: yaml.Node) -> int:
-        key = id(node)
-        if key in sizes or key in active:
-            if not shared:
-                shared.append(node)
-            return sizes.get(key, MAX_YAML_VALUES + 1)  # in `active`: an alias inside its own anchor
-        active.add(key)
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
-            children = [item for pair in node.value for item in pair]
-        else:
-            children = []
-        for child in children:
-            total = min(total + size(child), MAX_YAML_VALUES + 1)
-        active.discard(key)
-        sizes[key] = total
-        return total
-
-    return size(root), (shared[0] if shared else None)
-
-
-def _safe_yaml(text: str, path: Path) -> Any:
-    """`yaml.safe_load`, refusing a document whose aliases expand it past MAX_YAML_VALUES."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        try:
-            total, anchor = _expanded_values(node)
-        except RecursionError:
-            raise SpecError(f"{path}: the YAML is nested too deeply") from None
-        if total > MAX_YAML_VALUES:
-            mark = anchor.start_mark if anchor is not None else node.start_mark
-            raise SpecError(f"{path}:{mark.line + 1}:{mark.column + 1}: YAML aliases of the anchor here expand the "
-                            f"spec past {MAX_YAML_VALUES} values or into itself; write the values out instead")
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
 def load_spec(path: Path) -> PipelineSpec:
     path = Path(path)
     if not path.is_file():
@@ -228,7 +173,7 @@ def load_spec(path: Path) -> PipelineSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read spec ({exc})") from None
     try:
-        data = _safe_yaml(text, path)
+        data = load_yaml(text, path, "spec")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

@@ -10,10 +10,11 @@
   way a clip that crashes its process (a segfault in a native library included) fails alone,
   and the others go on. A clip's run resumes its unfinished work folder, so a corpus run killed
   half-way continues where it stopped, and a dataset appears only when complete.
-- The outcome per clip goes to OUT/corpus_report.json (rewritten every few seconds and at the
-  end); a summary of failures is printed at the end; OUT/corpus_index.npz indexes every
-  finished dataset in OUT for training, this run's or not (geneface.core.corpus_index), and
-  each damaged one is named.
+- The outcome per clip of this run goes to OUT/corpus_report.json (rewritten every few seconds
+  and at the end, when it also gives what OUT holds, this run's datasets or another's); a
+  summary of failures is printed at the end; OUT/corpus_index.npz indexes every finished
+  dataset in OUT for training, this run's or not (geneface.core.corpus_index), and each
+  damaged one is named.
 """
 
 from __future__ import annotations
@@ -128,12 +129,33 @@ class ClipRunner(Protocol):
     def run(self, config: ProcessConfig, jobs: Sequence[ClipJob]) -> Iterator[tuple[ClipJob, ClipResult]]: ...
 
 
-def _write_report(out_dir: Path, outcomes: list[ClipOutcome], started: float) -> Path:
+@attrs.frozen
+class OnDisk:
+    """What OUT holds at the end of a run, as the index written then lists it: this run's
+    datasets and any other run's (the report's `clips` are this run's alone)."""
+
+    datasets: int
+    speakers: int
+    frames: int
+    skip_training: int
+    left_out: list[str]  # one line per damaged dataset the index left out
+    index: str = INDEX
+
+    @classmethod
+    def of(cls, index, damaged: list) -> "OnDisk":
+        return cls(len(index), len(set(index.speaker.tolist())), int(index.n_frames.sum()),
+                   int(index.skip_training.sum()), [d.reason for d in damaged])
+
+
+def _write_report(in_dir: Path, out_dir: Path, outcomes: list[ClipOutcome], started: float,
+                  on_disk: Optional[OnDisk] = None) -> Path:
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     report = {
+        "input": str(in_dir),  # `clips` and `counts`: this run's, the clips found there
         "clips": [attrs.asdict(o) for o in sorted(outcomes, key=lambda o: o.clip)],
         "counts": counts,
         "seconds": round(time.perf_counter() - started, 2),
+        "on_disk": attrs.asdict(on_disk) if on_disk is not None else None,  # null until the index is built
     }
     path = out_dir / REPORT
     with atomic_output(path) as tmp:
@@ -209,14 +231,15 @@ def _process(in_dir: Path, out_dir: Path, clips: list[Path], config: ProcessConf
             outcomes.append(outcome)
             advance(1)
             if time.perf_counter() - written > REPORT_EVERY_S:
-                _write_report(out_dir, outcomes, started)
+                _write_report(in_dir, out_dir, outcomes, started)
                 written = time.perf_counter()
-        _write_report(out_dir, outcomes, started)
+        _write_report(in_dir, out_dir, outcomes, started)
         # Every dataset on disk, not only this run's: another run into OUT may have finished
         # some (each then failed here as busy), and its index must not lose them.
         if any(o.status != "failed" for o in outcomes) or (out_dir / INDEX).exists():
             damaged: list = []
-            rebuild_index(out_dir, lambda total: bars.task("index", total, unit="clip"), damaged)
+            index = rebuild_index(out_dir, lambda total: bars.task("index", total, unit="clip"), damaged)
             for d in damaged:
                 log(f"warning: left out of the index: {d.reason}")
+            _write_report(in_dir, out_dir, outcomes, started, OnDisk.of(index, damaged))
     return outcomes

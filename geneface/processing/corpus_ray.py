@@ -20,6 +20,7 @@ what to do with each result (docs/distributed.md):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -28,6 +29,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import attrs
 
 from geneface.core.config import unstructure
+from geneface.core.native_log import native_logs_silenced
 from geneface.errors import UsageError
 from geneface.processing.config import ProcessConfig
 from geneface.processing.corpus import ClipJob, ClipResult
@@ -37,6 +39,26 @@ LOCAL = "local"
 # Environment the workers get: mediapipe's and TensorFlow Lite's C++ logging kept quiet, and
 # the caller's plugin selection (GENEFACE_PLUGINS) kept, as the local pool's workers inherit it.
 _QUIET_NATIVE_LOGS = {"GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+# Joining a cluster whose address does not answer: one connection attempt, unless the user set
+# RAY_gcs_server_port_wait_time_s (Ray's default is 20 attempts of about 41 s each; measured,
+# Ray 2.60: 43 s to our line instead of more than 5 minutes). Ray's C++ timeouts within an
+# attempt (RAY_gcs_rpc_server_connect_timeout_s, RAY_py_gcs_connect_timeout_s) are read when
+# ray is imported, so only the caller's environment can shorten them.
+_BOUNDED_JOIN = {"RAY_gcs_server_port_wait_time_s": "1"}
+
+
+@contextlib.contextmanager
+def _environ(defaults: dict):
+    """`defaults` set in os.environ where the user has not set them, for the block only."""
+    added = [k for k in defaults if k not in os.environ]
+    os.environ.update({k: defaults[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def import_ray():
@@ -79,8 +101,8 @@ class RayRunner:
             return False
         # Ray's own notices silenced where they are made, its Python logger `ray` (the
         # token-authentication notice of every local start); its errors still show. (Its C++
-        # client's warnings while it cannot reach a cluster are not: RAY_BACKEND_LOG_LEVEL does
-        # not reach them in Ray 2.60.)
+        # client's warnings while it cannot reach a cluster are dropped below:
+        # RAY_BACKEND_LOG_LEVEL does not reach them in Ray 2.60.)
         logging.getLogger("ray").setLevel(logging.ERROR)
         env = dict(_QUIET_NATIVE_LOGS)
         if os.environ.get("GENEFACE_PLUGINS") is not None:
@@ -91,7 +113,11 @@ class RayRunner:
             if self.address == LOCAL:
                 ray.init(num_cpus=self.local_cpus, **kwargs)
             else:
-                ray.init(address=self.address, **kwargs)
+                # Joining a cluster: one try (_BOUNDED_JOIN), and its C++ client's warnings
+                # kept off stderr.
+                # Not for a local start: the Ray processes it spawns would inherit the held fd 2.
+                with native_logs_silenced(), _environ(_BOUNDED_JOIN):
+                    ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(f"--ray {self.address}: cannot start or reach Ray ({exc})") from None
         return True

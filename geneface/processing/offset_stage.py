@@ -70,6 +70,7 @@ def reestimate_dataset(path: Path, mode: str = "auto", *, registry) -> dict:
     manifest = fmt.read_manifest(path)
     if not manifest.get("audio"):
         raise UsageError(f"{path}: has no audio, so no audio-to-video offset")
+    fmt.require_files(path, manifest)  # a damaged dataset is refused, not flagged in place
     with output_lock(path, "`geneface dataset av-offset` run"):
         lm68 = np.load(path / fmt.IMAGE68)
         with np.load(path / fmt.TRACKING) as tracking:

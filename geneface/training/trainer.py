@@ -22,8 +22,9 @@ way for every task:
   exports the model as it is when that clock passes each mark (`snapshots/minute-M.safetensors`);
 - metrics to `metrics.csv` (and TensorBoard when installed), a progress bar with the loss and
   steps per second;
-- Ctrl-C: the step under way finishes, the state is saved, then KeyboardInterrupt is raised
-  (a second Ctrl-C stops at once; files are written atomically, so none is left half done);
+- Ctrl-C or SIGTERM: the step under way finishes, the state is saved, then KeyboardInterrupt
+  is raised (SIGTERM: its previous handler runs, the CLI's exiting 143); a second signal stops
+  at once; files are written atomically, so none is left half done;
 - DDP under `torchrun` (see geneface.training.distributed): per-process batches, averaged
   gradients, files written by rank 0 only.
 """
@@ -67,25 +68,46 @@ _STATE_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
 
 
 class _Interrupt:
-    """First Ctrl-C sets a flag the loop checks between steps; a second one stops at once."""
+    """Ctrl-C (SIGINT) and SIGTERM set a flag the loop checks between steps, so the step under
+    way finishes and its state is saved; a second signal stops at once. SIGTERM is then handed
+    to the handler it had before (the CLI's: exit 143), so `timeout` or `docker stop` leaves a
+    state that --resume continues, as Ctrl-C does."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self._signal: Optional[int] = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) is not signal.SIG_IGN:  # an ignored signal stays ignored
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            self._signal = signum
+            self.stop()
         self.requested = True
+        self._signal = signum
+
+    def stop(self, message: str = "") -> None:
+        """End the run as the signal that asked for it would have: KeyboardInterrupt for
+        Ctrl-C; for SIGTERM its previous handler (the default one ends the process)."""
+        if self._signal == signal.SIGTERM:
+            previous = self._previous.get(signal.SIGTERM)
+            if callable(previous):
+                previous(signal.SIGTERM, None)
+            else:
+                self.__exit__()
+                signal.raise_signal(signal.SIGTERM)
+        raise KeyboardInterrupt(message)
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
 
 
 class Trainer:
@@ -463,7 +485,7 @@ class Trainer:
                         if is_main:
                             print(f"interrupted at step {self.step}; state saved in {self.state_dir}; "
                                   "run the same command with --resume to continue", file=sys.stderr)
-                        raise KeyboardInterrupt(f"interrupted at step {self.step}")
+                        interrupt.stop(f"interrupted at step {self.step}")
             result = self._finish() if is_main else {"step": self.step}
             ddp.barrier(self.dist)
             return result

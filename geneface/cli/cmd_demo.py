@@ -12,12 +12,12 @@ from geneface.cli.app import app
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Folder for the video, the report and the work."),
-    renderer_minutes: float = typer.Option(7.0, "--renderer-minutes", help="Training budget of the renderer."),
+    renderer_minutes: float = typer.Option(5.0, "--renderer-minutes", help="Training budget of the renderer."),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch in the training steps (0: its choice)."),
 ) -> None:
     """Make a person and a corpus, train every stage quickly, render new speech and evaluate it.
 
-    About 30 minutes on 2 CPU cores; run it again after an interruption to go on."""
+    About 9 minutes on 2 CPU cores; run it again after an interruption to go on."""
     from geneface.app.demo import DemoSettings, run_demo
     from geneface.errors import UsageError
 

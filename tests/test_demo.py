@@ -1,7 +1,7 @@
 """`geneface demo`'s orchestration: every step a `geneface` command, a finished step kept, an
 interrupted training resumed, a failed step named, the report written from the figures.
 
-The commands themselves are tested in their own files; the whole demo (about half an hour on
+The commands themselves are tested in their own files; the whole demo (about 9 minutes on
 2 cores) is run from a fresh install for the closing notes, not here.
 """
 

@@ -66,9 +66,7 @@ def main(argv=None) -> int:
     command body comes out here and gets its code from `geneface.errors.exit_status` (the
     exit-code rule, written there once).
     """
-    from geneface.errors import exit_status
-
-    from geneface.errors import PipeClosedError
+    from geneface.errors import PipeClosedError, exit_status
 
     args = list(sys.argv[1:] if argv is None else argv)
     STATE["debug"] = "--debug" in args

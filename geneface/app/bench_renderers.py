@@ -82,11 +82,12 @@ def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: flo
     writer pops it). A failing renderer has its error in its row; every other one is still scored.
     """
     from geneface.core.dataset import Dataset
+    from geneface.core.person import open_dataset
     from geneface.core.image_grid import pick_rows, side_by_side
     from geneface.training.distributed import choose_device
 
     data = Path(data).resolve()
-    ds = Dataset(data)
+    ds = open_dataset(data)
     frames = held_out_frames(ds)
     held = _HeldOut(ds, frames, pick_rows(len(frames), shown), tracker)
     render_device = str(choose_device(device))

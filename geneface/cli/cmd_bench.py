@@ -88,6 +88,7 @@ def bench_renderers(
     from geneface.app.bench_renderers_choice import parse_assignments, parse_snapshots, select_renderers
     from geneface.app.bench_renderers_report import format_snapshots, format_table
     from geneface.core.dataset import Dataset
+    from geneface.core.person import open_dataset
     from geneface.core.outputs import prepare_output
     from geneface.errors import GenefaceError, UsageError
     from geneface.metrics.held_out import held_out_frames
@@ -107,7 +108,7 @@ def bench_renderers(
     flags = parse_assignments(options_for or [], "--options-for")
     choose_device(device)  # an unknown device or a missing GPU: one line, before any work
     for person in data:  # not a dataset, or too short to hold frames out: one line, before any work
-        held_out_frames(Dataset(person))
+        held_out_frames(open_dataset(person))
     if len(set(p.resolve() for p in data)) != len(data):
         raise UsageError("--data: the same dataset was given twice")
     if len(data) > 1 and runs:

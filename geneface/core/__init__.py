@@ -4,6 +4,7 @@ Modules: `records` (the typed records between stages), `stages` (the abstract st
 `RunContext`), `kinds` (the table of kinds), `net_stage` (mixins for stages with weights),
 `spec` (pipeline specs and `validate_spec`), `config` (plain data <-> attrs configs),
 `checkpoint` (one safetensors file per component), `dataset` (the dataset folder format),
+`person` (a person of several clips: its folder, the held-out clips, `PersonDataset`),
 `camera_io` (pose files, fitting a head path to a length), `motion_io` (landmark files),
 `features` (feature normalisation), `landmarks68` (the 68-point layout and mouth opening),
 `media` (PyAV audio and video I/O), `paste_back` (crops back into the source video),

@@ -39,8 +39,9 @@ def load_camera(path: Path) -> Camera:
             path = path / POSE_FILE
         elif (path / "manifest.json").is_file():
             from geneface.core.dataset import Dataset
+            from geneface.core.person import open_dataset
 
-            return Dataset(path).camera()
+            return open_dataset(path).camera()
         else:
             raise UsageError(f"{path}: a folder, but neither a dataset nor one holding {POSE_FILE}")
     if not path.is_file():

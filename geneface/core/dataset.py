@@ -108,6 +108,9 @@ def read_manifest(path: Path) -> dict:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    if isinstance(manifest, dict) and manifest.get("format") == "geneface-person":
+        raise DatasetError(f"{path}: a person of several clips, not one video's dataset (open it with "
+                           "geneface.core.person.open_dataset)")
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise DatasetError(f"{manifest_path}: not a {FORMAT_NAME} manifest")
     if manifest.get("version") != FORMAT_VERSION:
@@ -341,6 +344,27 @@ class Dataset:
             raise IndexError(f"frame {index} out of range 0..{self.n_frames - 1}")
         return index
 
+    def frame_file(self, index: int) -> Path:
+        """The JPEG file of frame `index`."""
+        return self.path / FRAMES_DIR / frame_name(self._check_index(index))
+
+    def mask_file(self, index: int) -> Path:
+        """The PNG file of mask `index`."""
+        return self.path / MASKS_DIR / frame_name(self._check_index(index), MASK_EXT)
+
+    @property
+    def n_clips(self) -> int:
+        """Clips of the person (one video: 1; geneface.core.person for several)."""
+        return 1
+
+    def clip_index(self) -> np.ndarray:
+        """(T,) int: the clip of every frame (one video: all 0)."""
+        return np.zeros(self.n_frames, np.int64)
+
+    def clip_of(self, index: int) -> int:
+        self._check_index(index)
+        return 0
+
     def frame(self, index: int) -> np.ndarray:
         """RGB uint8 (size, size, 3) crop of frame `index`."""
         import cv2
@@ -360,13 +384,14 @@ class Dataset:
         index = self._check_index(index)
         return self._image(f"{MASKS_DIR}/{frame_name(index, MASK_EXT)}", cv2.IMREAD_UNCHANGED)
 
-    def background(self) -> np.ndarray:
-        """RGB uint8 (size, size, 3) static background plate."""
+    def background(self, clip: Optional[int] = None) -> np.ndarray:
+        """RGB uint8 (size, size, 3) static background plate (`clip`: for a person of several
+        clips, whose; one video has one)."""
         import cv2
 
         return self._image(BACKGROUND, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
-    def background_seen(self) -> np.ndarray:
+    def background_seen(self, clip: Optional[int] = None) -> np.ndarray:
         """bool (size, size): True where the plate shows real background (not inpainted)."""
         import cv2
 

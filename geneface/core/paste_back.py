@@ -58,6 +58,7 @@ import numpy as np
 
 from geneface.core.camera_io import ping_pong
 from geneface.core.dataset import MASK_EXT, MASKS_DIR, Dataset, frame_name
+from geneface.core.person import open_dataset
 from geneface.core.media import _open, probe_video, sha256_file
 from geneface.core.prefetch import prefetch
 from geneface.errors import MediaError, StageMismatchError, UsageError
@@ -282,7 +283,7 @@ class PasteBack:
         size in bytes, the same sha256 unless `verify_sha256` is False (about a second per GB),
         the same picture size and frame count), its crop and masks. `source` points at the
         video when it has moved since processing. One-line UsageError naming the file."""
-        ds = dataset_path if isinstance(dataset_path, Dataset) else Dataset(dataset_path)
+        ds = dataset_path if isinstance(dataset_path, Dataset) else open_dataset(dataset_path)
         manifest = ds.manifest
         if not isinstance(n_frames, (int, np.integer)) or isinstance(n_frames, bool) or n_frames < 1:
             raise UsageError(f"paste-back: n_frames must be a positive whole number, got {n_frames!r}")

@@ -64,12 +64,13 @@ def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
     """The training frames of the dataset at `path`; one-line UsageError naming `where` otherwise."""
     from geneface.core.arrays import true_runs
     from geneface.core.dataset import Dataset, DatasetError
+    from geneface.core.person import open_dataset
 
     if path is None:
         raise UsageError(f"{where}: required, the target person's dataset folder (made by `geneface process`)")
     path = Path(path).expanduser()
     try:
-        ds = Dataset(path)
+        ds = open_dataset(path)
         landmarks = ds.landmarks_canonical()
         camera = ds.camera()
         n = min(len(landmarks), ds.n_frames, camera.n_frames)

@@ -25,6 +25,7 @@ import attrs
 import numpy as np
 
 from geneface.core.dataset import Dataset, DatasetError, held_out_start, is_dataset
+from geneface.core.person import open_dataset
 from geneface.core.records import N_LANDMARKS, rebase  # noqa: F401  (rebase: postnet_task imports it from here)
 from geneface.errors import UsageError
 from geneface.core.arrays import true_runs
@@ -84,7 +85,7 @@ def load_person(path: Path, encoder: Optional["AudioEncoder"] = None, min_train:
     if synth is not None:
         pieces = _synth_pieces(path, synth, encoder, where)
     elif is_dataset(path):
-        pieces = _dataset_pieces(Dataset(path), encoder)
+        pieces = _dataset_pieces(open_dataset(path), encoder)
     else:
         _explain_not_person(path, where)
     train = [c for c, held in pieces if not held]

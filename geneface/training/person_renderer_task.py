@@ -30,6 +30,7 @@ from geneface.core.checkpoint import Checkpoint, stage_checkpoint
 from geneface.core.config import unstructure
 from geneface.core.dataset import (BACKGROUND, C2W, FRAMES_DIR, HEAD, IMAGE68, MASKS_DIR, TORSO, Dataset, DatasetError,
                                    frame_name)
+from geneface.core.person import open_dataset
 from geneface.errors import UsageError
 from geneface.metrics.image import face_box, mouth_box, psnr_box
 from geneface.metrics.image import psnr as image_psnr
@@ -348,7 +349,7 @@ def person_dataset(inputs: TrainInputs, plugin: str) -> Dataset:
     """The one person's dataset `--data` names, checked once for what a renderer needs."""
     if len(inputs.data) != 1:
         raise UsageError(f"--data: {plugin} trains on one person's dataset (give --data once)")
-    ds = Dataset(Path(inputs.data[0]).resolve())  # resolved: recorded in run.json, usable from any folder
+    ds = open_dataset(Path(inputs.data[0]).resolve())  # resolved: recorded in run.json, usable from any folder
     check_dataset(ds, plugin)
     return ds
 

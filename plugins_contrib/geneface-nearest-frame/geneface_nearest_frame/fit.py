@@ -28,6 +28,7 @@ import numpy as np
 from geneface.core.checkpoint import stage_checkpoint
 from geneface.core.dataset import (FLAG_FAILED, FLAG_INTERPOLATED, FRAMES_DIR, HEAD, MASK_EXT, MASKS_DIR, TORSO,
                                    Dataset, DatasetError, frame_name)
+from geneface.core.person import open_dataset
 from geneface.errors import UsageError
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs
 
@@ -126,7 +127,7 @@ class NearestFrameRecipe(Recipe):
                              f"{len(inputs.data)})")
         path = Path(inputs.data[0]).resolve()  # recorded in run.json: usable from any folder
         started = time.perf_counter()
-        ds = Dataset(path)
+        ds = open_dataset(path)
         stage = inputs.stage_cls(inputs.model_config())
         state, info = index_dataset(ds)
         stage.load_state_dict(state)

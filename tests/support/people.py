@@ -1,0 +1,41 @@
+"""A person of several clips made from the synthetic subject: three clips of different sizes and
+backgrounds (the picture's hue and brightness differ), each processed at the same size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# (source size, hue in degrees, brightness gain) per clip: different sizes and backgrounds
+CLIPS = ((128, 0.0, 1.0), (160, 60.0, 0.8), (144, 150.0, 1.15))
+
+
+def synthetic_clips(root: Path, seconds: float = 2.0, clips=CLIPS) -> list[Path]:
+    """The subject talking in `len(clips)` videos (made once under `root`)."""
+    from geneface.cli import main
+
+    videos = []
+    for k, (size, hue, brightness) in enumerate(clips):
+        folder = Path(root) / f"clip{k}"
+        if not (folder / "video.mp4").exists():
+            assert main(["synth", "-o", str(folder), "--seconds", str(seconds), "--size", str(size), "--seed", str(k),
+                         "--hue", str(hue), "--brightness", str(brightness), "-q"]) == 0
+        videos.append(folder / "video.mp4")
+    return videos
+
+
+def person_from_clips(root: Path, size: int = 64, seconds: float = 2.0) -> Path:
+    """`root / "person"`: the clips of `synthetic_clips` processed one by one at `size` px and
+    made one person (reused when it is already there)."""
+    from geneface.cli import main
+    from geneface.core.person import write_person_manifest
+
+    person = Path(root) / "person"
+    if not (person / "manifest.json").exists():
+        datasets = []
+        for k, video in enumerate(synthetic_clips(root, seconds)):
+            out = person / "clips" / f"clip{k}"
+            if not (out / "manifest.json").exists():
+                assert main(["process", str(video), "-o", str(out), "--size", str(size), "--min-face", "20", "-q"]) == 0
+            datasets.append(out)
+        write_person_manifest(person, datasets)
+    return person

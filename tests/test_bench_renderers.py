@@ -253,8 +253,13 @@ def test_bench_has_a_row_for_every_trainable_renderer(bench, capsys):
     assert {"hashgrid_nerf", "mean_face", "broken_renderer"} <= expected
     result = json.loads((out / "renderers.json").read_text())
     rows = {row["name"]: row for row in result["rows"]}
-    assert set(rows) == expected
+    assert set(rows) == expected | {"copy"}
     assert result["settings"]["held_out"] == [45, 50] and result["settings"]["held_out_frames"] == 5
+    # the baseline that copies the video: each held-out frame's nearest training frame in image
+    # points, scored as the renderers are
+    copy = rows.pop("copy")
+    assert copy["source"] == "baseline" and copy["status"] == "ok" and copy["scores"]["frames"] == 5
+    assert all(0 <= i < 45 for i in copy["copied_frames"]) and 5.0 < copy["scores"]["psnr"] < 60.0
 
     broken = rows["broken_renderer"]
     assert broken["status"] == "failed" and "recipe exploded" in broken["error"] and broken["scores"] is None

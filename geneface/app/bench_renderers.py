@@ -32,11 +32,17 @@ import numpy as np
 from geneface.app.bench_renderers_choice import RendererChoice, snapshot_path
 from geneface.core.progress import PhaseProgress
 from geneface.errors import one_line
-from geneface.metrics.held_out import face_boxes, held_out_frames, score_frames, track_truth
+from geneface.metrics.held_out import face_boxes, held_out_frames, nearest_training_frames, score_frames, track_truth
 from geneface.metrics.render_cost import FPS_DEFINITION, MEMORY_DEFINITION, load_renderer, render_timed
 
 BENCH_STEPS = 10**9  # out of reach: the time budget ends every run
 TRUTH = "truth"  # the label of the real frames' column
+# The baseline row every bench ends with: for each held-out frame, the training frame nearest in
+# tracked image points, head pose included (geneface.metrics.held_out.nearest_training_frames):
+# what a viewer gets by copying the video. `nearest_frame` (a renderer) matches canonical
+# landmarks and so ignores pose; this copy does not, and on a person who sits still it is close
+# to the truth.
+COPY = "copy"
 
 
 @attrs.define(eq=False)
@@ -105,6 +111,9 @@ def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: flo
             display.done(choice.name)
     finally:
         display.close()
+    row, picture = copy_row(held, registry)
+    rows.append(row)
+    columns.append((COPY, picture))
 
     settings = {
         "data": str(data), "size": ds.size, "n_frames": ds.n_frames,
@@ -116,11 +125,32 @@ def compare_renderers(data: Path, choices: Sequence[RendererChoice], budget: flo
         "lmd": "mouth points 48-67 re-tracked from rendered and real frames, each set centred, mean L2 in pixels "
                "at the dataset's size; frames without a face in either left out (lmd_frames: scored)",
         "face_box": "box of the real frame's 68 tracked points grown by 10 %",
+        "copy": "baseline: each held-out frame replaced by the training frame nearest in tracked 68 image points "
+                "(head pose included): the video copied",
     }
     if held.lmd_note:
         settings["lmd_note"] = held.lmd_note
     image = side_by_side(columns, [f"frame {int(frames[k])}" for k in held.picks])
     return {"benchmark": "renderers", "settings": settings, "rows": rows, "image": image}
+
+
+def copy_row(held: _HeldOut, registry) -> tuple[dict, Optional[list]]:
+    """The `copy` baseline's row (scored as a renderer is, without training or speed) and its
+    frames shown in the image."""
+    row = {"name": COPY, "origin": "geneface.metrics.held_out.nearest_training_frames", "source": "baseline",
+           "run": None, "status": "ok", "error": None, "train_seconds": None, "steps": None, "stopped": None}
+    try:
+        ds = held.ds
+        nearest = nearest_training_frames(ds, held.frames)
+        row["copied_frames"] = nearest
+        held.retrack(registry)
+        copies = (ds.frame(i) for i in nearest)
+        row["scores"] = score_frames(copies, (ds.frame(int(f)) for f in held.frames), held.boxes, held.truth,
+                                     ds.size, rendered_again=(ds.frame(i) for i in nearest), tracker=held.tracker)
+        return row, [ds.frame(nearest[k]) for k in held.picks]
+    except Exception as exc:  # the baseline failing never fails the bench
+        row.update(status="failed", error=f"baseline failed: {one_line(exc)}", scores=None)
+        return row, None
 
 
 @attrs.define(eq=False)

@@ -124,7 +124,9 @@ def run_bench_people(datasets: Sequence[Path], choices, budget: float, out: Path
 
 def baseline_problem(choices, baseline: Optional[str]) -> Optional[str]:
     """Why the summary cannot compare against `baseline`, or None."""
-    if baseline not in {c.name for c in choices}:
+    from geneface.app.bench_renderers import COPY
+
+    if baseline != COPY and baseline not in {c.name for c in choices}:
         return (f"--baseline {baseline}: not among the renderers benched "
-                f"({', '.join(c.name for c in choices) or 'none'}); add it to --plugins or install it")
+                f"({', '.join(c.name for c in choices) or 'none'}, or {COPY}: the video copied); add it to --plugins or install it")
     return None

@@ -1,0 +1,101 @@
+"""Which audio each frame of a person pairs with: the clips' audio-to-video offsets, and the rule
+for the clips whose own offset is unknown.
+
+`geneface process` estimates every clip's offset from the clip alone and moves its audio (and
+features) when it is 2 frames or more (docs/av-offset.md); those clips' files already pair
+sound and mouth, and are read as they are. A clip that cannot tell its offset (under 3 s of
+tracked frames, no clear peak: GRID's 3-second clips, often) is left as recorded and flagged
+`skip_training`. For one video, that is the whole person, and person training reads it as
+recorded, as it always has (nothing better is known). For a person of many such clips, the
+clips together can tell what each alone cannot: one person's clips are usually filmed and
+muxed one way. So:
+
+1. the clips whose offset is unknown are estimated **together** (`pooled_offset`: the same
+   estimate, `geneface.processing.av_offset.estimate_offset`, over their frames joined with a
+   gap of unusable frames between clips, so that no lagged pair spans two clips);
+2. that estimate known: it is acted on by the same rule as one clip's (`decide`, mode auto):
+   within -1..1 frames the clips are read as recorded, from 2 frames on each of their frames
+   pairs with the audio that many frames later (`ClipOffset.frames`; features are shifted in
+   whole frames, nothing is recomputed);
+3. still unknown: with some other clip of known offset, the unknown clips are left out of
+   audio-paired training (as a corpus leaves them out); with none, the person is read as
+   recorded and a warning says so (refusing would make a person of short clips untrainable).
+
+Landmark-only readers (`landmark_projection`, post-processing) need no audio and read every
+clip.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import attrs
+import numpy as np
+
+from geneface.core.dataset import FLAG_FAILED, Dataset
+from geneface.core.landmarks68 import mouth_openness
+
+
+@attrs.frozen
+class ClipOffset:
+    """How clip `index` of a person pairs with its audio: the mouth at frame t with the audio of
+    frame t + `frames` (0: as its files hold it); `use` False: left out of audio training."""
+
+    index: int
+    frames: int = 0
+    use: bool = True
+
+
+def clip_offsets(datasets: Sequence[Dataset], where: str) -> list[ClipOffset]:
+    """The rule of the module docstring for the clips `datasets` of one person, in order."""
+    unknown = [k for k, d in enumerate(datasets) if (d.manifest.get("av_offset") or {}).get("skip_training")]
+    out = [ClipOffset(k) for k in range(len(datasets))]
+    if not unknown:
+        return out
+    if len(datasets) == 1:  # one video: read as recorded, as person training always has
+        _warn(f"{where}: its audio-to-video offset is unknown (docs/av-offset.md); read as recorded")
+        return out
+    from geneface.processing import av_offset as av
+
+    estimate = pooled_offset([datasets[k] for k in unknown])
+    names = f"{len(unknown)} of its {len(datasets)} clips"
+    if estimate.status == "ok":
+        frames = av.decide("auto", estimate).applied_frames
+        _warn(f"{where}: {names} have no audio-to-video offset of their own; estimated together at "
+              f"{estimate.frames:+d} frames, " + (f"their audio paired {frames:+d} frames later" if frames
+                                                  else "read as recorded"))
+        for k in unknown:
+            out[k] = ClipOffset(k, frames)
+        return out
+    if len(unknown) < len(datasets):
+        _warn(f"{where}: {names} have no audio-to-video offset, even estimated together ({estimate.reason}); "
+              "left out of audio training (docs/av-offset.md)")
+        for k in unknown:
+            out[k] = ClipOffset(k, 0, False)
+        return out
+    _warn(f"{where}: no clip can tell its audio-to-video offset, even all together ({estimate.reason}); "
+          "read as recorded (docs/av-offset.md)")
+    return out
+
+
+def pooled_offset(datasets: Sequence[Dataset]):
+    """One `OffsetEstimate` over several clips' tracked frames and audio (as recorded: these are
+    clips whose audio was not moved), joined with MAX_LAG + 1 unusable frames between clips."""
+    from geneface.processing import av_offset as av
+
+    gap = av.MAX_LAG + 1
+    mouths, sounds, usable = [], [], []
+    for ds in datasets:
+        lm68 = ds.landmarks_image()
+        n = len(lm68)
+        samples = np.asarray(ds.audio().samples, np.float32)[: n * av.HOP]
+        flags = ds.tracking()["flags"][:n]
+        mouths += [mouth_openness(lm68), np.full(gap, np.nan)]
+        sounds += [np.pad(samples, (0, n * av.HOP - len(samples))), np.zeros(gap * av.HOP, np.float32)]
+        usable += [(np.asarray(flags) & FLAG_FAILED) == 0, np.zeros(gap, bool)]
+    return av.estimate_offset(np.concatenate(mouths), np.concatenate(sounds), np.concatenate(usable))
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

@@ -1,0 +1,100 @@
+"""Every person stage but the renderer on a person of several clips (`tests/support/people.py`):
+no training window spans two clips, the offset rule for clips that cannot tell their own, and
+audio2motion fine-tuning, landmark_projection, adversarial_postnet, person_postprocess and
+paste-back each run on it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geneface.cli import main
+from geneface.core.dataset import Dataset
+from geneface.core.person import open_dataset, write_person_manifest
+from geneface.plugins.mel import MelEncoder
+from geneface.training.person_data import load_person
+from tests.support.people import person_from_clips
+
+
+@pytest.fixture(scope="module")
+def person(tmp_path_factory):
+    return person_from_clips(tmp_path_factory.getbasetemp() / "people")
+
+
+def _clip_of(ds, piece) -> tuple[int, int]:
+    """(clip, first frame within it) of a piece named PERSON/CLIP:START (START over the person)."""
+    start = int(piece.name.rsplit(":", 1)[1])
+    k = ds.clip_of(start)
+    return k, start - ds.clips[k].start
+
+
+def test_no_training_piece_crosses_a_clip_boundary(person):
+    ds = open_dataset(person)
+    data = load_person(person, MelEncoder())
+    assert data.info()["clips"] == 2 and data.n_train == 100 and data.n_held_out == 50
+    for piece in [*data.train, *data.held_out]:
+        k, local = _clip_of(ds, piece)
+        clip = ds.clip_dataset(k)
+        assert local + piece.n_frames <= clip.n_frames  # the piece ends inside its clip
+        assert piece.source == str(clip.path)
+        # its frames and features are the clip's own, side by side
+        np.testing.assert_allclose(data.denormalize(piece.landmarks),
+                                   clip.landmarks_canonical()[local: local + piece.n_frames], atol=1e-5)
+        np.testing.assert_array_equal(piece.features,
+                                      clip.audio_features("mel").values[2 * local: 2 * (local + piece.n_frames)])
+    # so every window a trainer draws from a piece stays in one clip
+    assert {_clip_of(ds, p)[0] for p in data.held_out} == {2}
+
+
+def _late_person(person: Path, root: Path, frames: int) -> Path:
+    """A copy of `person` whose clips' audio (and features) come `frames` late."""
+    from geneface.core.records import Audio
+    from geneface.processing.audio import write_audio
+    from geneface.processing.av_offset import shift_audio
+
+    clips = []
+    for c in open_dataset(person).clips:
+        copy = root / "clips" / c.name
+        shutil.copytree(c.path, copy)
+        ds = Dataset(copy)
+        audio = ds.audio()
+        write_audio(copy, Audio(shift_audio(audio.samples, -frames), audio.sample_rate), [MelEncoder()], ds.n_frames)
+        clips.append(copy)
+    write_person_manifest(root, clips)
+    return root
+
+
+def test_clips_of_unknown_offset_are_estimated_together(person, tmp_path, capsys):
+    # Every clip is 2 s: too short to tell its own offset, flagged skip_training...
+    for c in open_dataset(person).clips:
+        assert json.loads((c.path / "manifest.json").read_text())["av_offset"]["skip_training"]
+    # ...together they tell: as recorded, all of them train
+    assert load_person(person, MelEncoder()).n_train == 100
+    assert "estimated together at +0 frames, read as recorded" in capsys.readouterr().err
+    # audio 4 frames late in every clip: found together, each frame paired with the audio 4 frames on
+    late = _late_person(person, tmp_path / "late", 4)
+    data = load_person(late, MelEncoder())
+    assert "estimated together at +4 frames" in capsys.readouterr().err
+    ds = open_dataset(late)
+    for piece in data.train:
+        k, local = _clip_of(ds, piece)
+        stored = ds.clip_dataset(k).audio_features("mel").values
+        np.testing.assert_array_equal(piece.features, stored[2 * (local + 4): 2 * (local + 4 + piece.n_frames)])
+    assert data.n_train == 100 - 2 * 4  # the last 4 frames of each training clip have no audio to pair with
+
+
+def test_a_clip_that_cannot_tell_is_left_out_when_others_can(person, tmp_path, capsys):
+    late = _late_person(person, tmp_path / "p", 0)
+    for name in ("clip0", "clip2"):  # these two known (as `process` records a confident estimate)
+        file = late / "clips" / name / "manifest.json"
+        manifest = json.loads(file.read_text())
+        manifest["av_offset"].update(status="ok", estimated_frames=0, skip_training=False)
+        file.write_text(json.dumps(manifest))
+    data = load_person(late, MelEncoder())
+    assert "1 of its 3 clips have no audio-to-video offset, even estimated together" in capsys.readouterr().err
+    assert [p.name for p in data.train] == ["p/clip0:0"] and data.n_train == 50
+    assert load_person(late, min_train=10).n_train == 100  # landmarks alone need no audio: every clip

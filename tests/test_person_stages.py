@@ -98,3 +98,28 @@ def test_a_clip_that_cannot_tell_is_left_out_when_others_can(person, tmp_path, c
     assert "1 of its 3 clips have no audio-to-video offset, even estimated together" in capsys.readouterr().err
     assert [p.name for p in data.train] == ["p/clip0:0"] and data.n_train == 50
     assert load_person(late, min_train=10).n_train == 100  # landmarks alone need no audio: every clip
+
+
+def test_person_postprocess_reads_every_training_clip_and_loops_one(person):
+    import attrs
+
+    from geneface.plugins.person_postprocess import PersonPostprocess
+    from geneface.postprocess import blinks, poses
+
+    stage = PersonPostprocess(PersonPostprocess.Config(person=person))
+    frames = stage.person
+    ds = open_dataset(person)
+    # blinks are looked for in each training clip on its own (a run never spans two clips)
+    assert [len(s) for s in frames.segments] == [50, 50]
+    np.testing.assert_array_equal(frames.segments[1], ds.clip_dataset(1).landmarks_canonical())
+    profile = stage.blink_profile()
+    assert profile.seconds == 100 / 25
+    again = blinks.blink_profile(frames.segments, 25.0)
+    assert (profile.rate, profile.n_found, len(profile.bank)) == (again.rate, again.n_found, len(again.bank))
+    # the head path loops one clip's poses (the longest training clip: clip0 here), never across clips
+    path = stage.head_path(180)
+    own = ds.clip_dataset(0).camera()
+    np.testing.assert_allclose(path.c2w, poses.loop_camera(attrs.evolve(own, c2w=own.c2w), 180).c2w, atol=1e-6)
+    jump = np.linalg.norm(ds.camera().c2w[50, :3, 3] - ds.camera().c2w[49, :3, 3])  # clip0 -> clip1
+    steps = np.linalg.norm(np.diff(path.c2w[:, :3, 3], axis=0), axis=1)
+    assert steps.max() < jump / 4

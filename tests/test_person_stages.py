@@ -123,3 +123,48 @@ def test_person_postprocess_reads_every_training_clip_and_loops_one(person):
     jump = np.linalg.norm(ds.camera().c2w[50, :3, 3] - ds.camera().c2w[49, :3, 3])  # clip0 -> clip1
     steps = np.linalg.norm(np.diff(path.c2w[:, :3, 3], axis=0), axis=1)
     assert steps.max() < jump / 4
+
+
+def test_paste_back_onto_a_clip_of_the_person(person, tmp_path_factory, tmp_path, monkeypatch, capsys):
+    """Each clip has its own source video: output.clip names the one pasted onto (default the first)."""
+    pytest.importorskip("geneface_nearest_frame")
+    from geneface import registry
+    from geneface.core import media
+    from geneface.core.motion_io import save_motion
+
+    monkeypatch.setenv("GENEFACE_PLUGINS", "geneface-landmark-viz,geneface-nearest-frame")
+    registry._REGISTRY = None
+    clip1 = person / "clips" / "clip1"
+    model = tmp_path_factory.getbasetemp() / "person_nearest"  # a renderer of the person's 64 px crop
+    if not (model / "model.safetensors").exists():
+        assert main(["train", "renderer", "--plugin", "nearest_frame", "--data", str(clip1), "--out", str(model),
+                     "--quiet"]) == 0
+    motion = tmp_path / "motion.npz"
+    save_motion(motion, Dataset(clip1).motion())
+
+    def run(output: str, name: str) -> int:
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(f"input: {{motion: {motion}, audio: {clip1 / 'audio.wav'}}}\n"
+                        f"stages: {{renderer: {{plugin: nearest_frame, checkpoint: {model / 'model.safetensors'}}}}}\n"
+                        f"output: {{path: {name}.mp4, paste_back: true, dataset: {person}{output}}}\n")
+        return main(["run", str(spec), "-q"])
+
+    sizes = {c: json.loads((person / "clips" / c / "manifest.json").read_text())["source"]["width"]
+             for c in ("clip0", "clip1")}
+    assert sizes["clip0"] != sizes["clip1"]
+    assert run(", clip: clip1", "named") == 0, capsys.readouterr().err
+    assert media.probe_video(tmp_path / "named.mp4").width == sizes["clip1"]  # clip1's own source video
+    assert json.loads((tmp_path / "named.run.json").read_text())["paste_back_clip"] == "clip1"
+    assert run("", "first") == 0
+    assert "onto clip 'clip0', the first of person" in capsys.readouterr().err
+    assert media.probe_video(tmp_path / "first.mp4").width == sizes["clip0"]
+    # a clip the person does not have, a clip of a one-video dataset: one line each, nothing written
+    assert run(", clip: clip7", "bad") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no clip 'clip7'" in err and "did you mean 'clip" in err
+    spec = tmp_path / "one.yaml"
+    spec.write_text((tmp_path / "named.yaml").read_text().replace(f"dataset: {person}", f"dataset: {clip1}")
+                    .replace("named.mp4", "one.mp4"))
+    assert main(["run", str(spec), "-q"]) == 2
+    assert "is one video, not a person of several clips" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "one.mp4").exists()

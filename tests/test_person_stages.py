@@ -168,3 +168,65 @@ def test_paste_back_onto_a_clip_of_the_person(person, tmp_path_factory, tmp_path
     assert main(["run", str(spec), "-q"]) == 2
     assert "is one video, not a person of several clips" in capsys.readouterr().err
     assert not (tmp_path / "bad.mp4").exists() and not (tmp_path / "one.mp4").exists()
+
+
+# -- the person trainers on the three-clip person ----------------------------------------
+
+FINE_TUNE_YAML = """
+train: {batch_size: 4, lr: 0.001, warmup: 2, decay_steps: 100, val_every: 3, ckpt_every: 1000, log_every: 50,
+        keep_best: 1}
+task: {segment: 32, val_clips: 2}
+"""
+POSTNET_YAML = """
+model: {widths: [16, 16], kernel: 3}
+task: {segment: 24, val_corpus_clips: 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def mel_models(tmp_path_factory):
+    from tests.support.mel_models import mel_corpus, mel_syncnet, mel_vae
+
+    base = tmp_path_factory.getbasetemp()
+    return {"vae": mel_vae(base), "syncnet": mel_syncnet(base), "corpus": mel_corpus(base)}
+
+
+def _data(out: Path) -> dict:
+    run = json.loads((out / "run.json").read_text())
+    return run.get("data", run)
+
+
+def test_audio2motion_fine_tunes_on_the_person(person, mel_models, tmp_path, one_torch_thread):
+    (tmp_path / "ft.yaml").write_text(FINE_TUNE_YAML)
+    out = tmp_path / "ft"
+    assert main(["train", "audio2motion", "--init", str(mel_models["vae"]), "--person", str(person), "--syncnet",
+                 str(mel_models["syncnet"]), "--out", str(out), "--config", str(tmp_path / "ft.yaml"), "--steps", "6",
+                 "--quiet", "--threads", "1"]) == 0
+    data = _data(out)
+    # both training clips, each split on its own (45 + 5 frames), the held-out clip never read
+    assert (data["train_frames"], data["val_frames"], data["held_out_frames_unread"]) == (90, 10, 50)
+    assert (out / "model.safetensors").exists()
+
+
+def test_landmark_projection_fits_the_persons_training_clips(person, tmp_path):
+    from geneface.core.checkpoint import read_checkpoint
+
+    out = tmp_path / "proj"
+    assert main(["train", "domain_adapter", "--plugin", "landmark_projection", "--person", str(person), "--out",
+                 str(out), "--quiet"]) == 0
+    info = _data(out)
+    assert (info["train_frames"], info["held_out_frames"], info["clips"]) == (100, 50, 2)
+    state = read_checkpoint(out / "model.safetensors").state
+    assert max(len(v) for v in state.values()) == 100  # the two training clips' frames, no held-out one
+
+
+def test_adversarial_postnet_trains_on_the_person(person, mel_models, tmp_path, one_torch_thread):
+    (tmp_path / "postnet.yaml").write_text(POSTNET_YAML)
+    out = tmp_path / "postnet"
+    assert main(["train", "domain_adapter", "--plugin", "adversarial_postnet", "--person", str(person), "--corpus",
+                 str(mel_models["corpus"]), "--motion-generator", str(mel_models["vae"]), "--syncnet",
+                 str(mel_models["syncnet"]), "--out", str(out), "--config", str(tmp_path / "postnet.yaml"),
+                 "--steps", "4", "--val-every", "2", "--batch-size", "4", "--quiet", "--threads", "1"]) == 0
+    info = _data(out)
+    assert (info["train_frames"], info["held_out_frames"], info["clips"]) == (100, 50, 2)
+    assert [c["step"] for c in json.loads((out / "choice.json").read_text())["candidates"]] == [2, 4]

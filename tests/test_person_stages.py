@@ -230,3 +230,12 @@ def test_adversarial_postnet_trains_on_the_person(person, mel_models, tmp_path, 
     info = _data(out)
     assert (info["train_frames"], info["held_out_frames"], info["clips"]) == (100, 50, 2)
     assert [c["step"] for c in json.loads((out / "choice.json").read_text())["candidates"]] == [2, 4]
+
+
+def test_bench_adapters_scores_the_persons_held_out_clip(person, mel_models, tmp_path, capsys, one_torch_thread):
+    out = tmp_path / "bench"
+    assert main(["bench", "adapters", "--person", str(person), "--motion-generator", str(mel_models["vae"]),
+                 "--syncnet", str(mel_models["syncnet"]), "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    result = json.loads((out / "adapters.json").read_text())
+    assert result["settings"]["n_frames"] == 50  # the held-out clip, whole, with its own audio
+    assert [c["clip"] for c in result["clips"]] == ["person/clip2:100"]

@@ -29,7 +29,7 @@ from geneface.core.person import is_person, open_dataset
 from geneface.core.records import N_LANDMARKS, rebase  # noqa: F401  (rebase: postnet_task imports it from here)
 from geneface.errors import UsageError
 from geneface.core.arrays import true_runs
-from geneface.training.data import Clip, make_clip, read_synth_clips, synth_clip_folders
+from geneface.training.data import Clip, dataset_features, make_clip, read_synth_clips, synth_clip_folders
 
 if TYPE_CHECKING:
     from geneface.core.stages import AudioEncoder
@@ -129,11 +129,12 @@ def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
         from geneface.training.person_offset import clip_offsets
 
         offsets = clip_offsets([d for d, _, _ in clips], str(ds.path))
+    train, held_out = np.zeros(n, bool), np.zeros(n, bool)
+    train[ds.training_frames(n)] = True
+    held_out[ds.held_out_frames(n)] = True
     pieces = []
     for k, (clip_ds, start, end) in enumerate(clips):
         if encoder is not None:
-            from geneface.training.data import dataset_features
-
             if not offsets[k].use:
                 continue
             values = dataset_features(clip_ds, encoder)  # the clip's own: stored, else computed from its audio
@@ -143,12 +144,8 @@ def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
         else:
             values, shift, lo, hi = None, 0, start, end
         label = ds.path.name if len(clips) == 1 else f"{ds.path.name}/{clip_ds.path.name}"
-        for frames, held in ((ds.training_frames(n), False), (ds.held_out_frames(n), True)):
-            kept = np.zeros(n, bool)
-            kept[frames] = True
-            kept[:lo] = False
-            kept[hi:] = False
-            for a, b in true_runs(kept):
+        for kept, held in ((train, False), (held_out, True)):
+            for a, b in ((lo + a, lo + b) for a, b in true_runs(kept[lo:max(lo, hi)])):
                 local = a - start + shift
                 f = (values[2 * local: 2 * (local + b - a)] if values is not None
                      else np.zeros((2 * (b - a), 0), np.float32))

@@ -239,3 +239,32 @@ def test_bench_adapters_scores_the_persons_held_out_clip(person, mel_models, tmp
     result = json.loads((out / "adapters.json").read_text())
     assert result["settings"]["n_frames"] == 50  # the held-out clip, whole, with its own audio
     assert [c["clip"] for c in result["clips"]] == ["person/clip2:100"]
+
+
+def test_an_unclear_peak_together_is_read_by_the_clips_of_known_offset(monkeypatch, capsys):
+    """Short clips of one rhythm alias even together (GRID: two near-equal peaks, 5 frames apart);
+    the person's clips of known offset say which peak is the person's own."""
+    from types import SimpleNamespace
+
+    from geneface.processing.av_offset import MAX_LAG, OffsetEstimate
+    from geneface.training import person_offset
+
+    def curve(*peaks):
+        c = np.zeros(2 * MAX_LAG + 1)
+        for lag, value in peaks:
+            c[lag + MAX_LAG] = value
+        return tuple(c)
+
+    unclear = {0: OffsetEstimate(None, "unknown", "no clear peak", 0.58, 0.02, curve((-1, 0.58), (-6, 0.56))),
+               -6: OffsetEstimate(None, "unknown", "no clear peak", 0.58, 0.02, curve((-6, 0.58), (-1, 0.56)))}
+    known = OffsetEstimate(-1, "ok", "", 0.66, 0.17, curve((-1, 0.66)))
+    flagged = SimpleNamespace(manifest={"av_offset": {"skip_training": True}})
+    fine = SimpleNamespace(manifest={"av_offset": {"status": "ok", "skip_training": False}})
+    for best, use in ((0, True), (-6, False)):
+        monkeypatch.setattr(person_offset, "pooled_offset",
+                            lambda ds, best=best: unclear[best] if ds[0] is flagged else known)
+        offsets = person_offset.clip_offsets([fine, flagged, flagged], "p")
+        assert [o.use for o in offsets] == [True, use, use] and all(o.frames == 0 for o in offsets)
+    err = capsys.readouterr().err
+    assert "best lag together (-1) is where the person's clips of known offset peak (-1): read as recorded" in err
+    assert "left out of audio training" in err

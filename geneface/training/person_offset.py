@@ -17,7 +17,12 @@ muxed one way. So:
    within -1..1 frames the clips are read as recorded, from 2 frames on each of their frames
    pairs with the audio that many frames later (`ClipOffset.frames`; features are shifted in
    whole frames, nothing is recomputed);
-3. still unknown: with some other clip of known offset, the unknown clips are left out of
+3. unknown only for want of a clear peak (short clips of one regular rhythm alias even
+   together: GRID's sentences all scan alike) while the person has clips of known offset: those
+   clips, as their files hold them (corrected), show where this person's well-paired clips
+   peak (`reference_lag`, over at most REFERENCE_CLIPS of them); a best lag within 1 frame of
+   it is the person's own, and the unknown clips are read as recorded;
+4. still unknown: with some other clip of known offset, the unknown clips are left out of
    audio-paired training (as a corpus leaves them out); with none, the person is read as
    recorded and a warning says so (refusing would make a person of short clips untrainable).
 
@@ -28,7 +33,7 @@ clip.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from typing import Optional, Sequence
 
 import attrs
 import numpy as np
@@ -68,7 +73,16 @@ def clip_offsets(datasets: Sequence[Dataset], where: str) -> list[ClipOffset]:
         for k in unknown:
             out[k] = ClipOffset(k, frames)
         return out
-    if len(unknown) < len(datasets):
+    known = [d for k, d in enumerate(datasets) if k not in set(unknown)]
+    lag = _best_lag(estimate)
+    if known and lag is not None:
+        reference = reference_lag(known)
+        if reference is not None and abs(lag - reference) <= 1:
+            _warn(f"{where}: {names} have no audio-to-video offset of their own, nor a clear one together; their "
+                  f"best lag together ({lag:+d}) is where the person's clips of known offset peak ({reference:+d}): "
+                  "read as recorded")
+            return out
+    if known:
         _warn(f"{where}: {names} have no audio-to-video offset, even estimated together ({estimate.reason}); "
               "left out of audio training (docs/av-offset.md)")
         for k in unknown:
@@ -80,8 +94,8 @@ def clip_offsets(datasets: Sequence[Dataset], where: str) -> list[ClipOffset]:
 
 
 def pooled_offset(datasets: Sequence[Dataset]):
-    """One `OffsetEstimate` over several clips' tracked frames and audio (as recorded: these are
-    clips whose audio was not moved), joined with MAX_LAG + 1 unusable frames between clips."""
+    """One `OffsetEstimate` over several clips' tracked frames and audio (as their files hold
+    it), joined with MAX_LAG + 1 unusable frames between clips."""
     from geneface.processing import av_offset as av
 
     gap = av.MAX_LAG + 1
@@ -95,6 +109,30 @@ def pooled_offset(datasets: Sequence[Dataset]):
         sounds += [np.pad(samples, (0, n * av.HOP - len(samples))), np.zeros(gap * av.HOP, np.float32)]
         usable += [(np.asarray(flags) & FLAG_FAILED) == 0, np.zeros(gap, bool)]
     return av.estimate_offset(np.concatenate(mouths), np.concatenate(sounds), np.concatenate(usable))
+
+
+REFERENCE_CLIPS = 64  # clips of known offset read for `reference_lag` (evenly spaced): bounded cost
+
+
+def reference_lag(datasets: Sequence[Dataset]) -> Optional[int]:
+    """The lag (frames) at which clips whose audio already pairs with their frames peak, pooled
+    (at most REFERENCE_CLIPS of them, evenly spaced); None when even they show no clear peak."""
+    from geneface.processing import av_offset as av
+
+    step = max(1, -(-len(datasets) // REFERENCE_CLIPS))
+    estimate = pooled_offset(list(datasets)[::step])
+    return int(np.argmax(estimate.curve)) - av.MAX_LAG if estimate.status == "ok" else None
+
+
+def _best_lag(estimate) -> Optional[int]:
+    """The best lag of an estimate that is unknown only for want of a clear peak: a peak strong
+    enough and inside the search, else None."""
+    from geneface.processing import av_offset as av
+
+    if estimate.status == "ok" or not estimate.curve or estimate.peak < av.MIN_PEAK:
+        return None
+    lag = int(np.argmax(estimate.curve)) - av.MAX_LAG
+    return None if abs(lag) == av.MAX_LAG else lag
 
 
 def _warn(message: str) -> None:

@@ -5,6 +5,10 @@ and is judged on what it never saw: the end of each of the person's videos is he
 (`geneface.core.dataset.held_out_start`, by default the last 1/11). The person may be
 - a dataset from `geneface process` (one video; its manifest's `val` split is held out,
   frames whose tracking failed are left out),
+- a person of several clips (`geneface process CLIP [CLIP ...] -o PERSON`: its last clips,
+  whole, are held out); it is read clip by clip: a piece never spans two clips (each is another
+  recording), each clip's frames pair with its own features, and clips whose audio-to-video
+  offset is unknown follow `geneface.training.person_offset`'s rule,
 - a synthetic clip (`geneface synth`) or a corpus of one synthetic identity
   (`geneface synth-corpus --identity-id N`): exact ground-truth landmarks; each clip's last
   1/11 is held out.

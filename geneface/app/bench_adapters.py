@@ -92,6 +92,7 @@ def generator_encoder(generator: Stage, registry, person_path: Optional[Path] = 
     cannot run here (a missing optional dependency) is then still fine.
     """
     from geneface.core.dataset import is_dataset
+    from geneface.core.person import is_person
     from geneface.errors import PluginError
 
     name = getattr(generator, "encoder", "")
@@ -101,7 +102,7 @@ def generator_encoder(generator: Stage, registry, person_path: Optional[Path] = 
     try:
         entry = registry.get("audio_encoder", name, where="--motion-generator: its audio encoder")
     except PluginError:
-        if person_path is not None and is_dataset(Path(person_path)):
+        if person_path is not None and (is_dataset(Path(person_path)) or is_person(Path(person_path))):
             return SimpleNamespace(name=name)  # the features are read from the dataset, never computed
         raise
     return entry.cls()

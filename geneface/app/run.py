@@ -147,7 +147,10 @@ class Pipeline:
             return None
         from geneface.core.paste_back import PasteBack
 
-        paste = PasteBack.from_dataset(self._paste_dataset(), 1)
+        paste = PasteBack.from_dataset(self._paste_dataset(), 1, clip=self.spec.paste_clip)
+        if paste.clip is not None and self.spec.paste_clip is None:
+            warn(f"output.paste_back: onto clip '{paste.clip}', the first of person {self._paste_dataset()} "
+                 "(name another with output.clip)")
         side = paste.placement.size
         renderer = self.stages[-1]
         if tuple(renderer.frame_size()) != (side, side):
@@ -187,6 +190,7 @@ class Pipeline:
         record = run_record_path(output)
         facts = {"fps": fps, "frames": writer.n_frames, "seconds": seconds, "device": _device_of(renderer),
                  "renderer": renderer.name, "video": output.name, "paste_back": paste is not None,
+                 **({"paste_back_clip": paste.clip} if paste is not None and paste.clip is not None else {}),
                  "stages": [f"{s.kind}:{s.name}" for s in self.stages], "spec": str(self.spec.source)}
         with atomic_output(record, overwrite=True) as tmp:
             tmp.write_text(json.dumps(facts, indent=2) + "\n")

@@ -41,6 +41,11 @@ is about one pass plus one keyframe interval per block; nothing is written to di
 frame cache of a 5-minute 1080p video would be 46 GB, a JPEG one would not give back the
 source's exact pixels).
 
+A person of several clips (`geneface.core.person`) has a source video per clip: paste-back
+pastes onto one clip's, with that clip's crop, masks and poses, as onto a one-video dataset
+(`clip`: its name; default the person's first clip, said on stderr by the runner). A clip name
+the person does not have, or a clip named for a one-video dataset, is refused in one line.
+
 Odd sizes: H.264 yuv420p (the VideoWriter) needs even widths and heights, so a source with
 an odd width or height is padded by repeating its last column or row; `output_size` is the
 padded size and `source_size` the real one. Every source pixel is kept.
@@ -266,6 +271,7 @@ class PasteBack:
     n_frames: int
     blend: Blend = attrs.field(factory=Blend)
     cache_bytes: int = DEFAULT_CACHE_BYTES
+    clip: Optional[str] = None  # of a person of several clips: the clip pasted onto (`dataset` is its)
 
     @classmethod
     def from_dataset(
@@ -278,12 +284,15 @@ class PasteBack:
         source: Optional[Path] = None,
         verify_sha256: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        clip: Optional[str] = None,
     ) -> "PasteBack":
-        """Check everything before any work: the dataset, its source video (there, the same
-        size in bytes, the same sha256 unless `verify_sha256` is False (about a second per GB),
-        the same picture size and frame count), its crop and masks. `source` points at the
-        video when it has moved since processing. One-line UsageError naming the file."""
+        """Check everything before any work: the dataset (of a person, the clip `clip`, default
+        its first), its source video (there, the same size in bytes, the same sha256 unless
+        `verify_sha256` is False (about a second per GB), the same picture size and frame count),
+        its crop and masks. `source` points at the video when it has moved since processing.
+        One-line UsageError naming the file."""
         ds = dataset_path if isinstance(dataset_path, Dataset) else open_dataset(dataset_path)
+        ds, clip = paste_clip(ds, clip)
         manifest = ds.manifest
         if not isinstance(n_frames, (int, np.integer)) or isinstance(n_frames, bool) or n_frames < 1:
             raise UsageError(f"paste-back: n_frames must be a positive whole number, got {n_frames!r}")
@@ -294,7 +303,7 @@ class PasteBack:
         placement = _check_crop(manifest, video, ds)
         _check_masks(ds, placement.size)
         return cls(dataset=ds, source=video, placement=placement, n_frames=int(n_frames), blend=blend,
-                   cache_bytes=int(cache_bytes))
+                   cache_bytes=int(cache_bytes), clip=clip)
 
     # -- shape of the output -----------------------------------------------------------
     @property
@@ -397,6 +406,25 @@ class PasteBack:
                     raise StageMismatchError(f"frame {i}: {exc}") from None
         finally:
             prepared.close()
+
+
+def paste_clip(ds: Dataset, clip: Optional[str] = None) -> tuple[Dataset, Optional[str]]:
+    """The one video paste-back pastes onto, and its clip's name: `ds` itself for one video; of
+    a person of several clips, the clip named `clip` (default the first)."""
+    if ds.n_clips == 1:
+        if clip is not None:
+            raise UsageError(f"paste-back: clip '{clip}': dataset {ds.path} is one video, not a person of several "
+                             "clips; leave the clip out")
+        return ds, None
+    names = [c.name for c in ds.clips]
+    if clip is None:
+        return ds.clip_dataset(0), names[0]
+    if clip not in names:
+        from geneface.core.text import did_you_mean
+
+        raise UsageError(f"paste-back: person {ds.path} has no clip '{clip}' (its clips: "
+                         f"{', '.join(names[:5])}{', ...' if len(names) > 5 else ''}){did_you_mean(clip, names)}")
+    return ds.clip_dataset(names.index(clip)), clip
 
 
 def _check_source(path: Path, recorded: dict, ds: Dataset, verify_sha256: bool) -> SourceVideo:

@@ -14,6 +14,7 @@
       path: out.mp4
       paste_back: true     # the rendered crop put back into the dataset's full-size source video
       dataset: data/me     # whose source video (default: the dataset the renderer was trained on)
+      clip: NAME           # of a person of several clips, the clip whose source video (default its first)
 
 Relative paths resolve against the spec's folder, in stage configs too (fields typed Path). Every error names the key path at fault;
 unknown keys are errors, with the closest known key or plugin suggested.
@@ -38,7 +39,7 @@ from geneface.errors import GenefaceError, SpecError
 TOP_KEYS = ("input", "stages", "output")
 INPUT_KEYS = (*INPUTS, "poses")
 STAGE_KEYS = ("plugin", "config", "checkpoint")
-OUTPUT_KEYS = ("path", "paste_back", "dataset")
+OUTPUT_KEYS = ("path", "paste_back", "dataset", "clip")
 
 
 @attrs.frozen
@@ -64,6 +65,7 @@ class PipelineSpec:
     output: Optional[Path]
     paste_back: bool = False  # output.paste_back: the crop put back into the full-size source video
     paste_dataset: Optional[Path] = None  # output.dataset (None: the renderer checkpoint's dataset)
+    paste_clip: Optional[str] = None  # output.clip: of a person of several clips, whose source (None: the first)
 
     def stage(self, kind: str) -> Optional[StageSpec]:
         return next((s for s in self.stages if s.kind == kind), None)
@@ -145,7 +147,7 @@ def parse_spec(data: Any, base: Path, source: Path = Path("<string>")) -> Pipeli
             )
         )
 
-    output, paste_back, paste_dataset = data.get("output"), False, None
+    output, paste_back, paste_dataset, paste_clip = data.get("output"), False, None, None
     if isinstance(output, Mapping):
         _check_keys(output, OUTPUT_KEYS, "output")
         paste_back = output.get("paste_back", False)
@@ -153,6 +155,9 @@ def parse_spec(data: Any, base: Path, source: Path = Path("<string>")) -> Pipeli
             raise SpecError(f"output.paste_back: expected true or false, got {paste_back!r}")
         if output.get("dataset") is not None:
             paste_dataset = _path(output["dataset"], base, "output.dataset")
+        paste_clip = output.get("clip")
+        if paste_clip is not None and (not isinstance(paste_clip, str) or not paste_clip):
+            raise SpecError(f"output.clip: expected the name of one of the person's clips, got {paste_clip!r}")
         output = output.get("path")
     return PipelineSpec(
         source=source,
@@ -161,6 +166,7 @@ def parse_spec(data: Any, base: Path, source: Path = Path("<string>")) -> Pipeli
         output=_path(output, base, "output") if output is not None else None,
         paste_back=paste_back,
         paste_dataset=paste_dataset,
+        paste_clip=paste_clip,
     )
 
 
@@ -273,6 +279,8 @@ def validate_spec(spec: PipelineSpec, registry, have_audio: Optional[bool] = Non
         except GenefaceError as exc:
             raise SpecError(f"input.poses: {exc}") from None
     check_flow(spec, have_audio, have_motion)
+    if spec.paste_clip is not None and not spec.paste_back:
+        raise SpecError("output.clip: names the clip to paste back onto; set output.paste_back: true too")
     if spec.paste_back or spec.paste_dataset is not None:
         if spec.produces != "video":
             raise SpecError("output.paste_back: pasting back needs a renderer as the last stage")

@@ -8,7 +8,9 @@ functions are in geneface.postprocess; docs/post-processing.md):
 3. `blink`: the person's own blinks, at their own intervals, added on top of the eyes.
 4. `silence`: the mouth closed on silent stretches of the driving audio (silero-vad).
 5. `pose`: the head path handed to the renderer (`head_path`): the person's training poses
-   looped back and forth and smoothed over 7 frames, one pose held, a pose file, or none.
+   looped back and forth and smoothed over 7 frames (of a person of several clips, the longest
+   training clip's: no loop crosses from one clip's poses to another's), one pose held, a pose
+   file, or none.
 
 The order matters: clamping first keeps overshoots out of the smoothing; blinks come after
 both, because a blink lies beyond 2.5 std of the eye points (closed eyes are a few per cent
@@ -227,7 +229,7 @@ class PersonPostprocess(PostProcessor):
             return camera_for_length(self._file_camera, n_frames)
         if pose.mode == "still":
             return poses.still_camera(self._person.camera, n_frames)
-        return poses.loop_camera(self._person.camera, n_frames, pose.kernel)
+        return poses.loop_camera(self._person.loop_camera, n_frames, pose.kernel)
 
 
 @hookimpl

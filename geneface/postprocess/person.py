@@ -4,7 +4,10 @@ Everything post-processing learns about the person (landmark range, blinks, clos
 path) comes from the frames a person-specific model may train on: the dataset's
 `training_frames()`, those before the held-out part (the manifest's val split, by default the last 1/11: METHOD.md) minus frames whose
 tracking failed. Frames are kept as contiguous runs (`segments`), because blinks and
-intervals between them must not be measured across a gap.
+intervals between them must not be measured across a gap, nor across the boundary between two
+clips of a person of several clips (`geneface.core.person`: another recording). The looped
+head path is one clip's poses (`loop_camera`, the longest training clip's): a loop stitched
+across clips would jump from one recording's pose to the next's.
 
 Motion reaches post-processing in the units of whoever made it (`Motion.mean`/`std`); the
 steps work in the person's own units (`to_person_units`) and the result is handed back in the
@@ -36,6 +39,12 @@ class PersonFrames:
     std: np.ndarray  # 68 x 3 (+1e-6, as geneface.training.person_data, so it never divides by 0)
     camera: Camera  # the person's camera with the training frames' poses only
     fps: float
+    # the poses a head path loops: one clip's training range (the longest clip's); None: `camera`
+    loop_poses: Optional[Camera] = None
+
+    @property
+    def loop_camera(self) -> Camera:
+        return self.camera if self.loop_poses is None else self.loop_poses
 
     @property
     def landmarks(self) -> np.ndarray:
@@ -51,13 +60,14 @@ class PersonFrames:
         return self.n_frames / self.fps
 
 
-def person_from_arrays(path: Path, segments, camera: Camera, fps: float = 25.0) -> PersonFrames:
+def person_from_arrays(path: Path, segments, camera: Camera, fps: float = 25.0,
+                       loop_poses: Optional[Camera] = None) -> PersonFrames:
     """A PersonFrames from landmark runs already split off (tests, third parties)."""
     segments = [np.asarray(s, np.float32).reshape(-1, N_LANDMARKS, 3) for s in segments if len(s)]
     frames = np.concatenate(segments).astype(np.float64)
     mean = frames.mean(0).astype(np.float32)
     std = (frames.std(0) + 1e-6).astype(np.float32)
-    return PersonFrames(Path(path), segments, mean, std, camera, float(fps))
+    return PersonFrames(Path(path), segments, mean, std, camera, float(fps), loop_poses)
 
 
 def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
@@ -82,7 +92,9 @@ def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
         raise UsageError(f"{where}: {path}: canonical landmarks must be T x 68 x 3, got {landmarks.shape}")
     kept = np.zeros(n, bool)
     kept[train] = True
-    segments = [landmarks[a:b] for a, b in true_runs(kept)]
+    clip = ds.clip_index()[:n]
+    # runs of training frames, cut where tracking failed and where one clip ends and the next begins
+    segments = [landmarks[a:b] for k in range(ds.n_clips) for a, b in true_runs(kept & (clip == k))]
     n_train = sum(len(s) for s in segments)
     if n_train < MIN_TRAIN_FRAMES:
         raise UsageError(f"{where}: {path}: {n_train} usable training frames (before the held-out part); "
@@ -90,9 +102,15 @@ def read_person(path: Optional[Path], where: str = "person") -> PersonFrames:
     if not np.all(np.isfinite(landmarks[:start])):
         raise UsageError(f"{where}: {path}: canonical landmarks contain NaN or infinite values")
     # Poses: the whole training range, failed frames included (geneface process fills them for
-    # continuity), so the looped head path has no jumps.
+    # continuity), so the looped head path has no jumps; of several clips, the longest clip's
+    # training range alone (clips held out lie after `start`).
+    loop = None
+    if ds.n_clips > 1:
+        ranges = [(c.start, min(c.end, start)) for c in ds.clips if c.start < start]
+        a, b = max(ranges, key=lambda r: r[1] - r[0])
+        loop = attrs.evolve(camera, c2w=camera.c2w[a:b])
     camera = attrs.evolve(camera, c2w=camera.c2w[:start])
-    return person_from_arrays(path, segments, camera, ds.fps)
+    return person_from_arrays(path, segments, camera, ds.fps, loop)
 
 
 def to_person_units(motion: Motion, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ precision, DDP under torchrun), `state` (resume state without pickle), `metrics`
 TensorBoard, progress), `distributed`, `clips` (`Clip`, one training clip in memory), `data` (clips from datasets and synthetic corpora,
 split by speaker; sampling), `lazy_clips` (an indexed corpus's clips, read window by window),
 `speaker_data` (the audio-to-motion recipes' data flags), `person_data`
-(one target person, the held-out last 1/11 split off), `syncnet_task`, `vae_task`,
+(one target person, the held-out last 1/11 split off; a person of several clips read clip by
+clip), `person_offset` (which audio a person's frames pair with: clips of unknown audio-to-video
+offset estimated together), `syncnet_task`, `vae_task`,
 `postnet_task`, `checkpoint_choice` (a GAN's checkpoint chosen or averaged from its
 curves), `projection_fit` (`landmark_projection` in closed form), `renderer_contract` (what a
 renderer trained ray by ray declares besides `geneface.core.trainable`), `person_renderer_task` (the

@@ -5,6 +5,10 @@ and is judged on what it never saw: the end of each of the person's videos is he
 (`geneface.core.dataset.held_out_start`, by default the last 1/11). The person may be
 - a dataset from `geneface process` (one video; its manifest's `val` split is held out,
   frames whose tracking failed are left out),
+- a person of several clips (`geneface process CLIP [CLIP ...] -o PERSON`: its last clips,
+  whole, are held out); it is read clip by clip: a piece never spans two clips (each is another
+  recording), each clip's frames pair with its own features, and clips whose audio-to-video
+  offset is unknown follow `geneface.training.person_offset`'s rule,
 - a synthetic clip (`geneface synth`) or a corpus of one synthetic identity
   (`geneface synth-corpus --identity-id N`): exact ground-truth landmarks; each clip's last
   1/11 is held out.
@@ -25,11 +29,11 @@ import attrs
 import numpy as np
 
 from geneface.core.dataset import Dataset, DatasetError, held_out_start, is_dataset
-from geneface.core.person import open_dataset
+from geneface.core.person import is_person, open_dataset
 from geneface.core.records import N_LANDMARKS, rebase  # noqa: F401  (rebase: postnet_task imports it from here)
 from geneface.errors import UsageError
 from geneface.core.arrays import true_runs
-from geneface.training.data import Clip, make_clip, read_synth_clips, synth_clip_folders
+from geneface.training.data import Clip, dataset_features, make_clip, read_synth_clips, synth_clip_folders
 
 if TYPE_CHECKING:
     from geneface.core.stages import AudioEncoder
@@ -84,7 +88,7 @@ def load_person(path: Path, encoder: Optional["AudioEncoder"] = None, min_train:
     synth = synth_clip_folders(path)
     if synth is not None:
         pieces = _synth_pieces(path, synth, encoder, where)
-    elif is_dataset(path):
+    elif is_person(path) or is_dataset(path):
         pieces = _dataset_pieces(open_dataset(path), encoder)
     else:
         _explain_not_person(path, where)
@@ -116,23 +120,50 @@ def _explain_not_person(path: Path, where: str):
 
 
 def _dataset_pieces(ds: Dataset, encoder) -> list[tuple[Clip, bool]]:
-    """Raw-unit clips of a processed video: its training and held-out frames
-    (`Dataset.training_frames`, `held_out_frames`), cut where tracking failed."""
+    """Raw-unit clips of a processed video or person: its training and held-out frames
+    (`Dataset.training_frames`, `held_out_frames`), cut where tracking failed and where one clip
+    of a person ends and the next begins (the next clip is another recording: no window may
+    span the two). With `encoder`, each clip's own features, paired with its frames by the
+    offset rule of `geneface.training.person_offset`."""
     landmarks = ds.landmarks_canonical()
-    n = landmarks.shape[0]
+    n = min(landmarks.shape[0], ds.n_frames)
+    clips = _clip_ranges(ds, n)
+    offsets = None
     if encoder is not None:
-        from geneface.training.data import dataset_features
+        from geneface.training.person_offset import clip_offsets
 
-        values = dataset_features(ds, encoder)  # stored, else computed from audio.wav
-        n = min(n, len(values) // 2)
+        offsets = clip_offsets([d for d, _, _ in clips], str(ds.path))
+    train, held_out = np.zeros(n, bool), np.zeros(n, bool)
+    train[ds.training_frames(n)] = True
+    held_out[ds.held_out_frames(n)] = True
     pieces = []
-    for frames, held in ((ds.training_frames(n), False), (ds.held_out_frames(n), True)):
-        kept = np.zeros(n, bool)
-        kept[frames] = True
-        for a, b in true_runs(kept):
-            f = values[2 * a: 2 * b] if encoder is not None else np.zeros((2 * (b - a), 0), np.float32)
-            pieces.append((make_clip(f"{ds.path.name}:{a}", ds.path.name, landmarks[a:b], f, source=str(ds.path)), held))
+    for k, (clip_ds, start, end) in enumerate(clips):
+        if encoder is not None:
+            if not offsets[k].use:
+                continue
+            values = dataset_features(clip_ds, encoder)  # the clip's own: stored, else computed from its audio
+            shift = offsets[k].frames  # frame t pairs with the audio of frame t + shift
+            # the clip's frames with features at both ends of the pairing
+            lo, hi = start + max(0, -shift), start + min(end - start, len(values) // 2 - shift)
+        else:
+            values, shift, lo, hi = None, 0, start, end
+        label = ds.path.name if len(clips) == 1 else f"{ds.path.name}/{clip_ds.path.name}"
+        for kept, held in ((train, False), (held_out, True)):
+            for a, b in ((lo + a, lo + b) for a, b in true_runs(kept[lo:max(lo, hi)])):
+                local = a - start + shift
+                f = (values[2 * local: 2 * (local + b - a)] if values is not None
+                     else np.zeros((2 * (b - a), 0), np.float32))
+                pieces.append((make_clip(f"{label}:{a}", ds.path.name, landmarks[a:b], f,
+                                         source=str(clip_ds.path)), held))
     return pieces
+
+
+def _clip_ranges(ds: Dataset, n: int) -> list[tuple[Dataset, int, int]]:
+    """(clip dataset, start, end) of each clip of `ds` within its first `n` frames (one video:
+    itself, whole)."""
+    if ds.n_clips == 1:
+        return [(ds, 0, n)]
+    return [(ds.clip_dataset(k), c.start, min(c.end, n)) for k, c in enumerate(ds.clips) if c.start < n]
 
 
 def _synth_pieces(path: Path, folders: Sequence[Path], encoder, where: str) -> list[tuple[Clip, bool]]:

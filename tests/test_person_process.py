@@ -165,6 +165,18 @@ def test_another_person_is_refused_or_with_warn_flagged(person, videos, root, tm
     assert m["identity"]["distances"]["stranger"] > ident.THRESHOLD
     assert all(m["identity"]["distances"][f"clip{k}"] < ident.THRESHOLD for k in range(3))
     assert any("stranger" in w for w in m["warnings"])
+    # the benchmark behind the threshold says the same of these clips
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_identity.py"
+    done = subprocess.run([sys.executable, str(bench), "--person", f"subject={copy}/clips/clip*",
+                           "--person", f"stranger={copy}/clips/stranger"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["rule"]["subject"]["flagged"] == 0 and result["intruders"]["subject"]["caught"] == 1
+    assert result["intruders"]["subject"]["rows"]["stranger"]["intruder"] == pytest.approx(
+        m["identity"]["distances"]["stranger"], abs=1e-4)
 
 
 def test_subset_keeps_the_held_out_clips(person, tmp_path, capsys):

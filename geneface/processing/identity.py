@@ -34,7 +34,7 @@ from geneface.processing.pose import EYE_CORNER_DISTANCE
 # others' median: median 0.0056, 99th percentile 0.0112, max 0.0170; Obama clips 1-3 (three
 # occasions) 0.0111 to 0.0184; two clips of one person from different occasions: Obama 0.0102,
 # 0.0184, 0.0198, Fei-Fei Li clips 1 and 3 0.0226 (the largest same-person distance seen).
-# Other persons: each of 472 clips of other persons (461 GRID, 11 corpus clips of 11 persons)
+# Other persons: each of 472 clips of other persons (461 GRID, 11 corpus clips of 10 persons)
 # added to Obama's three clips reads 0.0231 (Kristi Noem) or more, median 0.0322, while Obama's
 # own clips then read at most 0.0208; the 14 corpus clips added to GRID s1 0.0303 or more; 87
 # pairs of clips of two different persons 0.0200 to 0.0607, median 0.0359, 83 above 0.023. So

@@ -71,6 +71,18 @@ def test_several_clips_make_one_person(person, videos, capsys):
     assert code == 2 and "already exists" in err and "--resume" in err and "--overwrite" in err
 
 
+def test_only_a_person_is_continued_or_replaced(videos, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for flag in ("--resume", "--overwrite"):
+        code, _, err = run(capsys, "process", *videos, "-o", mine, flag, *SMALL)
+        assert code == 2 and "not" in err and "this command" in err, err
+    assert (mine / "notes.txt").read_text() == "keep me"
+    code, _, err = run(capsys, "process", *videos, "-o", tmp_path / "p", "--identity", "maybe", *SMALL)
+    assert code == 2 and "--identity must be one of refuse, warn" in err and not (tmp_path / "p").exists()
+
+
 def test_dataset_info_shows_the_clips_identity_and_usable_minutes(person, capsys):
     code, out, _ = run(capsys, "dataset", "info", person)
     assert code == 0

@@ -1,5 +1,5 @@
-"""The engine of `geneface process`, `geneface process-corpus` and `geneface dataset
-av-offset`: the library in geneface.processing, handed the registry (the tracker and audio
+"""The engine of `geneface process` (one video, or several clips of one person),
+`geneface process-corpus` and `geneface dataset av-offset`: the library in geneface.processing, handed the registry (the tracker and audio
 encoders a config names come from it) and, for a corpus, what processes one clip:
 `process_clip`, which the local pool's worker processes (`python -m geneface.app.process
 --serve FD`, `serve`) and a Ray task's worker run.
@@ -33,6 +33,34 @@ def process_video(video: Path, out: Path, config: Optional[ProcessConfig] = None
     return process(video, out, config, resume=resume, overwrite=overwrite, quiet=quiet, log=log, registry=registry)
 
 
+def _runner(workers: int):
+    """The local pool of corpus workers, `workers` clips at a time."""
+    from geneface.errors import UsageError
+    from geneface.processing.corpus_pool import PoolRunner
+
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    return PoolRunner(tuple(WORKER), workers)
+
+
+def process_person(inputs: list[Path], person: Path, config: Optional[ProcessConfig] = None, workers: int = 1,
+                   identity: str = "refuse", overwrite: bool = False, quiet: bool = False,
+                   log: Callable[[str], None] = _stderr, *, registry):
+    """Several clips of one person (videos, folders of videos, .txt lists of clips) into the
+    person folder `person` (geneface.processing.person_process), `workers` clips at a time in
+    the corpus pool. The tracker and encoders are looked up first, so a mistyped name fails
+    before any clip starts."""
+    from geneface.processing.person_process import expand_inputs, process_person as process
+
+    config = config or ProcessConfig()
+    registry.get("face_tracker", config.tracker, where="--tracker")
+    for name in () if config.no_audio else config.audio_encoders:
+        registry.get("audio_encoder", name, where="--audio-encoder")
+    clips = expand_inputs(inputs, log)
+    return process(clips, person, config, runner=_runner(workers), identity=identity, overwrite=overwrite,
+                   quiet=quiet, log=log)
+
+
 def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] = None, workers: int = 1,
                    quiet: bool = False, log: Callable[[str], None] = _stderr, ray: Optional[str] = None,
                    cpus_per_clip: float = 1.0, memory_per_clip_gb: Optional[float] = 2.0):
@@ -41,12 +69,11 @@ def process_corpus(in_dir: Path, out_dir: Path, config: Optional[ProcessConfig] 
     clip (geneface.processing.corpus_ray)."""
     from geneface.errors import UsageError
     from geneface.processing.corpus import process_corpus as process
-    from geneface.processing.corpus_pool import PoolRunner
 
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     if ray is None:
-        runner = PoolRunner(tuple(WORKER), workers)
+        runner = _runner(workers)
     else:
         from geneface.processing.corpus_ray import RayRunner, import_ray
 

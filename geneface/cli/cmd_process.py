@@ -1,4 +1,5 @@
-"""Data commands: `process`, `process-corpus`, `dataset info`, `dataset preview`."""
+"""Data commands: `process` (a video, or several clips of one person), `process-corpus`, `dataset info`,
+`dataset subset`, `dataset index`, `dataset av-offset`, `dataset preview`."""
 
 from __future__ import annotations
 
@@ -100,18 +101,42 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _usable_lines(ds) -> list[str]:
+    """The usable-minutes line and, for a short person, what more video would buy
+    (geneface.core.person_length: the wording lives there)."""
+    from geneface.core.person_length import length_advice, usable_minutes
+
+    minutes = usable_minutes(ds)
+    advice = length_advice(minutes.training)
+    return [minutes.line()] + ([f"warning: {advice}"] if advice else [])
+
+
 @app.command()
 @with_process_flags()
 def process(
-    video: Path = typer.Argument(..., help="A talking-head video (any common format, any frame rate)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Dataset folder to create."),
+    videos: List[Path] = typer.Argument(..., metavar="VIDEO...", help="A talking-head video (any common format, any "
+                                        "frame rate): one dataset. Several videos, a folder of videos or a .txt file "
+                                        "listing clips (one path a line, # comments, relative to the file): one "
+                                        "person of several clips, the last ones held out (docs/dataset_format.md)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Dataset (or person) folder to create."),
     config=None,  # the shared flags, as their ProcessConfig (with_process_flags)
-    resume: bool = typer.Option(False, "--resume", help="Keep a finished identical dataset; continue an interrupted run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder."),
+    resume: bool = typer.Option(False, "--resume", help="Keep a finished identical dataset; continue an interrupted run "
+                                "(a person: its finished clips are kept)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset (or person) folder."),
+    workers: int = typer.Option(1, "--workers", "-j", help="Several clips: how many are processed at the same time."),
+    identity: str = typer.Option("refuse", "--identity", help="Several clips: a clip whose face differs from the "
+                                 "others' (geneface.processing.identity) is refused (refuse) or kept with a "
+                                 "warning (warn)."),
     quiet: bool = _QUIET,
 ) -> None:
-    """Turn one talking-head video into a training dataset (frames, masks, landmarks, camera, audio)."""
+    """Turn a talking-head video into a training dataset (frames, masks, landmarks, camera, audio), or several
+    clips of one person into one person."""
     from geneface.core.outputs import prepare_output
+    from geneface.processing.person_process import is_person_input
+
+    if is_person_input(videos):
+        return _process_person(videos, output, config, resume, overwrite, workers, identity, quiet)
+    video = videos[0]
     from geneface.app.process import process_video
 
     # Type, inputs and writability here; an existing folder is process_video's to judge
@@ -122,8 +147,12 @@ def process(
     result = process_video(video, output, config, resume=resume, overwrite=overwrite, quiet=quiet, log=_log,
                            registry=get_registry())
     m = result.manifest
+    from geneface.core.dataset import Dataset
+
+    usable = _usable_lines(Dataset(output))
     if result.skipped:
         typer.echo(f"{output}: already processed from this video with these settings; nothing to do")
+        typer.echo("\n".join(usable))
         return
     q = m["quality"]
     typer.echo(
@@ -132,6 +161,38 @@ def process(
         f"head mask covers >= {100 * q['head_hull_coverage']['min']:.1f}% of the face, "
         f"{q['tracking_failures']} failed frames, {m['timings']['fps']:.1f} frames/s"
     )
+    typer.echo("\n".join(usable))
+
+
+def _process_person(videos, output, config, resume, overwrite, workers, identity, quiet) -> None:
+    """`geneface process CLIP [CLIP ...] -o PERSON` (geneface.processing.person_process)."""
+    from geneface.app.process import process_person
+    from geneface.core.outputs import prepare_output
+    from geneface.core.person import open_dataset
+    from geneface.errors import UsageError
+    from geneface.processing.person_process import is_person_folder
+
+    if output.is_dir() and any(output.iterdir()) and not (resume or overwrite):
+        raise UsageError(f"{output}: already exists; pass --resume to continue it (its finished clips are kept) or "
+                         "--overwrite to replace it")
+    prepare_output(output, kind="dir", inputs=videos, overwrite=overwrite, existing_ok=resume,
+                   replaceable=is_person_folder)
+    if resume and output.is_dir() and any(output.iterdir()) and not is_person_folder(output):
+        raise UsageError(f"{output}: exists and is not a person this command made; --resume continues only its "
+                         "own output, choose another folder")
+    from geneface.registry import get_registry
+
+    result = process_person(videos, output, config, workers=workers, identity=identity, overwrite=overwrite,
+                            quiet=quiet, log=_log, registry=get_registry())
+    counts = {s: sum(o.status == s for o in result.outcomes) for s in ("done", "skipped")}
+    ds = open_dataset(output)
+    held = result.manifest["held_out_clips"]
+    typer.echo(f"wrote {output}: a person of {ds.n_clips} clips ({counts['done']} processed, {counts['skipped']} "
+               f"already done), {ds.n_frames} frames at {ds.size} px, held out: {', '.join(held) or 'the last frames'}; "
+               f"identity distances " + ", ".join(f"{n} {d:.4f}" for n, d in zip(result.identity.names,
+                                                                                  result.identity.distances))
+               + f" (threshold {result.identity.threshold:g})")
+    typer.echo("\n".join(_usable_lines(ds)))
 
 
 @app.command("process-corpus")
@@ -185,18 +246,25 @@ def _fmt_stats(stats: dict, unit: str = "", scale: float = 1.0) -> str:
 
 @dataset_app.command("info")
 def dataset_info(
-    path: Path = typer.Argument(..., help="A dataset folder."),
+    path: Path = typer.Argument(..., help="A dataset folder, or a person of several clips."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Summarise a dataset: frames, splits, tracking quality, timings."""
-    from geneface.core.dataset import Dataset, require_files
+    """Summarise a dataset: frames, splits, tracking quality, timings; a person: its clips too."""
+    from geneface.core.person import PersonDataset, open_dataset, require_files
+    from geneface.core.person_length import length_advice, usable_minutes
     from geneface.processing.offset_stage import offset_summary
 
-    ds = Dataset(path)
-    require_files(path, ds.manifest)  # vouches for the whole dataset: every file it should hold
+    ds = open_dataset(path)
+    require_files(path, ds.manifest)  # vouches for the whole dataset: every file it should hold (a person: its clips')
     summary = ds.summary()
+    minutes = usable_minutes(ds)
+    summary["usable_minutes"] = minutes.to_dict()
+    summary["length_advice"] = length_advice(minutes.training)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
+        return
+    if isinstance(ds, PersonDataset):
+        typer.echo("\n".join(_person_lines(path, ds, summary) + _usable_lines(ds)))
         return
     m, q = ds.manifest, summary["quality"]
     cov = q["head_hull_coverage"]
@@ -216,7 +284,65 @@ def dataset_info(
     ]
     for warning in m.get("warnings", []):
         lines.append(f"warning    {warning}")
-    typer.echo("\n".join(lines))
+    typer.echo("\n".join(lines + _usable_lines(ds)))
+
+
+def _person_lines(path: Path, ds, summary: dict) -> list[str]:
+    """`dataset info` of a person: its figures, then one row per clip."""
+    identity = summary.get("identity") or {}
+    distances = identity.get("distances") or {}
+    lines = [
+        f"person     {path} ({ds.n_clips} clips)",
+        f"frames     {ds.n_frames} at {ds.fps:g} fps ({ds.n_frames / ds.fps:.1f} s), {ds.size} px",
+        f"splits     " + ", ".join(f"{k} {v[0]}-{v[1]}" for k, v in summary["splits"].items()),
+        f"audio      features: {', '.join(summary['audio_features']) or 'none'}",
+        f"identity   " + (f"threshold {identity.get('threshold')} ({identity.get('mode')}); flagged: "
+                          f"{', '.join(identity.get('flagged') or []) or 'none'}" if identity else "not checked"),
+        "clips      name, frames, source, av offset (frames), failed frames, identity distance",
+    ]
+    width = max(len(c["name"]) for c in summary["clips"])
+    for c in summary["clips"]:
+        d = distances.get(c["name"])
+        offset = "-" if c["av_offset"] is None else f"{c['av_offset']:+g}"
+        lines.append(f"  {c['name']:<{width}}  {c['frames'][0]}-{c['frames'][1]}  {c['source']}  offset {offset}  "
+                     f"failed {c['failed_frames']}  identity {'-' if d is None else f'{d:.4f}'}"
+                     + ("  held out" if c["held_out"] else ""))
+    for warning in summary.get("warnings") or []:
+        lines.append(f"warning    {warning}")
+    return lines
+
+
+@dataset_app.command("subset")
+def dataset_subset(
+    person: Path = typer.Argument(..., help="A person of several clips (`geneface process CLIP CLIP ... -o PERSON`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The person folder to create: a manifest and statistics; "
+                                "its clips stay in PERSON."),
+    train_minutes: Optional[float] = typer.Option(None, "--train-minutes", help="The first training clips holding at "
+                                                  "least this many minutes of tracked frames."),
+    train_clips: Optional[int] = typer.Option(None, "--train-clips", help="The first N training clips."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing person folder."),
+) -> None:
+    """A person of PERSON's first training clips and exactly its held-out clips (nested subsets, one held-out set)."""
+    import shutil
+
+    from geneface.core.outputs import prepare_output
+    from geneface.core.person import PersonDataset, open_dataset, subset_clips, write_subset
+    from geneface.core.dataset import DatasetError
+    from geneface.processing.person_process import is_person_folder
+
+    prepare_output(output, kind="dir", overwrite=overwrite, inputs=(person,), replaceable=is_person_folder)
+    source = open_dataset(person)
+    if not isinstance(source, PersonDataset):
+        raise DatasetError(f"{person}: a dataset of one video; a subset is taken of a person of several clips")
+    subset_clips(source, train_minutes, train_clips)  # a bad choice refused before anything is replaced
+    if overwrite and output.is_dir():
+        shutil.rmtree(output)
+    manifest = write_subset(person, output, train_minutes=train_minutes, train_clips=train_clips)
+    ds = open_dataset(output)
+    held = manifest["held_out_clips"]
+    typer.echo(f"wrote {output}: {ds.n_clips - len(held)} training clips of {person} and its {len(held)} held-out "
+               f"clip(s) ({', '.join(held)})")
+    typer.echo("\n".join(_usable_lines(ds)))
 
 
 @dataset_app.command("index")

@@ -518,7 +518,8 @@ LAYOUT_FILES = (BACKGROUND, BACKGROUND_SEEN, MESH, IMAGE68, CANONICAL68, STATS, 
 def missing_files(path: Path, manifest: Optional[dict] = None) -> list[str]:
     """The files a complete dataset at `path` should hold and does not: the format's layout,
     every frame and mask the manifest counts, its audio and feature files. A run of missing
-    frames or masks is one entry (`frames/: 3 of 40 missing, first 000012.jpg`)."""
+    frames or masks is one entry (`frames/: 3 of 40 missing, first 000012.jpg`). (A person of
+    several clips: `geneface.core.person.missing_files`.)"""
     import os  # here, so this block stays apart from the module's head
 
     path = Path(path)
@@ -544,7 +545,11 @@ def missing_files(path: Path, manifest: Optional[dict] = None) -> list[str]:
 
 def require_files(path: Path, manifest: Optional[dict] = None) -> None:
     """DatasetError naming what `missing_files` finds, if anything."""
-    missing = missing_files(path, manifest)
+    report_missing(path, missing_files(path, manifest))
+
+
+def report_missing(path: Path, missing: list[str]) -> None:
+    """DatasetError naming the first of `missing` (files a dataset at `path` lacks), if any."""
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         raise DatasetError(f"{path}: damaged dataset, missing {'; '.join(missing[:3])}{more}")

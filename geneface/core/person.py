@@ -215,6 +215,37 @@ def is_person(path) -> bool:
         return False
 
 
+def missing_person_files(path: Path) -> list[str]:
+    """What a person at `path` should hold and does not: its statistics, and each clip's files
+    (`geneface.core.dataset.missing_files`), named by the clip's folder; a clip that is no
+    complete dataset is one entry with the reason."""
+    path = Path(path)
+    manifest = read_person_manifest(path, json.loads((path / fmt.MANIFEST).read_text()))
+    missing = [] if (path / fmt.STATS).is_file() else [fmt.STATS]
+    for entry in manifest["clips"]:
+        clip = path / entry["dir"]
+        try:
+            clip_manifest = fmt.read_manifest(clip)
+        except fmt.DatasetError as exc:
+            missing.append(f"clip '{entry['name']}' ({exc})")
+            continue
+        missing += [f"{entry['dir']}/{rel}" for rel in fmt.missing_files(clip, clip_manifest)]
+    return missing
+
+
+def missing_files(path: Path, manifest: Optional[dict] = None) -> list[str]:
+    """`geneface.core.dataset.missing_files` for a person or a dataset of one video: what every
+    command that vouches for a whole folder (`dataset info`) checks."""
+    if manifest is not None and manifest.get("format") == PERSON_FORMAT or manifest is None and is_person(path):
+        return missing_person_files(path)
+    return fmt.missing_files(path, manifest)
+
+
+def require_files(path: Path, manifest: Optional[dict] = None) -> None:
+    """DatasetError naming what `missing_files` finds (a person: in its clips), if anything."""
+    fmt.report_missing(path, missing_files(path, manifest))
+
+
 def read_person_manifest(path: Path, manifest: dict) -> dict:
     """`manifest` (already parsed) checked as a complete person of a version this toolkit reads."""
     file = Path(path) / fmt.MANIFEST
@@ -408,3 +439,60 @@ class PersonDataset(fmt.Dataset):
             "tracker": m.get("tracker"),
             "versions": m["versions"],
         }
+
+
+def subset_clips(ds: "PersonDataset", train_minutes: Optional[float] = None,
+                 train_clips: Optional[int] = None) -> int:
+    """How many of `ds`'s first training clips make a subset: `train_clips` of them, or as few as
+    hold at least `train_minutes` of tracked frames (DatasetError when the person has fewer)."""
+    if (train_minutes is None) == (train_clips is None):
+        raise fmt.DatasetError("give one of --train-minutes and --train-clips")
+    held = set(ds.manifest.get("held_out_clips") or [])
+    training = [k for k, c in enumerate(ds.clips) if c.name not in held]
+    if not held or training != list(range(len(training))):
+        raise fmt.DatasetError(f"{ds.path}: a subset needs a person whose last clips are held out "
+                               "(a person of one clip holds out its own last frames)")
+    if train_clips is not None:
+        if not 1 <= train_clips <= len(training):
+            raise fmt.DatasetError(f"{ds.path}: --train-clips must be 1 to {len(training)} (its training clips), "
+                                   f"got {train_clips}")
+        return int(train_clips)
+    if not train_minutes > 0:
+        raise fmt.DatasetError(f"--train-minutes must be positive, got {train_minutes:g}")
+    usable = ds.usable()
+    minutes = 0.0
+    for k in training:
+        span = ds.clips[k]
+        minutes += usable[span.start:span.end].sum() / ds.fps / 60.0
+        if minutes >= train_minutes - 1e-9:
+            return k + 1
+    raise fmt.DatasetError(f"{ds.path}: its training clips hold {minutes:.2f} min of tracked frames, fewer than "
+                           f"the {train_minutes:g} asked for")
+
+
+def write_subset(person: Path, out: Path, train_minutes: Optional[float] = None,
+                 train_clips: Optional[int] = None) -> dict:
+    """`geneface dataset subset`: the person `out` made of the first training clips of `person`
+    (`subset_clips`) and exactly `person`'s held-out clips; the clips' folders stay where they
+    are, named relative to `out`. Nested subsets of one person share one held-out set (what a
+    study of training length needs)."""
+    ds = open_dataset(person)
+    if not isinstance(ds, PersonDataset):
+        raise fmt.DatasetError(f"{person}: a dataset of one video; a subset is taken of a person of several clips")
+    n_train = subset_clips(ds, train_minutes, train_clips)
+    held = [k for k, c in enumerate(ds.clips) if c.name in set(ds.manifest["held_out_clips"])]
+    keep = list(range(n_train)) + held
+    names = [ds.clips[k].name for k in keep]
+    identity = ds.manifest.get("identity")
+    if identity:
+        distances = dict(identity.get("distances") or {})
+        identity = {**dict(identity), "distances": {n: distances.get(n) for n in names},
+                    "flagged": [n for n in identity.get("flagged") or [] if n in names],
+                    "measured_in": str(Path(person).resolve())}
+    settings = {**dict(ds.manifest.get("settings") or {}),
+                "subset": {"of": str(Path(person).resolve()), "train_minutes": train_minutes,
+                           "train_clips": train_clips}}
+    return write_person_manifest(out, [ds.clips[k].path for k in keep], held_out_from=n_train, names=names,
+                                 identity=identity, settings=settings,
+                                 warnings=[w for w in ds.manifest.get("warnings") or []
+                                           if any(f"'{n}'" in w for n in names)])

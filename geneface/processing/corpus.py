@@ -201,38 +201,12 @@ def process_corpus(
 def _process(in_dir: Path, out_dir: Path, clips: list[Path], config: ProcessConfig, quiet: bool,
              log: Callable[[str], None], runner: ClipRunner) -> list[ClipOutcome]:
     started = time.perf_counter()
-    outcomes: list[ClipOutcome] = []
-    todo = []
-    for clip in clips:
-        rel = clip.relative_to(in_dir)
-        out = out_dir / rel.with_suffix("")
-        manifest = is_done(clip, out, config)
-        if manifest is not None:
-            outcomes.append(ClipOutcome(str(rel), str(out.relative_to(out_dir)), "skipped", n_frames=manifest["n_frames"]))
-        else:
-            todo.append(ClipJob(clip, rel, out))
-    log(f"{len(clips)} clips: {len(outcomes)} already done, {len(todo)} to process with {runner.describe()}")
-
+    jobs = [ClipJob(clip, clip.relative_to(in_dir), out_dir / clip.relative_to(in_dir).with_suffix("")) for clip in clips]
     from geneface.core.progress import ProgressBars
 
     with ProgressBars(quiet) as bars:
-        advance = bars.task("clips", len(todo), unit="clip") if todo else (lambda n=1: None)
-        frames = bars.task("frames", None, unit="frame") if todo else (lambda n=1: None)
-        written = time.perf_counter()
-        for job, res in runner.run(config, todo):
-            dataset = str(job.out.relative_to(out_dir))
-            if res.ok:
-                n = (res.result or {}).get("n_frames")
-                outcome = ClipOutcome(str(job.rel), dataset, "done", res.seconds, n_frames=n)
-                frames(int(n or 0))
-            else:
-                outcome = ClipOutcome(str(job.rel), dataset, "failed", res.seconds, error=res.error)
-                log(f"failed: {job.rel}: {res.error}")
-            outcomes.append(outcome)
-            advance(1)
-            if time.perf_counter() - written > REPORT_EVERY_S:
-                _write_report(in_dir, out_dir, outcomes, started)
-                written = time.perf_counter()
+        outcomes = run_clips(jobs, out_dir, config, log, runner, bars,
+                             checkpoint=lambda done: _write_report(in_dir, out_dir, done, started))
         _write_report(in_dir, out_dir, outcomes, started)
         # Every dataset on disk, not only this run's: another run into OUT may have finished
         # some (each then failed here as busy), and its index must not lose them.
@@ -242,4 +216,43 @@ def _process(in_dir: Path, out_dir: Path, clips: list[Path], config: ProcessConf
             for d in damaged:
                 log(f"warning: left out of the index: {d.reason}")
             _write_report(in_dir, out_dir, outcomes, started, OnDisk.of(index, damaged))
+    return outcomes
+
+
+def run_clips(jobs: Sequence[ClipJob], out_dir: Path, config: ProcessConfig, log: Callable[[str], None],
+              runner: ClipRunner, bars, checkpoint: Optional[Callable[[list[ClipOutcome]], None]] = None
+              ) -> list[ClipOutcome]:
+    """Process `jobs` (each a video and its dataset folder below `out_dir`) with `runner`: a
+    job whose dataset is already finished from the same file with the same settings is skipped
+    (`is_done`), the others run; one outcome per job. `bars`: a `ProgressBars`; `checkpoint`
+    is handed the outcomes so far at most every REPORT_EVERY_S (the corpus report). What
+    `process-corpus` (clips found in a folder) and a person's clips (`geneface process` with
+    several videos, geneface.processing.person_process) share."""
+    outcomes: list[ClipOutcome] = []
+    todo = []
+    for job in jobs:
+        manifest = is_done(job.clip, job.out, config)
+        if manifest is not None:
+            outcomes.append(ClipOutcome(str(job.rel), str(job.out.relative_to(out_dir)), "skipped",
+                                        n_frames=manifest["n_frames"]))
+        else:
+            todo.append(job)
+    log(f"{len(jobs)} clips: {len(outcomes)} already done, {len(todo)} to process with {runner.describe()}")
+    advance = bars.task("clips", len(todo), unit="clip") if todo else (lambda n=1: None)
+    frames = bars.task("frames", None, unit="frame") if todo else (lambda n=1: None)
+    written = time.perf_counter()
+    for job, res in runner.run(config, todo):
+        dataset = str(job.out.relative_to(out_dir))
+        if res.ok:
+            n = (res.result or {}).get("n_frames")
+            outcome = ClipOutcome(str(job.rel), dataset, "done", res.seconds, n_frames=n)
+            frames(int(n or 0))
+        else:
+            outcome = ClipOutcome(str(job.rel), dataset, "failed", res.seconds, error=res.error)
+            log(f"failed: {job.rel}: {res.error}")
+        outcomes.append(outcome)
+        advance(1)
+        if checkpoint is not None and time.perf_counter() - written > REPORT_EVERY_S:
+            checkpoint(outcomes)
+            written = time.perf_counter()
     return outcomes

@@ -23,19 +23,29 @@ def synthetic_clips(root: Path, seconds: float = 2.0, clips=CLIPS) -> list[Path]
     return videos
 
 
+def clip_videos(root: Path, seconds: float = 2.0, clips=CLIPS) -> list[Path]:
+    """`synthetic_clips`' videos copied to `root/videos/clipK.mp4`: each clip its own file name
+    (a person's clip folders are named after them)."""
+    import shutil
+
+    out = []
+    for k, video in enumerate(synthetic_clips(root, seconds, clips)):
+        copy = Path(root) / "videos" / f"clip{k}.mp4"
+        if not copy.exists():
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(video, copy)
+        out.append(copy)
+    return out
+
+
 def person_from_clips(root: Path, size: int = 64, seconds: float = 2.0) -> Path:
-    """`root / "person"`: the clips of `synthetic_clips` processed one by one at `size` px and
-    made one person (reused when it is already there)."""
+    """`root / "person"`: the clips of `synthetic_clips` made one person at `size` px by
+    `geneface process CLIP CLIP CLIP -o PERSON` (reused when it is already there)."""
     from geneface.cli import main
-    from geneface.core.person import write_person_manifest
 
     person = Path(root) / "person"
     if not (person / "manifest.json").exists():
-        datasets = []
-        for k, video in enumerate(synthetic_clips(root, seconds)):
-            out = person / "clips" / f"clip{k}"
-            if not (out / "manifest.json").exists():
-                assert main(["process", str(video), "-o", str(out), "--size", str(size), "--min-face", "20", "-q"]) == 0
-            datasets.append(out)
-        write_person_manifest(person, datasets)
+        videos = [str(v) for v in clip_videos(root, seconds)]
+        assert main(["process", *videos, "-o", str(person), "--size", str(size), "--min-face", "20", "-j", "2",
+                     "--resume", "-q"]) == 0
     return person

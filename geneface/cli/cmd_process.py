@@ -188,11 +188,28 @@ def _process_person(videos, output, config, resume, overwrite, workers, identity
     ds = open_dataset(output)
     held = result.manifest["held_out_clips"]
     typer.echo(f"wrote {output}: a person of {ds.n_clips} clips ({counts['done']} processed, {counts['skipped']} "
-               f"already done), {ds.n_frames} frames at {ds.size} px, held out: {', '.join(held) or 'the last frames'}; "
-               f"identity distances " + ", ".join(f"{n} {d:.4f}" for n, d in zip(result.identity.names,
-                                                                                  result.identity.distances))
-               + f" (threshold {result.identity.threshold:g})")
+               f"already done), {ds.n_frames} frames at {ds.size} px, held out: {_names(held) or 'the last frames'}; "
+               f"{_identity_summary(result.identity)}")
     typer.echo("\n".join(_usable_lines(ds)))
+
+
+def _names(names, shown: int = 6) -> str:
+    """Clip names for one line: all of a few, the first and last of many (`dataset info` lists them all)."""
+    names = list(names)
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{len(names)} clips ({', '.join(names[:2])} ... {names[-1]})"
+
+
+def _identity_summary(check) -> str:
+    """The identity check in a few words: its largest distances against the threshold."""
+    import numpy as np
+
+    pairs = sorted(zip(check.names, check.distances), key=lambda x: -x[1])
+    top = ", ".join(f"{n} {d:.4f}" for n, d in pairs[:3])
+    median = float(np.median(check.distances)) if len(pairs) else 0.0
+    return (f"identity distances: largest {top}, median {median:.4f} (threshold {check.threshold:g}; "
+            "every clip's in `dataset info`)")
 
 
 @app.command("process-corpus")

@@ -116,7 +116,10 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
     # -- how it trains (geneface.training.renderer_contract) -----------------------------
     @classmethod
     def model_from_data(cls, ds) -> dict:
-        return {"size": ds.size, "n_poses": ds.n_frames, "n_latents": max(1, ds.held_out_range()[0])}
+        from geneface.training.renderer_contract import clips_from_data
+
+        return {"size": ds.size, "n_poses": ds.n_frames, "n_latents": max(1, ds.held_out_range()[0]),
+                **clips_from_data(ds)}
 
     def set_head_box(self, lo: list, hi: list, ds) -> None:
         import torch
@@ -154,7 +157,7 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
         latent = m.latents(batch.latent)
         head, ambient = m.render_head(batch.rays, cond[slot], latent[slot], perturb=True)
         target, label = batch.target, batch.label
-        plate = m.plate.reshape(-1, 3)[batch.flat].float() / 255.0
+        plate = m.plate_colours(batch.flat, batch.ray_clip)
         is_head = (label == HEAD).float()
         t_rgb, t_alpha = m.torso(m.pixel_coords(batch.pixels), m.pose(batch.c2w)[slot])
         not_head = 1.0 - is_head

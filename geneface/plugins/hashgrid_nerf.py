@@ -188,12 +188,27 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
 
         m = self.net
         with torch.no_grad():
-            conds = m.condition(landmarks.to(m.plate.device))
+            # The training frames' condition features, kept while `landmarks` and the statistics
+            # stay the same (every step of a run): per step only the noise is drawn, for every
+            # frame as it always was (the random stream the rest of training follows), and the
+            # conditions are made only when the grid updates. A person of many minutes has tens
+            # of thousands of training frames: conditioning them all each step cost 120 ms at 34k.
+            key = (landmarks.data_ptr(), tuple(landmarks.shape), m.condition.mean._version, m.condition.std._version,
+                   str(m.plate.device))
+            if getattr(self, "_features_key", None) != key:
+                self._features = m.condition.features(landmarks.to(m.plate.device))
+                self._features_key = key
+            z = self._features
+            noise = m.condition.noise_like(z)
+        conds: list = []
 
         def density(x: torch.Tensor) -> torch.Tensor:
             # Occupancy must cover every expression: each point sees a random training frame's.
-            pick = torch.randint(len(conds), (len(x),), device=x.device)
-            return m.density(x, conds[pick])
+            if not conds:
+                with torch.no_grad():
+                    conds.append(m.condition.from_features(z, noise))
+            pick = torch.randint(len(conds[0]), (len(x),), device=x.device)
+            return m.density(x, conds[0][pick])
 
         m.occupancy.step(step, density)
 

@@ -145,6 +145,7 @@ class PersonRendererTask(TrainTask):
         self.store = FrameStore(ds)
         self.clip_of = ds.clip_index()
         self.landmarks = torch.from_numpy(ds.landmarks_canonical().astype(np.float32))
+        self.train_landmarks = self.landmarks[self.train_idx]  # once, not a copy per step
         image68 = ds.landmarks_image()
         # Where rays are drawn from: the 68 points' box, the mouth's grown by a quarter, and the
         # head mask's (`HEAD_BOX`, from each batch's own masks).
@@ -293,7 +294,7 @@ class PersonRendererTask(TrainTask):
 
     def after_step(self, step: int) -> None:
         self.step = step
-        self.stage.after_train_step(step, self.landmarks[self.train_idx])
+        self.stage.after_train_step(step, self.train_landmarks)
 
     # -- validation ----------------------------------------------------------------------
     def validation_landmarks(self) -> Optional[Callable[[np.ndarray, int], np.ndarray]]:

@@ -142,3 +142,21 @@ def test_a_driven_render_takes_the_configured_clip(person, runs):
     bad = registry.load(path, "renderer", "test", overrides={"clip": "nope"})
     with pytest.raises(StageMismatchError, match="no clip named 'nope'.*clip0, clip1, clip2"):
         list(bad.render(motion))
+
+
+def test_a_window_of_landmarks_stays_in_its_clip(person):
+    from geneface.plugins.vanilla_nerf import VanillaNeRF
+    from geneface.training.person_renderer_task import PersonRendererTask
+    from geneface.training.vanilla_task import VanillaTaskConfig
+
+    ds = open_dataset(person)
+    stage = VanillaNeRF(VanillaNeRF.Config(**VanillaNeRF.model_from_data(ds)))
+    task = PersonRendererTask(stage, ds, VanillaTaskConfig())
+    assert task.window == 5
+    lm = task.landmarks
+    s1, e1 = ds.clips[1].start, ds.clips[1].end  # the second training clip
+    got = task.batch_landmarks(torch.tensor([s1, e1 - 1]))
+    assert torch.equal(got[0], lm[[s1, s1, s1, s1 + 1, s1 + 2]])  # not clip 0's last frames
+    assert torch.equal(got[1], lm[[e1 - 3, e1 - 2, e1 - 1, e1 - 1, e1 - 1]])  # nor the held-out clip's first
+    s2 = ds.clips[2].start  # held out: validation's windows stay in it
+    assert np.array_equal(task.validation_landmarks()(lm.numpy(), s2), lm.numpy()[[s2, s2, s2, s2 + 1, s2 + 2]])

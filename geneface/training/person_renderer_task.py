@@ -144,6 +144,9 @@ class PersonRendererTask(TrainTask):
         # minutes does not fit in memory. What is small per frame stays in arrays.
         self.store = FrameStore(ds)
         self.clip_of = ds.clip_index()
+        # Each frame's clip's [start, end): a window of neighbouring frames stays in its clip.
+        self.clip_lo = np.searchsorted(self.clip_of, self.clip_of, "left")
+        self.clip_hi = np.searchsorted(self.clip_of, self.clip_of, "right")
         self.landmarks = torch.from_numpy(ds.landmarks_canonical().astype(np.float32))
         self.train_landmarks = self.landmarks[self.train_idx]  # once, not a copy per step
         image68 = ds.landmarks_image()
@@ -232,7 +235,10 @@ class PersonRendererTask(TrainTask):
         `landmark_window` its window (F, W, 68, 3), clamped to the training stretch."""
         if not self.window:
             return self.landmarks[frames]
-        return self.landmarks[torch.from_numpy(window_indices(self.val_start, frames.numpy(), self.window))]
+        f = frames.numpy()
+        # Within the frame's clip and the training stretch (one video: [0, val_start)).
+        hi, lo = np.minimum(self.clip_hi[f], self.val_start)[:, None], self.clip_lo[f][:, None]
+        return self.landmarks[torch.from_numpy(window_indices(hi, f, self.window, lo=lo))]
 
     def next_batch(self, ctx: StepContext, rng: np.random.Generator, batch_size: int) -> RayBatch:
         self._progress = ctx.progress  # live: validation after this step reads the share with it
@@ -301,9 +307,10 @@ class PersonRendererTask(TrainTask):
         """How a validation frame's landmarks are taken from the video's (None: its own row)."""
         if not self.window:
             return None
-        n, start, window = self.ds.n_frames, self.val_start, self.window
-        # The held-out stretch is the motion rendered: its windows stay inside it.
-        return lambda landmarks, f: landmarks[window_indices(n, f, window, lo=start)]
+        start, window, lo, hi = self.val_start, self.window, self.clip_lo, self.clip_hi
+        # The held-out stretch is the motion rendered: its windows stay inside it, and inside
+        # the frame's clip.
+        return lambda landmarks, f: landmarks[window_indices(int(hi[f]), f, window, lo=max(start, int(lo[f])))]
 
     def validate(self) -> dict:
         shown = self.val_idx[np.round(np.linspace(0, len(self.val_idx) - 1, max(1, self.config.val_images))).astype(int)]

@@ -160,3 +160,19 @@ def test_a_window_of_landmarks_stays_in_its_clip(person):
     assert torch.equal(got[1], lm[[e1 - 3, e1 - 2, e1 - 1, e1 - 1, e1 - 1]])  # nor the held-out clip's first
     s2 = ds.clips[2].start  # held out: validation's windows stay in it
     assert np.array_equal(task.validation_landmarks()(lm.numpy(), s2), lm.numpy()[[s2, s2, s2, s2 + 1, s2 + 2]])
+
+
+def test_the_bench_renders_each_held_out_frame_over_its_own_clips_plate(person, runs):
+    from geneface.metrics.render_cost import clip_runs, render_timed
+
+    ds = open_dataset(person)
+    frames = np.array([ds.clips[1].end - 2, ds.clips[1].end - 1, ds.clips[2].start, ds.clips[2].start + 1])
+    parts = clip_runs(ds.clip_index()[frames])
+    assert parts == [(1, 0, 2), (2, 2, 4)]
+    stage = get_registry().load(runs["hashgrid_nerf"] / "model.safetensors", "renderer", "test")
+    got: list = []
+    render_timed(lambda: stage, ds.motion(frames), ds.camera(frames), lambda k, frame: got.append(frame), clips=parts)
+    outside = ~stage.net.person_region.numpy()
+    for frame, k in zip(got, (1, 1, 2, 2)):
+        assert np.array_equal(frame[outside], ds.background(k)[outside]), k
+    assert stage.clip_index() == 0  # back to the config's clip afterwards

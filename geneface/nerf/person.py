@@ -6,7 +6,8 @@
   never saw the dataset):
   `plate` (the background, uint8: H x W x 3 for a dataset of one video, C x H x W x 3 for a
   person of C clips, one plate per clip, held-out clips included), `c2w` (T x 4 x 4, the
-  training video's poses, every clip's one after another: the default camera path), `intrinsics` (the training camera's focal, cx, cy in pixels),
+  training video's poses, every clip's one after another: the default camera path),
+  `intrinsics` (the training camera's focal, cx, cy in pixels),
   `head_region` / `person_region` (H x W bool: where a head / a person was ever seen in
   training, grown by a margin), `pose_mean` / `pose_std` (statistics of the training poses'
   codes). It fills them from a dataset (`set_canvas`), makes cameras (`camera`), pose
@@ -132,7 +133,6 @@ class PersonCanvas(nn.Module):
     def __init__(self, size: int, n_poses: int, n_clips: int = 1):
         super().__init__()
         self.side = size
-        self.n_clips = n_clips
         s = size
         # One video: (H, W, 3), the checkpoint format before persons of several clips.
         plate_shape = (s, s, 3) if n_clips == 1 else (n_clips, s, s, 3)

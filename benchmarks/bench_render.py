@@ -94,6 +94,7 @@ def measure(model: str, threads: int, frames: int, device: str, overrides: dict)
     torch.set_num_threads(threads)
     out: dict = {"model": model, "threads": threads, "device": device}
     real = boxes = None
+    clips: list = []
     if model.startswith("synthetic:"):
         stage = synthetic_stage(int(model.split(":", 1)[1]), overrides)
         stage.net.to(device)
@@ -115,19 +116,22 @@ def measure(model: str, threads: int, frames: int, device: str, overrides: dict)
         stage = registry.load(Path(checkpoint), "renderer", "--model", overrides=overrides or None, loaded=ckpt)
         stage.net.to(device)
         if data:
-            from geneface.core.dataset import Dataset
+            from geneface.core.person import open_dataset
             from geneface.metrics.held_out import face_boxes, held_out_frames
+            from geneface.metrics.render_cost import clip_runs
 
-            ds = Dataset(data)
+            ds = open_dataset(data)
             held = held_out_frames(ds)[: frames + 1]
             motion, camera = ds.motion(held), ds.camera(held)
+            clips = clip_runs(ds.clip_index()[held])  # each frame over its own clip's plate
             real, boxes = [ds.frame(int(i)) for i in held], face_boxes(ds, held)
         else:
             mean = stage.net.condition.mean.cpu().numpy()
             motion, camera = Motion(np.repeat(mean[None], frames + 1, 0)), None
     out["size"] = int(stage.config.size)
     rendered: list = []
-    _, stats = render_timed(lambda: stage, motion, camera, lambda k, frame: rendered.append(frame))
+    _, stats = render_timed(lambda: stage, motion, camera, lambda k, frame: rendered.append(frame),
+                            **({"clips": clips} if clips else {}))  # an older version (--before) has no clips
     timed = stats.seconds[1:]
     # Throughput (frames over their total time), not one over the median gap: a renderer that
     # draws frames side by side hands them over in bursts, whose median gap says nothing.

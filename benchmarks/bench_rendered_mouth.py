@@ -78,12 +78,13 @@ def render(spec: dict, spec_dir: Path, audio: Path, video: Path) -> None:
 def self_driven(spec: dict, spec_dir: Path, ds, frames) -> list[np.ndarray]:
     """The spec's renderer drawing the held-out frames from their own tracked landmarks and
     poses: how much of the real mouth's motion the renderer alone keeps (no audio involved)."""
-    from geneface.metrics.render_cost import load_renderer
+    from geneface.metrics.render_cost import clip_runs, load_renderer, render_by_clip
     from geneface.registry import get_registry
 
     checkpoint = Path(spec["stages"]["renderer"]["checkpoint"])
     stage = load_renderer(get_registry(), checkpoint if checkpoint.is_absolute() else spec_dir / checkpoint)
-    return list(stage.render(ds.motion(frames), ds.camera(frames)))
+    # each frame over its own clip's plate (a person of several clips)
+    return list(render_by_clip(stage, ds.motion(frames), ds.camera(frames), clip_runs(ds.clip_index()[frames])))
 
 
 def statistics(opening: np.ndarray) -> dict:

@@ -65,20 +65,20 @@ def evaluate(run: Path, data: str, image: Optional[Path] = None) -> dict:
     speed (median per frame) and peak memory while rendering. `image`: real | rendered |
     error of three held-out frames."""
     from geneface.app.components import face_tracker
-    from geneface.core.dataset import Dataset
+    from geneface.core.person import open_dataset
     from geneface.core.image_grid import pick_rows, write_png
     from geneface.metrics.held_out import (face_boxes, held_out_frames, nearest_training_frames, score_frames,
                                            track_truth)
-    from geneface.metrics.render_cost import load_renderer, render_timed
+    from geneface.metrics.render_cost import clip_runs, load_renderer, render_timed
     from geneface.registry import get_registry
 
     registry = get_registry()
-    ds = Dataset(data)
+    ds = open_dataset(data)
     frames = held_out_frames(ds)
     rendered: list = []
     _, stats = render_timed(lambda: load_renderer(registry, run / "model.safetensors", where="--run"),
                             ds.motion(frames), ds.camera(frames), lambda k, frame: rendered.append(frame),
-                            (ds.size, ds.size))
+                            (ds.size, ds.size), clips=clip_runs(ds.clip_index()[frames]))
     real = [ds.frame(int(i)) for i in frames]
     boxes = face_boxes(ds, frames)
     baseline = [ds.frame(i) for i in nearest_training_frames(ds, frames)]

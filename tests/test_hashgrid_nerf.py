@@ -187,7 +187,7 @@ def test_edge_share_draws_rays_from_the_mask_boundaries(dataset):
         inside = np.zeros(len(flat), bool)
         for f in np.unique(frames):
             band = np.zeros(ds.size * ds.size, bool)
-            band[edge_band(task.masks[f].numpy(), task.edge_px)] = True
+            band[edge_band(ds.mask(int(f)), task.edge_px)] = True
             inside[frames == f] = band[flat[frames == f]]
         return float(inside.mean())
 

@@ -9,7 +9,8 @@ any reason, gets its error in its row and the others go on.
 
 Then every renderer renders the dataset's held-out frames (the last 1/11, tracking failures
 left out: `Dataset.held_out_frames`) from their own tracked landmarks and camera, at the
-dataset's resolution, and is scored against the real frames: PSNR, SSIM and LMD
+dataset's resolution (on a person of several clips, each frame over its own clip's plate where
+the renderer holds one per clip: `metrics.render_cost.render_by_clip`), and is scored against the real frames: PSNR, SSIM and LMD
 (`geneface.metrics.held_out`), speed and memory (`geneface.metrics.render_cost`), and
 training's wall-clock seconds (the whole training call: data, model, loop, export) and
 optimiser steps.
@@ -33,7 +34,7 @@ from geneface.app.bench_renderers_choice import RendererChoice, snapshot_path
 from geneface.core.progress import PhaseProgress
 from geneface.errors import one_line
 from geneface.metrics.held_out import face_boxes, held_out_frames, nearest_training_frames, score_frames, track_truth
-from geneface.metrics.render_cost import FPS_DEFINITION, MEMORY_DEFINITION, load_renderer, render_timed
+from geneface.metrics.render_cost import FPS_DEFINITION, MEMORY_DEFINITION, clip_runs, load_renderer, render_timed
 
 BENCH_STEPS = 10**9  # out of reach: the time budget ends every run
 TRUTH = "truth"  # the label of the real frames' column
@@ -60,10 +61,12 @@ class _HeldOut:
     motion: object = attrs.field(init=False)
     camera: object = attrs.field(init=False)
     boxes: list = attrs.field(init=False)
+    clips: list = attrs.field(init=False)  # (clip, start, stop) runs: each frame over its own clip's plate
 
     def __attrs_post_init__(self) -> None:
         self.motion, self.camera = self.ds.motion(self.frames), self.ds.camera(self.frames)
         self.boxes = face_boxes(self.ds, self.frames)
+        self.clips = clip_runs(self.ds.clip_index()[self.frames])
 
     def retrack(self, registry) -> None:
         if self.truth is None and self.lmd_note is None:
@@ -246,7 +249,8 @@ class _Bench:
                     shown[k] = frame.copy()
 
             stage, stats = render_timed(lambda: load_renderer(self.registry, model, self.device, f"renderer {name}"),
-                                        held.motion, held.camera, sink, (size, size), self.display.advance)
+                                        held.motion, held.camera, sink, (size, size), self.display.advance,
+                                        held.clips)
         row["model_step"] = _step(model)  # the step of the model scored (best by validation)
         if row["steps"] is None:  # a loaded run: the steps it trained, from its last model
             last = Path(self.choice.run) / "last.safetensors"
@@ -281,7 +285,7 @@ class _Bench:
                 stage, _ = render_timed(lambda: load_renderer(self.registry, path, self.device, f"snapshot {path.name}"),
                                         held.motion, held.camera,
                                         lambda k, frame: handle.write(np.ascontiguousarray(frame).tobytes()),
-                                        (size, size), self.display.advance)
+                                        (size, size), self.display.advance, held.clips)
             del stage
             rendered = np.memmap(stored, np.uint8, "r", shape=(len(held.frames), size, size, 3))
             try:

@@ -2,8 +2,9 @@
 
 The held-out frames are the dataset's `val` split (by default the last 1/11 of its video),
 those no person-specific model trains on, frames whose tracking failed left out (`Dataset.held_out_frames`). A
-renderer draws them from their own tracked landmarks and camera, and is scored against the
-real frames:
+renderer draws them from their own tracked landmarks and camera (on a person of several clips,
+each over its own clip's plate: `geneface.metrics.render_cost.render_by_clip`, which
+`geneface bench renderers` renders through), and is scored against the real frames:
 
 - PSNR and SSIM, full frame and face box (`geneface.metrics.image`; the box of the real
   frame's 68 points grown by 10 %);

@@ -82,11 +82,40 @@ class RenderStats:
                 "memory_kind": self.memory_kind}
 
 
+def clip_runs(clips: np.ndarray) -> list[tuple[int, int, int]]:
+    """(clip, start, stop) of each run of equal values in `clips` (the clip of every frame)."""
+    clips = np.asarray(clips)
+    if len(clips) == 0:
+        return []
+    cuts = [0, *(np.flatnonzero(np.diff(clips)) + 1).tolist(), len(clips)]
+    return [(int(clips[a]), a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def render_by_clip(stage, motion: Motion, camera: Optional[Camera], runs=()):
+    """`stage.render(motion, camera)`, each run of frames of one clip ((clip, start, stop), from
+    `clip_runs`) drawn over that clip's plate by a renderer that holds one per clip (`use_clip`:
+    the person NeRFs). One run of clip 0, or a renderer without clips: one render of the whole."""
+    use_clip = getattr(stage, "use_clip", None)
+    if use_clip is None or len(runs) == 0 or (len(runs) == 1 and runs[0][0] == 0):
+        yield from stage.render(motion, camera)
+        return
+    if camera is None:
+        raise UsageError(f"renderer '{stage.name}': frames of several clips need their camera")
+    try:
+        for clip, start, stop in runs:
+            use_clip(clip)
+            part = attrs.evolve(motion, landmarks=motion.landmarks[start:stop])
+            yield from stage.render(part, attrs.evolve(camera, c2w=camera.c2w[start:stop]))
+    finally:
+        use_clip(None)
+
+
 def render_timed(load: Callable[[], object], motion: Motion, camera: Optional[Camera],
                  sink: Callable[[int, np.ndarray], None], size: Optional[tuple[int, int]] = None,
-                 advance: Optional[Callable[[int], None]] = None):
+                 advance: Optional[Callable[[int], None]] = None, clips=()):
     """Load a renderer (`load()`), render `motion` with `camera` and hand each frame to
-    `sink(index, frame)`; returns (stage, RenderStats).
+    `sink(index, frame)`; returns (stage, RenderStats). `clips`: (clip, start, stop) runs of
+    the motion's frames, each drawn over its own clip's plate (`render_by_clip`).
 
     Only getting each frame from the renderer's stream is timed; memory is measured from
     before `load()` to the end of rendering, the peak taken over rendering only (a checkpoint's
@@ -98,7 +127,7 @@ def render_timed(load: Callable[[], object], motion: Motion, camera: Optional[Ca
     memory.start(stage_device(stage))
     seconds, n = [], motion.n_frames
     try:
-        for index, (dt, frame) in enumerate(timed(stage.render(motion, camera))):
+        for index, (dt, frame) in enumerate(timed(render_by_clip(stage, motion, camera, clips))):
             if frame is None:
                 break
             if index == n:

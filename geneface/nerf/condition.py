@@ -11,6 +11,8 @@ vector memorises training frames instead of generalising to held-out ones (METHO
 
 from __future__ import annotations
 
+from typing import Optional
+
 import attrs
 import torch
 from torch import nn
@@ -42,8 +44,19 @@ class LandmarkCondition(nn.Module):
     def normalise(self, landmarks: torch.Tensor) -> torch.Tensor:
         return (landmarks - self.mean) / self.std.clamp(min=1e-6)
 
-    def forward(self, landmarks: torch.Tensor) -> torch.Tensor:
-        z = self.normalise(landmarks)[:, self.points, :2].flatten(1)
+    def features(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """(F, 68, 3) -> the normalised x, y of the expression points (F, 2 * len(POINTS))."""
+        return self.normalise(landmarks)[:, self.points, :2].flatten(1)
+
+    def noise_like(self, z: torch.Tensor) -> Optional[torch.Tensor]:
+        """The training noise for features `z` (drawn from torch's generator), None when off."""
         if self.training and self.config.noise > 0:
-            z = z + self.config.noise * torch.randn_like(z)
-        return self.project(z)
+            return self.config.noise * torch.randn_like(z)
+        return None
+
+    def from_features(self, z: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.project(z if noise is None else z + noise)
+
+    def forward(self, landmarks: torch.Tensor) -> torch.Tensor:
+        z = self.features(landmarks)
+        return self.from_features(z, self.noise_like(z))

@@ -4,8 +4,10 @@
 - `PersonCanvas`: the `nn.Module` base class both models inherit. Its buffers are part of the
   renderer's checkpoint (top-level state-dict keys, so a checkpoint renders on a machine that
   never saw the dataset):
-  `plate` (H x W x 3 uint8, the background), `c2w` (T x 4 x 4, the training video's poses:
-  the default camera path), `intrinsics` (the training camera's focal, cx, cy in pixels),
+  `plate` (the background, uint8: H x W x 3 for a dataset of one video, C x H x W x 3 for a
+  person of C clips, one plate per clip, held-out clips included), `c2w` (T x 4 x 4, the
+  training video's poses, every clip's one after another: the default camera path),
+  `intrinsics` (the training camera's focal, cx, cy in pixels),
   `head_region` / `person_region` (H x W bool: where a head / a person was ever seen in
   training, grown by a margin), `pose_mean` / `pose_std` (statistics of the training poses'
   codes). It fills them from a dataset (`set_canvas`), makes cameras (`camera`), pose
@@ -13,6 +15,10 @@
   whole frame (`frame_canvas`, `draw_frame`) from a model's head and torso.
 - `pose_codes`, `POSE_DIM`: a camera-to-world as the 9 numbers the torso is conditioned on.
 - `FrameCanvas`: what drawing one frame starts from (pixels, plate, where head rays go).
+
+Clips. A frame is drawn over one clip's plate (`clip`: its index in the person's clips; None:
+the first). A one-video dataset keeps its (H, W, 3) plate, so its checkpoints are as they
+were and older ones load unchanged.
 
 Cameras. A frame is drawn with the camera it is handed: rays are cast with its focal length
 and principal point. With the training camera (within float32 rounding: a checkpoint keeps its
@@ -28,7 +34,7 @@ neither grow nor move with the handed camera.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import attrs
 import numpy as np
@@ -70,6 +76,32 @@ def intrinsics_of(camera: Camera) -> Intrinsics:
     return float(camera.focal), float(cx), float(cy)
 
 
+def resolve_clip(clips: Sequence[str], clip: Union[int, str, None]) -> int:
+    """The index of `clip` (a name among `clips`, or an index; None: the first) among a
+    person's clips; a ValueError naming the clips otherwise. A model of one video has one
+    clip, index 0, whatever its name."""
+    n = max(1, len(clips))
+    if clip is None:
+        return 0
+    if isinstance(clip, str) and clip in clips:
+        return list(clips).index(clip)
+    if isinstance(clip, int) or (isinstance(clip, str) and clip.lstrip("-").isdigit()):
+        k = int(clip)
+        if 0 <= k < n:
+            return k
+        raise ValueError(f"clip {k} is out of range: the renderer was trained on {n} clip(s) (0-{n - 1})")
+    names = ", ".join(clips) if clips else "one video, clip 0"
+    raise ValueError(f"no clip named '{clip}' (the renderer's clips: {names})")
+
+
+def clip_ranges(clip_frames: Sequence[int], n_poses: int) -> list[tuple[int, int]]:
+    """Each clip's [start, end) in the poses; one clip of all of them for a one-video model."""
+    if not clip_frames:
+        return [(0, n_poses)]
+    ends = np.cumsum(clip_frames).tolist()
+    return [(int(e - n), int(e)) for e, n in zip(ends, clip_frames)]
+
+
 @attrs.frozen(eq=False)
 class FrameCanvas:
     """What drawing one frame starts from.
@@ -98,11 +130,13 @@ class PersonCanvas(nn.Module):
     the module's docstring). A subclass gives the head's box (`head_box`) and draws a frame
     with `draw_frame`, passing its own head and torso."""
 
-    def __init__(self, size: int, n_poses: int):
+    def __init__(self, size: int, n_poses: int, n_clips: int = 1):
         super().__init__()
         self.side = size
         s = size
-        self.register_buffer("plate", torch.zeros(s, s, 3, dtype=torch.uint8))
+        # One video: (H, W, 3), the checkpoint format before persons of several clips.
+        plate_shape = (s, s, 3) if n_clips == 1 else (n_clips, s, s, 3)
+        self.register_buffer("plate", torch.zeros(*plate_shape, dtype=torch.uint8))
         self.register_buffer("c2w", torch.eye(4).repeat(n_poses, 1, 1))
         self.register_buffer("intrinsics", torch.tensor([float(s), s / 2.0, s / 2.0]))  # focal, cx, cy
         self.register_buffer("head_region", torch.ones(s, s, dtype=torch.bool))
@@ -114,9 +148,9 @@ class PersonCanvas(nn.Module):
     @torch.no_grad()
     def set_canvas(self, plate: np.ndarray, camera: Camera, head_region: np.ndarray, person_region: np.ndarray,
                    train_frames: np.ndarray) -> None:
-        """The plate, the training camera (its poses and intrinsics), the regions and the
-        statistics of the pose codes of `train_frames`."""
-        self.plate.copy_(torch.from_numpy(plate))
+        """The plate ((H, W, 3), or one per clip (C, H, W, 3)), the training camera (its poses
+        and intrinsics), the regions and the statistics of the pose codes of `train_frames`."""
+        self.plate.copy_(torch.from_numpy(np.asarray(plate)).reshape(self.plate.shape))
         self.c2w.copy_(torch.from_numpy(camera.c2w))
         self.intrinsics.copy_(torch.tensor(intrinsics_of(camera)))
         self.head_region.copy_(torch.from_numpy(head_region))
@@ -124,6 +158,26 @@ class PersonCanvas(nn.Module):
         codes = pose_codes(torch.from_numpy(camera.c2w[train_frames]))
         self.pose_mean.copy_(codes.mean(0))
         self.pose_std.copy_(codes.std(0).clamp(min=1e-4))
+
+    # -- plates ---------------------------------------------------------------------------
+    def plates(self) -> torch.Tensor:
+        """(C, H, W, 3) uint8: one plate per clip."""
+        return self.plate if self.plate.dim() == 4 else self.plate[None]
+
+    def check_clip(self, clip: Optional[int]) -> int:
+        """`clip` (None: the first) as an index into the plates; a ValueError out of range."""
+        k = 0 if clip is None else int(clip)
+        if not 0 <= k < len(self.plates()):
+            raise ValueError(f"clip {k} out of range: the renderer holds {len(self.plates())} clip plate(s)")
+        return k
+
+    def plate_colours(self, flat: torch.Tensor, clip: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Float colours (N, 3) in [0, 1] of plate pixels `flat` (N,), each from its clip's
+        plate (`clip` (N,); None: the first clip's)."""
+        plates = self.plates().reshape(len(self.plates()), -1, 3)
+        if clip is None or len(plates) == 1:
+            return plates[0][flat].float() / 255.0
+        return plates[clip, flat].float() / 255.0
 
     # -- cameras and conditions ----------------------------------------------------------
     def trained_intrinsics(self) -> Intrinsics:
@@ -173,13 +227,15 @@ class PersonCanvas(nn.Module):
             self._person_key = key
         return self._person_cache
 
-    def frame_canvas(self, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None) -> FrameCanvas:
+    def frame_canvas(self, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None,
+                     clip: Optional[int] = None) -> FrameCanvas:
         """Where one frame with camera-to-world `c2w` (4, 4) and `intrinsics` gets head rays
-        and torso (see the module's docstring), and the plate to draw on. A model with a
-        `head_footprint` casts head rays only on pixels its head can cover in this frame."""
+        and torso (see the module's docstring), and the plate of clip `clip` (None: the first)
+        to draw on. A model with a `head_footprint` casts head rays only on pixels its head can
+        cover in this frame."""
         s, device = self.side, self.plate.device
         person, pixels = self.person_pixels()
-        image = self.plate.reshape(-1, 3).float() / 255.0
+        image = self.plates()[self.check_clip(clip)].reshape(-1, 3).float() / 255.0
         trained = self.is_trained_camera(intrinsics)
         camera = self.camera(c2w[None].cpu().numpy(), None if trained else intrinsics)
         footprint = self.head_footprint(camera)
@@ -201,15 +257,16 @@ class PersonCanvas(nn.Module):
 
     @torch.no_grad()
     def draw_frame(self, c2w: torch.Tensor, head: HeadFn, torso: TorsoFn, head_chunk: int, torso_chunk: int,
-                   intrinsics: Optional[Intrinsics] = None, fill_threshold: Optional[float] = None) -> torch.Tensor:
+                   intrinsics: Optional[Intrinsics] = None, fill_threshold: Optional[float] = None,
+                   clip: Optional[int] = None) -> torch.Tensor:
         """One frame, float (H, W, 3) in [0, 1]: `head` over `torso` over the plate in the
         person region, `head` over the plate where `beyond` says, the plate elsewhere; head
         rays `head_chunk` at a time, torso pixels `torso_chunk` at a time. The torso is not
         evaluated under an opaque head (opacity above `1 - OPAQUE_GAP`): it could add at
         most a quarter of a uint8 level there. `fill_threshold`: cast a quarter of the head's
         rays and interpolate the rest where they agree within it (geneface.nerf.adaptive);
-        None: every head ray."""
-        canvas = self.frame_canvas(c2w, intrinsics)
+        None: every head ray. `clip`: whose plate (None: the first clip's)."""
+        canvas = self.frame_canvas(c2w, intrinsics, clip)
         person, pixels, image, camera = canvas.person, canvas.pixels, canvas.image, canvas.camera
         device = image.device
         head_rgb = torch.zeros(len(person), 3, device=device)

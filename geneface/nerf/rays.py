@@ -117,8 +117,9 @@ class RayBatch:
     its dataset frame; per frame: `landmarks` ((F, 68, 3), or (F, W, 68, 3) for a renderer
     that reads a window of neighbouring frames), `latent` (the frame's row among the training
     frames) and `c2w`; per ray: `target` colour in [0, 1], mask `label` and `lip` (inside the
-    mouth's box in the lip phase). `phase` is the stage of the run the rays were drawn for;
-    `rays` are set on the training device (`with_rays`)."""
+    mouth's box in the lip phase). `clip`: per frame, the clip of a person of several clips
+    it comes from (whose plate is behind it; None: one video). `phase` is the stage of the run
+    the rays were drawn for; `rays` are set on the training device (`with_rays`)."""
 
     phase: str
     size: int
@@ -131,10 +132,16 @@ class RayBatch:
     target: torch.Tensor
     label: torch.Tensor
     lip: torch.Tensor
+    clip: Optional[torch.Tensor] = None
     rays: Optional[Rays] = None
 
     def __len__(self) -> int:
         return self.flat.shape[0]
+
+    @property
+    def ray_clip(self) -> Optional[torch.Tensor]:
+        """(N,) each ray's clip, or None for one video."""
+        return None if self.clip is None else self.clip[self.slot]
 
     @property
     def pixels(self) -> torch.Tensor:

@@ -6,6 +6,11 @@ motion's layout against them, gives the training video's poses and camera (loope
 forth) as its default head path, fits the head path it is handed to the motion, then yields
 frames one at a time (`to_uint8`: the float frame as the uint8 one it yields).
 
+Clips. A renderer trained on a person of several clips holds one plate per clip and draws a
+render over one of them: its config's `clip` (a clip's name or index; default the first),
+or the one `use_clip` names (`geneface bench renderers` scores each held-out frame over its
+own clip's plate so). Its default head path is that clip's poses, looped back and forth.
+
 The camera a renderer is handed is honoured: every frame is cast with its poses, focal length
 and principal point (cx / cy None: the image centre), so a pose file's intrinsics reach the
 rays; the torso and plate stay as trained (geneface.nerf.person says why). What cannot be
@@ -51,8 +56,34 @@ class PersonNeRF(TorchStage, Renderer):
         return self.config.size, self.config.size
 
     def default_head_path(self, n_frames: int) -> Optional[Camera]:
-        # The training video's poses and camera, looped back and forth.
-        return camera_for_length(self.net.camera(self.net.c2w.cpu().numpy()), n_frames)
+        # The chosen clip's poses (the whole video's for one video) and camera, looped back and forth.
+        from geneface.nerf.person import clip_ranges
+
+        c2w = self.net.c2w.cpu().numpy()
+        start, end = clip_ranges(getattr(self.config, "clip_frames", ()), len(c2w))[self.clip_index()]
+        return camera_for_length(self.net.camera(c2w[start:end]), n_frames)
+
+    # -- clips ---------------------------------------------------------------------------
+    def _resolve_clip(self, clip, key: str) -> int:
+        from geneface.nerf.person import resolve_clip
+
+        try:
+            return resolve_clip(getattr(self.config, "clips", ()), clip)
+        except ValueError as exc:
+            raise StageMismatchError(f"renderer '{self.name}': {key}: {exc}") from None
+
+    def clip_index(self) -> int:
+        """The clip renders draw over: `use_clip`'s if set, else the config's `clip`."""
+        chosen = getattr(self, "_use_clip", None)
+        if chosen is not None:
+            return chosen
+        # A renderer whose config has no `clip` (a plugin of one video's) draws its one plate.
+        return self._resolve_clip(getattr(self.config, "clip", None), "config clip")
+
+    def use_clip(self, clip) -> None:
+        """Draw the following renders over clip `clip` (a name or index among the renderer's
+        clips; None: back to the config's `clip`); a clip it does not hold is one line."""
+        self._use_clip = None if clip is None else self._resolve_clip(clip, "clip")
 
     def check_input(self, record) -> Optional[str]:
         problem = super().check_input(record)
@@ -76,6 +107,7 @@ class PersonNeRF(TorchStage, Renderer):
     def prepare(self, motion: Motion, camera: Optional[Camera]) -> Camera:
         """Check `motion` and `camera`; the camera path fitted to the motion's length (the
         default one if None)."""
+        self.clip_index()  # a clip the config names and the renderer does not hold: one line, first
         problem = self.check_input(motion)
         if problem:
             raise StageMismatchError(f"renderer '{self.name}': {problem}")
@@ -96,10 +128,13 @@ class PersonNeRF(TorchStage, Renderer):
 
         device = self.net.plate.device
         intrinsics = intrinsics_of(camera)
+        # `clip` only to a model of several clips: a one-video model's render_frame need not take it.
+        clip = {"clip": self.clip_index()} if self.net.plate.dim() == 4 else {}
 
         def draw(i: int, landmarks: np.ndarray) -> np.ndarray:
             frame = self.net.render_frame(torch.from_numpy(landmarks).to(device),
-                                          torch.from_numpy(camera.c2w[i]).to(device), intrinsics=intrinsics)
+                                          torch.from_numpy(camera.c2w[i]).to(device), intrinsics=intrinsics,
+                                          **clip)
             return to_uint8(frame)
 
         workers = torch.get_num_threads() if device.type == "cpu" else 1

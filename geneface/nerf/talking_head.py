@@ -23,7 +23,7 @@ the plate there, the plate as it is everywhere else. Training renders rays with 
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
+from typing import Optional, Union
 
 import attrs
 import torch
@@ -49,6 +49,13 @@ class TalkingHeadConfig:
     size: int = attrs.field(default=64, validator=_pos)  # frame side, pixels
     n_poses: int = attrs.field(default=1, validator=_pos)  # the training video's frames
     n_latents: int = attrs.field(default=1, validator=_pos)  # training frames with a latent code
+    # A person of several clips (set from the data; empty for one video): the clips' names and
+    # frame counts in order (`n_poses` are theirs, one after another); one plate per clip.
+    clips: list[str] = attrs.field(factory=list)
+    clip_frames: list[int] = attrs.field(factory=list)
+    # The clip a driven render (`geneface run`) draws over and takes its default head path from:
+    # its name or index among `clips`; None: the first (geneface.nerf.person.resolve_clip).
+    clip: Optional[Union[int, str]] = None
     condition: ConditionConfig = attrs.field(factory=ConditionConfig)
     head: HeadFieldConfig = attrs.field(factory=HeadFieldConfig)
     torso: TorsoFieldConfig = attrs.field(factory=TorsoFieldConfig)
@@ -81,7 +88,7 @@ def autocast(device: torch.device, precision: str):
 
 class TalkingHeadNet(PersonCanvas):
     def __init__(self, config: TalkingHeadConfig):
-        super().__init__(config.size, config.n_poses)
+        super().__init__(config.size, config.n_poses, max(1, len(config.clip_frames)))
         self.config = c = config
         self.condition = LandmarkCondition(c.condition)
         self.head = HeadField(c.head, c.condition.dim)
@@ -141,9 +148,10 @@ class TalkingHeadNet(PersonCanvas):
     # -- a whole frame -------------------------------------------------------------------
     @torch.no_grad()
     def render_frame(self, landmarks: torch.Tensor, c2w: torch.Tensor, latent: Optional[torch.Tensor] = None,
-                     intrinsics: Optional[Intrinsics] = None) -> torch.Tensor:
+                     intrinsics: Optional[Intrinsics] = None, clip: Optional[int] = None) -> torch.Tensor:
         """One frame from canonical landmarks (68, 3), a camera-to-world (4, 4) and the
-        camera's (focal, cx, cy) (None: the training camera's): float (H, W, 3) in [0, 1]."""
+        camera's (focal, cx, cy) (None: the training camera's), over the plate of clip `clip`
+        (None: the first): float (H, W, 3) in [0, 1]."""
         device = self.plate.device
         cond = self.condition(landmarks[None].to(device))[0]
         latent = self.mean_latent() if latent is None else latent
@@ -171,4 +179,4 @@ class TalkingHeadNet(PersonCanvas):
             return rgb * alpha[:, None], alpha
 
         fill = self.config.fill_threshold if self.config.size >= self.config.fill_min_size else None
-        return self.draw_frame(c2w, head, torso, self.config.chunk, self.config.chunk * 4, intrinsics, fill)
+        return self.draw_frame(c2w, head, torso, self.config.chunk, self.config.chunk * 4, intrinsics, fill, clip)

@@ -20,7 +20,7 @@ landmark statistics, the head's box and the camera's depth range.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import attrs
 import torch
@@ -41,6 +41,13 @@ class VanillaNeRFConfig:
     # Set from the training data (the buffers' shapes depend on them).
     size: int = attrs.field(default=64, validator=_pos)  # frame side, pixels
     n_poses: int = attrs.field(default=1, validator=_pos)  # the training video's frames
+    # A person of several clips (set from the data; empty for one video): the clips' names and
+    # frame counts in order (`n_poses` are theirs, one after another); one plate per clip.
+    clips: list[str] = attrs.field(factory=list)
+    clip_frames: list[int] = attrs.field(factory=list)
+    # The clip a driven render (`geneface run`) draws over and takes its default head path from:
+    # its name or index among `clips`; None: the first (geneface.nerf.person.resolve_clip).
+    clip: Optional[Union[int, str]] = None
     condition: WindowConditionConfig = attrs.field(factory=WindowConditionConfig)
     head: HeadNeRFConfig = attrs.field(factory=HeadNeRFConfig)
     torso: TorsoNeRFConfig = attrs.field(factory=TorsoNeRFConfig)
@@ -49,7 +56,7 @@ class VanillaNeRFConfig:
 
 class VanillaNeRFNet(PersonCanvas):
     def __init__(self, config: VanillaNeRFConfig):
-        super().__init__(config.size, config.n_poses)
+        super().__init__(config.size, config.n_poses, max(1, len(config.clip_frames)))
         self.config = c = config
         self.condition = WindowCondition(c.condition)
         h, t = c.head, c.torso
@@ -98,11 +105,12 @@ class VanillaNeRFNet(PersonCanvas):
 
     # -- a whole frame -------------------------------------------------------------------
     @torch.no_grad()
-    def render_frame(self, landmarks: torch.Tensor, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None
-                     ) -> torch.Tensor:
+    def render_frame(self, landmarks: torch.Tensor, c2w: torch.Tensor, intrinsics: Optional[Intrinsics] = None,
+                     clip: Optional[int] = None) -> torch.Tensor:
         """One frame from canonical landmarks, a window of them (W, 68, 3) centred on the frame
         (W: 1 or the trained window) or the frame's own (68, 3), its camera-to-world (4, 4)
-        and the camera's (focal, cx, cy) (None: the training camera's): float (H, W, 3) in [0, 1]."""
+        and the camera's (focal, cx, cy) (None: the training camera's), over the plate of clip
+        `clip` (None: the first): float (H, W, 3) in [0, 1]."""
         device = self.plate.device
         cond = self.condition(self.windows(landmarks.to(device)))[0]
         c2w = c2w.to(device)
@@ -116,4 +124,4 @@ class VanillaNeRFNet(PersonCanvas):
             _, fine = self.render_torso(pixels, pose.expand(len(pixels), -1))
             return fine.rgb, fine.opacity
 
-        return self.draw_frame(c2w, head, torso, self.config.chunk, self.config.chunk, intrinsics)
+        return self.draw_frame(c2w, head, torso, self.config.chunk, self.config.chunk, intrinsics, clip=clip)

@@ -116,7 +116,10 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
     # -- how it trains (geneface.training.renderer_contract) -----------------------------
     @classmethod
     def model_from_data(cls, ds) -> dict:
-        return {"size": ds.size, "n_poses": ds.n_frames, "n_latents": max(1, ds.held_out_range()[0])}
+        from geneface.training.renderer_contract import clips_from_data
+
+        return {"size": ds.size, "n_poses": ds.n_frames, "n_latents": max(1, ds.held_out_range()[0]),
+                **clips_from_data(ds)}
 
     def set_head_box(self, lo: list, hi: list, ds) -> None:
         import torch
@@ -154,7 +157,7 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
         latent = m.latents(batch.latent)
         head, ambient = m.render_head(batch.rays, cond[slot], latent[slot], perturb=True)
         target, label = batch.target, batch.label
-        plate = m.plate.reshape(-1, 3)[batch.flat].float() / 255.0
+        plate = m.plate_colours(batch.flat, batch.ray_clip)
         is_head = (label == HEAD).float()
         t_rgb, t_alpha = m.torso(m.pixel_coords(batch.pixels), m.pose(batch.c2w)[slot])
         not_head = 1.0 - is_head
@@ -185,12 +188,27 @@ class HashGridNeRF(PersonNeRF, TrainableRenderer):
 
         m = self.net
         with torch.no_grad():
-            conds = m.condition(landmarks.to(m.plate.device))
+            # The training frames' condition features, kept while `landmarks` and the statistics
+            # stay the same (every step of a run): per step only the noise is drawn, for every
+            # frame as it always was (the random stream the rest of training follows), and the
+            # conditions are made only when the grid updates. A person of many minutes has tens
+            # of thousands of training frames: conditioning them all each step cost 120 ms at 34k.
+            key = (landmarks.data_ptr(), tuple(landmarks.shape), m.condition.mean._version, m.condition.std._version,
+                   str(m.plate.device))
+            if getattr(self, "_features_key", None) != key:
+                self._features = m.condition.features(landmarks.to(m.plate.device))
+                self._features_key = key
+            z = self._features
+            noise = m.condition.noise_like(z)
+        conds: list = []
 
         def density(x: torch.Tensor) -> torch.Tensor:
             # Occupancy must cover every expression: each point sees a random training frame's.
-            pick = torch.randint(len(conds), (len(x),), device=x.device)
-            return m.density(x, conds[pick])
+            if not conds:
+                with torch.no_grad():
+                    conds.append(m.condition.from_features(z, noise))
+            pick = torch.randint(len(conds[0]), (len(x),), device=x.device)
+            return m.density(x, conds[0][pick])
 
         m.occupancy.step(step, density)
 

@@ -74,7 +74,7 @@ class VanillaNeRF(PersonNeRF, TrainableRenderer):
         heads = m.render_head(batch.rays, cond[slot], perturb=True)
         torsos = m.render_torso(batch.pixels, pose[slot], perturb=True)
         target, label = batch.target, batch.label
-        plate = m.plate.reshape(-1, 3)[batch.flat].float() / 255.0
+        plate = m.plate_colours(batch.flat, batch.ray_clip)
         is_head = (label == HEAD).float()
         not_head = 1.0 - is_head
         behind = torch.where(is_head[:, None] > 0, plate, target)

@@ -13,6 +13,7 @@ offset estimated together), `syncnet_task`, `vae_task`,
 `postnet_task`, `checkpoint_choice` (a GAN's checkpoint chosen or averaged from its
 curves), `projection_fit` (`landmark_projection` in closed form), `renderer_contract` (what a
 renderer trained ray by ray declares besides `geneface.core.trainable`), `person_renderer_task` (the
-generic one-person renderer task and recipe), `hashgrid_task` and `vanilla_task` (the two
+generic one-person renderer task and recipe), `frame_store` (its frames and masks read per
+batch, a small cache; where a head or person was seen, in one streaming pass), `hashgrid_task` and `vanilla_task` (the two
 NeRFs' task configs and profiles).
 """

@@ -3,11 +3,14 @@ follows geneface.training.renderer_contract is trained by (both NeRFs: the model
 parameter groups and losses, geneface/plugins/hashgrid_nerf.py and vanilla_nerf.py; their
 configuration is geneface.training.hashgrid_task and vanilla_task).
 
-`PersonRendererTask`: the dataset in memory, the held-out last ceil(n / 11) frames (the
-field's protocol: never sampled for training; validation renders them from their own tracked
+`PersonRendererTask`: the dataset's frames and masks read per batch from disk
+(geneface.training.frame_store; a person of many minutes is never in memory), the held-out
+last ceil(n / 11) frames (the field's protocol, by whole clips for a person of several clips:
+never sampled for training; validation renders them from their own tracked
 landmarks, or windows of them clamped to the held-out stretch, and their own poses), what the
-model keeps from the data (the person's canvas, geneface.nerf.person: plate, camera, regions,
-pose statistics; the head's box), rays drawn by phase into a typed `RayBatch`
+model keeps from the data (the person's canvas, geneface.nerf.person: a plate per clip, camera,
+regions over every training frame of every clip, pose statistics; the head's box), each
+frame's rays over its own clip's plate, rays drawn by phase into a typed `RayBatch`
 (geneface.nerf.rays) with the shares the task config gives, validation, the exported model
 chosen among the last stage's validations, export. The phase comes from the run's progress,
 which the trainer hands over with each step (`StepContext.progress`). Validation scores with
@@ -38,17 +41,24 @@ from geneface.nerf.fields.vanilla_head import window_indices
 from geneface.nerf.rays import RayBatch
 from geneface.nerf.stage import to_uint8
 from geneface.training.config import LRSchedule
+from geneface.training.frame_store import FrameStore, regions
 from geneface.training.recipe import BuiltTask, Recipe, TrainInputs, TrainOption
 from geneface.training.task import OptimizerSpec, StepContext, TrainTask
 
 
+HEAD_BOX = "head_box"  # the ray share drawn in each frame's head mask's box
+
+
 def check_dataset(ds: Dataset, plugin: str = "hashgrid_nerf") -> None:
-    """One line naming the first file a renderer needs and the dataset lacks."""
-    for rel in (C2W, IMAGE68, BACKGROUND, f"{MASKS_DIR}/{frame_name(0, '.png')}", f"{FRAMES_DIR}/{frame_name(0)}"):
-        if not (ds.path / rel).is_file():
-            what = "camera" if rel == C2W else "masks" if rel.startswith(MASKS_DIR) else rel
-            raise DatasetError(f"{ds.path}: no {ds.path / rel}: {plugin} needs the dataset's {what} "
-                               "(reprocess the video with `geneface process`)")
+    """One line naming the first file a renderer needs and the dataset (or one of a person's
+    clips) lacks."""
+    clip_dataset = getattr(ds, "clip_dataset", None)  # a person of several clips: each clip's own
+    for part in [clip_dataset(k) for k in range(ds.n_clips)] if clip_dataset is not None else [ds]:
+        for rel in (C2W, IMAGE68, BACKGROUND, f"{MASKS_DIR}/{frame_name(0, '.png')}", f"{FRAMES_DIR}/{frame_name(0)}"):
+            if not (part.path / rel).is_file():
+                what = "camera" if rel == C2W else "masks" if rel.startswith(MASKS_DIR) else rel
+                raise DatasetError(f"{part.path}: no {part.path / rel}: {plugin} needs the dataset's {what} "
+                                   "(reprocess the video with `geneface process`)")
 
 
 def frame_boxes(image68: np.ndarray, size: int, box: Callable = face_box) -> np.ndarray:
@@ -130,14 +140,19 @@ class PersonRendererTask(TrainTask):
             self.val_idx = self.val_idx[pick]
         self.latent_of = np.full(n, -1)
         self.latent_of[self.train_idx] = np.arange(len(self.train_idx))
-        # Everything sampled lives in memory: a few hundred MB at 512 px, and no decoding per step.
-        self.frames = torch.from_numpy(np.stack([ds.frame(i) for i in range(n)]))
-        self.masks = torch.from_numpy(np.stack([ds.mask(i) for i in range(n)]))
+        # Frames and masks are read per batch (geneface.training.frame_store): a person of many
+        # minutes does not fit in memory. What is small per frame stays in arrays.
+        self.store = FrameStore(ds)
+        self.clip_of = ds.clip_index()
+        # Each frame's clip's [start, end): a window of neighbouring frames stays in its clip.
+        self.clip_lo = np.searchsorted(self.clip_of, self.clip_of, "left")
+        self.clip_hi = np.searchsorted(self.clip_of, self.clip_of, "right")
         self.landmarks = torch.from_numpy(ds.landmarks_canonical().astype(np.float32))
+        self.train_landmarks = self.landmarks[self.train_idx]  # once, not a copy per step
         image68 = ds.landmarks_image()
-        # Where rays are drawn from: the 68 points' box, the mouth's grown by a quarter, the head mask's.
-        self.boxes = {"face": ray_boxes(image68, s, 0.0), "mouth": ray_boxes(image68[:, 48:68], s, 0.25),
-                      "head_box": mask_boxes(self.masks.numpy(), HEAD, s)}
+        # Where rays are drawn from: the 68 points' box, the mouth's grown by a quarter, and the
+        # head mask's (`HEAD_BOX`, from each batch's own masks).
+        self.boxes = {"face": ray_boxes(image68, s, 0.0), "mouth": ray_boxes(image68[:, 48:68], s, 0.25)}
         self.camera = ds.camera()
         self.window = stage.landmark_window
         self._fill_model(ds)
@@ -158,11 +173,13 @@ class PersonRendererTask(TrainTask):
         m, s = self.model, ds.size
         train = self.train_idx
         mean, std = ds.landmark_stats()
-        masks = self.masks[train].numpy()
+        seen_head, seen_person = regions(ds, train, HEAD)  # every training frame of every clip
         margin = max(1, int(round(self.config.region_margin * s)))
-        head = _dilate((masks == HEAD).any(0), margin)
-        person = _dilate((masks > 0).any(0), margin) | head
-        m.set_canvas(ds.background(), self.camera, head, person, train)
+        head = _dilate(seen_head, margin)
+        person = _dilate(seen_person, margin) | head
+        # One plate per clip (held-out clips too: their frames are scored over their own plate).
+        plate = ds.background() if ds.n_clips == 1 else np.stack([ds.background(k) for k in range(ds.n_clips)])
+        m.set_canvas(plate, self.camera, head, person, train)
         with torch.no_grad():
             m.condition.mean.copy_(torch.from_numpy(mean))
             m.condition.std.copy_(torch.from_numpy(std))
@@ -218,7 +235,10 @@ class PersonRendererTask(TrainTask):
         `landmark_window` its window (F, W, 68, 3), clamped to the training stretch."""
         if not self.window:
             return self.landmarks[frames]
-        return self.landmarks[torch.from_numpy(window_indices(self.val_start, frames.numpy(), self.window))]
+        f = frames.numpy()
+        # Within the frame's clip and the training stretch (one video: [0, val_start)).
+        hi, lo = np.minimum(self.clip_hi[f], self.val_start)[:, None], self.clip_lo[f][:, None]
+        return self.landmarks[torch.from_numpy(window_indices(hi, f, self.window, lo=lo))]
 
     def next_batch(self, ctx: StepContext, rng: np.random.Generator, batch_size: int) -> RayBatch:
         self._progress = ctx.progress  # live: validation after this step reads the share with it
@@ -231,22 +251,23 @@ class PersonRendererTask(TrainTask):
         per = np.full(nf, batch_size // nf)
         per[: batch_size % nf] += 1
         shares = self.config.ray_shares(phase)
-        boxes = self.boxes
+        images, masks = self.store.batch(frames)  # the batch's frames, in its order (F, H, W[, 3])
+        boxes = {**{k: v[frames] for k, v in self.boxes.items()}, HEAD_BOX: mask_boxes(masks, HEAD, self.ds.size)}
         flat, slot = [], []
         for j, (f, k) in enumerate(zip(frames, per)):
-            labels = self.masks[f].reshape(-1).numpy()
+            labels = masks[j].reshape(-1)
             counts = rng.multinomial(k, [p for _, p in shares])
             for (what, _), cnt in zip(shares, counts):
                 if cnt == 0:
                     continue
                 if what in boxes:
-                    picked = self._in_box(rng, boxes[what][f], cnt)
+                    picked = self._in_box(rng, boxes[what][j], cnt)
                 elif what == "head_region":
                     picked = self._pick(rng, self.head_pixels, cnt)
                 elif what == "person":
                     picked = self._pick(rng, self.person_pixels, cnt)
                 elif what == "edge":
-                    band = edge_band(self.masks[f].numpy(), self.edge_px)
+                    band = edge_band(masks[j], self.edge_px)
                     picked = self._pick(rng, band if len(band) else self.person_pixels, cnt)
                 else:
                     pool = np.flatnonzero(labels == (HEAD if what == "head" else TORSO))
@@ -268,9 +289,10 @@ class PersonRendererTask(TrainTask):
             landmarks=self.batch_landmarks(frames_t),
             latent=torch.from_numpy(self.latent_of[frames]),
             c2w=torch.from_numpy(self.camera.c2w[frames]),
-            target=self.frames.reshape(len(self.frames), -1, 3)[ray_frame, flat_t].float() / 255.0,
-            label=self.masks.reshape(len(self.masks), -1)[ray_frame, flat_t],
-            lip=lip)
+            target=torch.from_numpy(images).reshape(len(frames), -1, 3)[slot_t, flat_t].float() / 255.0,
+            label=torch.from_numpy(masks).reshape(len(frames), -1)[slot_t, flat_t],
+            lip=lip,
+            clip=torch.from_numpy(self.clip_of[frames]) if self.ds.n_clips > 1 else None)
 
     def compute_loss(self, net, batch: RayBatch, step: int) -> tuple[torch.Tensor, dict]:
         losses = self.stage.losses(batch.with_rays(self.camera), self.config)
@@ -278,16 +300,17 @@ class PersonRendererTask(TrainTask):
 
     def after_step(self, step: int) -> None:
         self.step = step
-        self.stage.after_train_step(step, self.landmarks[self.train_idx])
+        self.stage.after_train_step(step, self.train_landmarks)
 
     # -- validation ----------------------------------------------------------------------
     def validation_landmarks(self) -> Optional[Callable[[np.ndarray, int], np.ndarray]]:
         """How a validation frame's landmarks are taken from the video's (None: its own row)."""
         if not self.window:
             return None
-        n, start, window = self.ds.n_frames, self.val_start, self.window
-        # The held-out stretch is the motion rendered: its windows stay inside it.
-        return lambda landmarks, f: landmarks[window_indices(n, f, window, lo=start)]
+        start, window, lo, hi = self.val_start, self.window, self.clip_lo, self.clip_hi
+        # The held-out stretch is the motion rendered: its windows stay inside it, and inside
+        # the frame's clip.
+        return lambda landmarks, f: landmarks[window_indices(int(hi[f]), f, window, lo=max(start, int(lo[f])))]
 
     def validate(self) -> dict:
         shown = self.val_idx[np.round(np.linspace(0, len(self.val_idx) - 1, max(1, self.config.val_images))).astype(int)]
@@ -308,7 +331,8 @@ class PersonRendererTask(TrainTask):
 
 def evaluate_frames(net, ds: Dataset, frames, shown=(),
                     landmarks_for: Optional[Callable[[np.ndarray, int], np.ndarray]] = None) -> dict:
-    """Render dataset frames from their own tracked landmarks and poses and compare with the video:
+    """Render dataset frames from their own tracked landmarks and poses, each over its own
+    clip's plate (a person of several clips), and compare with the video:
     mean PSNR over frames, full frame (`psnr`), in the real frame's face box (`psnr_face`) and
     mouth box (`psnr_mouth`); truth | render | error images of the frames in `shown`.
 
@@ -318,13 +342,16 @@ def evaluate_frames(net, ds: Dataset, frames, shown=(),
 
     `net.render_frame` gets `landmarks_for(all canonical landmarks, f)` (default: row f; a
     renderer that reads neighbouring frames takes its window there)."""
-    landmarks, c2w = ds.landmarks_canonical(), ds.camera().c2w
+    landmarks, c2w, clip_of = ds.landmarks_canonical(), ds.camera().c2w, ds.clip_index()
     image68 = ds.landmarks_image()
     faces, mouths = frame_boxes(image68, ds.size, face_box), frame_boxes(image68, ds.size, mouth_box)
     full, face, mouth, images = [], [], [], {}
     for f in frames:
         lm = landmarks[f] if landmarks_for is None else landmarks_for(landmarks, f)
-        pred = to_uint8(net.render_frame(torch.from_numpy(np.ascontiguousarray(lm)), torch.from_numpy(c2w[f])))
+        # Over its own clip's plate (`clip` only for a person of several clips: a one-video
+        # model's render_frame need not take it).
+        clip = {"clip": int(clip_of[f])} if ds.n_clips > 1 else {}
+        pred = to_uint8(net.render_frame(torch.from_numpy(np.ascontiguousarray(lm)), torch.from_numpy(c2w[f]), **clip))
         truth = ds.frame(f)
         full.append(image_psnr(pred, truth))
         face.append(psnr_box(pred, truth, tuple(faces[f])))

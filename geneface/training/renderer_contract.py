@@ -38,7 +38,15 @@ import torch
 
 from geneface.core.trainable import Losses, TrainableNet
 
-__all__ = ["Losses", "TrainableRenderer"]
+__all__ = ["Losses", "TrainableRenderer", "clips_from_data"]
+
+
+def clips_from_data(ds) -> dict:
+    """The model config keys of a person of several clips (geneface.nerf.person: one plate per
+    clip): the clips' names and frame counts; none for one video, whose config stays as it was."""
+    if ds.n_clips < 2:
+        return {}
+    return {"clips": [c.name for c in ds.clips], "clip_frames": [c.n_frames for c in ds.clips]}
 
 
 class TrainableRenderer(TrainableNet):
@@ -52,7 +60,7 @@ class TrainableRenderer(TrainableNet):
     @classmethod
     def model_from_data(cls, ds) -> dict:
         """Model config keys the dataset fixes (buffer shapes), over every other layer."""
-        return {"size": ds.size, "n_poses": ds.n_frames}
+        return {"size": ds.size, "n_poses": ds.n_frames, **clips_from_data(ds)}
 
     def set_head_box(self, lo: list, hi: list, ds) -> None:
         """Keep the head's box (canonical frame, from the training landmarks) in the model."""

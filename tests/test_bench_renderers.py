@@ -298,7 +298,7 @@ def test_bench_has_a_row_for_every_trainable_renderer(bench, capsys):
     import cv2
 
     image = cv2.imread(str(out / "side_by_side.png"))
-    n_columns = 1 + len(rows)  # the truth, then every renderer (a failed one greyed out)
+    n_columns = 2 + len(rows)  # the truth, every renderer (a failed one greyed out), then the copy
     assert image.shape == (24 + 3 * 128, n_columns * 128 + (n_columns - 1) * 4, 3)
 
 

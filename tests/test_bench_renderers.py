@@ -311,7 +311,8 @@ def test_bench_loads_a_finished_run_instead_of_training(bench, dataset, installe
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "| mean_face | run |" in printed
-    (row,) = json.loads((report / "renderers.json").read_text())["rows"]
+    row, copy = json.loads((report / "renderers.json").read_text())["rows"]  # the run, then the copy baseline
+    assert copy["name"] == "copy"
     first = {r["name"]: r for r in json.loads((out / "renderers.json").read_text())["rows"]}["mean_face"]
     assert row["source"] == "run" and row["train_seconds"] is None
     assert row["steps"] == first["steps"] and row["model_step"] == first["model_step"] <= first["steps"]
@@ -399,7 +400,7 @@ def test_several_persons_one_bench_each_and_wins_against_the_baseline(dataset, i
     assert len(names) == 2 and names[0] != names[1]  # both folders are named "ds": the parent tells them apart
     for person in names:
         rows = {r["name"]: r for r in json.loads((out / person / "renderers.json").read_text())["rows"]}
-        assert set(rows) == {"mean_face", "hashgrid_nerf"} and all(r["status"] == "ok" for r in rows.values())
+        assert set(rows) == {"mean_face", "hashgrid_nerf", "copy"} and all(r["status"] == "ok" for r in rows.values())
         entry = summary["per_person"][person]["hashgrid_nerf"]
         for key in ("psnr", "psnr_face", "ssim", "ssim_face"):
             want = rows["hashgrid_nerf"]["scores"][key] - rows["mean_face"]["scores"][key]

@@ -47,11 +47,11 @@ def relative_opening(points: np.ndarray) -> np.ndarray:
 
 
 def held_out_audio(person: Path, out: Path) -> Path:
-    from geneface.core.dataset import Dataset
+    from geneface.core.person import open_dataset
     from geneface.core.media import read_audio, write_wav
     from geneface.core.records import Audio
 
-    ds = Dataset(person)
+    ds = open_dataset(person)
     start, end = ds.held_out_range()
     audio = read_audio(person / "audio.wav")
     a, b = int(round(start / ds.fps * audio.sample_rate)), int(round(end / ds.fps * audio.sample_rate))
@@ -119,7 +119,7 @@ def main() -> None:
     ap.add_argument("--audio", type=Path, action="append", default=[], help="other speakers' speech (repeatable)")
     args = ap.parse_args()
 
-    from geneface.core.dataset import Dataset
+    from geneface.core.person import open_dataset
     from geneface.core.media import read_video
     from geneface.core.yaml_safe import load_yaml
     from geneface.app.components import face_tracker
@@ -134,7 +134,7 @@ def main() -> None:
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
     spec = load_yaml(args.spec.read_text(), args.spec, "spec")  # aliases bounded, as for `geneface run`
-    ds = Dataset(args.person)
+    ds = open_dataset(args.person)
     start, end = ds.held_out_range()
     real_frames = list(ds.frames(range(start, end)))
     real = relative_opening(track68(real_frames).points)

@@ -3,7 +3,7 @@ scored on one fixed set of held-out clips. Prints one JSON line; writes OUT/pers
 OUT/person_length.md (the table) and OUT/person_length.png (the plot).
 
     python benchmarks/bench_person_length.py --person GRID_PERSON --vae GENERIC_VAE --syncnet SYNCNET \
-        --work OUT [--lengths 0.333,1,3,10,all] [--renderer-minutes 4] [--ft-steps 300] [--score-clips 8] \
+        --work OUT [--lengths 0.333,1,3,10,all] [--renderer-steps 800] [--ft-steps 300] [--score-clips 8] \
         [--audio ../shared/data/audio/zozo_10s.wav ...] [--extra dfrf=DATASET ...] [--threads 1]
 
 GRID_PERSON is a person of many clips (`geneface process CLIP ... -o PERSON`, e.g. GRID s1 at
@@ -16,7 +16,7 @@ their length.
 The recipe, the same for every row (the step budget is the same whatever the length):
 `audio2motion` fine-tuned on the person from the generic VAE (`--ft-steps`, lr 3e-4 constant,
 amplitude term on: docs/training.md's person fine-tune), `landmark_projection` fitted on the
-person, `hashgrid_nerf` trained `--renderer-minutes` of wall clock (profile quick), and the
+person, `hashgrid_nerf` trained `--renderer-steps` steps (profile quick), and the
 spec whisper (bundled tiny.en) -> vae (temperature 0.5) -> landmark_projection ->
 person_postprocess -> hashgrid_nerf. Each row is scored on the held-out frames it scores
 (`--score-clips` held-out clips spread over the held-out set; a person of one clip: all its
@@ -111,7 +111,10 @@ def write_inputs(ds, frames: np.ndarray, folder: Path) -> tuple[Path, Path]:
     return wav, poses
 
 
-def spec_for(row: Path, person: Path) -> dict:
+def spec_for(row: Path, person: Path, clip: str | None = None) -> dict:
+    renderer = {"plugin": "hashgrid_nerf", "checkpoint": str(row / "render" / "model.safetensors")}
+    if clip is not None:
+        renderer["config"] = {"clip": clip}
     return {
         "stages": {
             "audio_encoder": "whisper",
@@ -119,7 +122,7 @@ def spec_for(row: Path, person: Path) -> dict:
                                  "config": {"temperature": 0.5}},
             "domain_adapter": {"plugin": "landmark_projection", "checkpoint": str(row / "proj" / "model.safetensors")},
             "post_processor": {"plugin": "person_postprocess", "config": {"person": str(person)}},
-            "renderer": {"plugin": "hashgrid_nerf", "checkpoint": str(row / "render" / "model.safetensors")},
+            "renderer": renderer,
         },
     }
 
@@ -175,7 +178,7 @@ def score_row(name: str, person: Path, row: Path, args, tracker) -> dict:
     from geneface.core.records import Audio
     from geneface.metrics.held_out import nearest_training_frames
     from geneface.metrics.landmarks import lmd, track68
-    from geneface.metrics.render_cost import load_renderer
+    from geneface.metrics.render_cost import clip_runs, load_renderer, render_by_clip
     from geneface.registry import get_registry
 
     ds = open_dataset(person)
@@ -197,7 +200,8 @@ def score_row(name: str, person: Path, row: Path, args, tracker) -> dict:
 
     # (a) the renderer alone, and the copy baseline
     stage = load_renderer(get_registry(), row / "render" / "model.safetensors")
-    own = list(stage.render(ds.motion(frames), ds.camera(frames)))
+    runs = clip_runs(ds.clip_index()[frames])  # each held-out frame over its own clip's plate
+    own = list(render_by_clip(stage, ds.motion(frames), ds.camera(frames), runs))
     own_track = track68(own, tracker)
     out["own_landmarks"] = {**picture_scores(own, real, image68, ds.size), "lmd_px": mouth_lmd(own_track),
                             **opening_scores(relative_opening(own_track.points), real_open)}
@@ -205,7 +209,8 @@ def score_row(name: str, person: Path, row: Path, args, tracker) -> dict:
     out["copy"] = {**picture_scores(copy, real, image68, ds.size), "lmd_px": mouth_lmd(track68(copy, tracker))}
     write_error_images(row / "errors.png", real, own, copy)
     # (b) the whole chain from the held-out audio, with the held-out poses
-    spec = spec_for(row, person)
+    # the chain draws over one clip's plate (the renderer's `clip`): the first scored clip's
+    spec = spec_for(row, person, ds.clips[ds.clip_of(int(frames[0]))].name if ds.n_clips > 1 else None)
     wav, poses = write_inputs(ds, frames, row)
     video = row / "own_audio.mp4"
     run_spec(spec, wav, video, poses)
@@ -241,23 +246,24 @@ def write_error_images(path: Path, real, rendered, copy, rows: int = 3) -> None:
 
 
 def train_row(person: Path, row: Path, args) -> None:
+    """The recipe: the renderer, the projection, the fine-tuned audio-to-motion model (skipped when there)."""
     import yaml
 
     row.mkdir(parents=True, exist_ok=True)
     threads = ["--threads", str(args.threads)] if args.threads else []
+    if not (row / "render" / "model.safetensors").exists():
+        geneface("train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(person), "--out",
+                 str(row / "render"), "--profile", "quick", "--steps", str(args.renderer_steps), "--overwrite", "-q",
+                 *threads)
+    if not (row / "proj" / "model.safetensors").exists():
+        geneface("train", "domain_adapter", "--plugin", "landmark_projection", "--person", str(person),
+                 "--out", str(row / "proj"), "--overwrite", "-q")
     if not (row / "ft" / "model.safetensors").exists():
         config = row / "ft.yaml"
         config.write_text(yaml.safe_dump(FT_CONFIG))
         geneface("train", "audio2motion", "--init", str(args.vae), "--person", str(person), "--syncnet",
                  str(args.syncnet), "--encoder", "whisper", "--out", str(row / "ft"), "--config", str(config),
                  "--steps", str(args.ft_steps), "--overwrite", "-q", *threads)
-    if not (row / "proj" / "model.safetensors").exists():
-        geneface("train", "domain_adapter", "--plugin", "landmark_projection", "--person", str(person),
-                 "--out", str(row / "proj"), "--overwrite", "-q")
-    if not (row / "render" / "model.safetensors").exists():
-        geneface("train", "renderer", "--plugin", "hashgrid_nerf", "--data", str(person), "--out",
-                 str(row / "render"), "--profile", "quick", "--max-minutes", str(args.renderer_minutes),
-                 "--steps", "1000000", "--overwrite", "-q", *threads)
 
 
 def fmt(v, spec=".2f") -> str:
@@ -320,7 +326,7 @@ def main() -> int:
     ap.add_argument("--syncnet", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--lengths", default="0.333,1,3,10,all", help="training minutes per row, 'all' for every clip")
-    ap.add_argument("--renderer-minutes", type=float, default=4.0)
+    ap.add_argument("--renderer-steps", type=int, default=800, help="hashgrid_nerf steps (profile quick), every row")
     ap.add_argument("--ft-steps", type=int, default=300)
     ap.add_argument("--score-clips", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
@@ -357,8 +363,8 @@ def main() -> int:
         train_row(person, row, args)
         result = score_row(name, person, row, args, tracker)
         result["seconds"] = round(time.time() - started, 1)
-        result["recipe"] = {"ft_steps": args.ft_steps, "renderer_minutes": args.renderer_minutes,
-                            "threads": args.threads, "renderer_steps": renderer_steps(row)}
+        result["recipe"] = {"ft_steps": args.ft_steps, "renderer_steps": args.renderer_steps, "threads": args.threads,
+                            "renderer_seconds": renderer_seconds(row)}
         done.write_text(json.dumps(result, indent=2))
         print(json.dumps(result), file=sys.stderr, flush=True)
         rows.append(result)
@@ -372,9 +378,10 @@ def main() -> int:
     return 0
 
 
-def renderer_steps(row: Path):
-    record = json.loads((row / "render" / "run.json").read_text())
-    return (record.get("stopped") or {}).get("step") or record.get("train", {}).get("steps")
+def renderer_seconds(row: Path):
+    """Wall-clock seconds of the renderer's training (its run folder's run.json to its model)."""
+    started = json.loads((row / "render" / "run.json").read_text()).get("started")
+    return None if started is None else round((row / "render" / "model.safetensors").stat().st_mtime - started, 1)
 
 
 if __name__ == "__main__":

@@ -219,6 +219,7 @@ def score_row(name: str, person: Path, row: Path, args, tracker) -> dict:
     out["own_audio"] = {**picture_scores(chain, real, image68, ds.size), "lmd_px": mouth_lmd(chain_track),
                         **opening_scores(relative_opening(chain_track.points), real_open),
                         "sync": sync_confidence(video, wav, args.syncnet)}
+    out["chain"] = chain_stages(row, spec, wav, ds, frames)
     # (c) other speakers' speech
     if args.audio:
         others = row.parent / "other_speech.wav"
@@ -232,6 +233,40 @@ def score_row(name: str, person: Path, row: Path, args, tracker) -> dict:
                                "faceless": int((~np.isfinite(opening)).sum()),
                                "sync": sync_confidence(video, others, args.syncnet)}
     return out
+
+
+def chain_stages(row: Path, spec: dict, wav: Path, ds, frames: np.ndarray) -> dict:
+    """Where along the chain the mouth's motion is kept or lost, on the held-out audio: the
+    mouth opening (inner-lip gap, canonical landmarks) after the fine-tuned VAE, after
+    `landmark_projection` and after `person_postprocess`, each against the real held-out frames'
+    tracked canonical landmarks: amplitude (std ratio) and r at lag 0 / best lag."""
+    from geneface.core.landmarks68 import mouth_opening
+    from geneface.core.motion_io import load_motion
+
+    real = mouth_opening(ds.landmarks_canonical()[frames])
+    order = ("motion_generator", "domain_adapter", "post_processor")
+    out = {}
+    for k, stage in enumerate(order):
+        npz = row / f"chain_{stage}.npz"
+        if not npz.exists():
+            part = json.loads(json.dumps(spec))
+            part["stages"] = {key: value for key, value in spec["stages"].items()
+                              if key in ("audio_encoder", *order[: k + 1])}
+            run_spec(part, wav, npz)
+        opening = mouth_opening(load_motion(npz).landmarks)[: len(real)]
+        out[stage] = opening_scores(opening, real[: len(opening)])
+        del out[stage]["faceless"]
+    return out
+
+
+def chain_of_row(name: str, person: Path, row: Path, args) -> dict:
+    """`chain_stages` of a row already scored (its inputs are on disk)."""
+    from geneface.core.person import open_dataset
+
+    ds = open_dataset(person)
+    frames = scored_frames(ds, args.score_clips)
+    spec = spec_for(row, person, ds.clips[ds.clip_of(int(frames[0]))].name if ds.n_clips > 1 else None)
+    return chain_stages(row, spec, row / "held_out.wav", ds, frames)
 
 
 def write_error_images(path: Path, real, rendered, copy, rows: int = 3) -> None:
@@ -354,7 +389,11 @@ def main() -> int:
         row = args.work / name
         done = row / "row.json"
         if done.exists():
-            rows.append(json.loads(done.read_text()))
+            result = json.loads(done.read_text())
+            if "chain" not in result and (only is None or name in only):  # a row scored before the chain figures
+                result["chain"] = chain_of_row(name, person_of(), row, args)
+                done.write_text(json.dumps(result, indent=2))
+            rows.append(result)
             continue
         if only is not None and name not in only:
             continue

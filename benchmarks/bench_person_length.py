@@ -208,6 +208,7 @@ def score_row(name: str, person: Path, row: Path, args, tracker) -> dict:
     copy = [ds.frame(i) for i in nearest_training_frames(ds, frames)]
     out["copy"] = {**picture_scores(copy, real, image68, ds.size), "lmd_px": mouth_lmd(track68(copy, tracker))}
     write_error_images(row / "errors.png", real, own, copy)
+    out["edges"] = edge_errors(person, row, args)
     # (b) the whole chain from the held-out audio, with the held-out poses
     # the chain draws over one clip's plate (the renderer's `clip`): the first scored clip's
     spec = spec_for(row, person, ds.clips[ds.clip_of(int(frames[0]))].name if ds.n_clips > 1 else None)
@@ -267,6 +268,39 @@ def chain_of_row(name: str, person: Path, row: Path, args) -> dict:
     frames = scored_frames(ds, args.score_clips)
     spec = spec_for(row, person, ds.clips[ds.clip_of(int(frames[0]))].name if ds.n_clips > 1 else None)
     return chain_stages(row, spec, row / "held_out.wav", ds, frames)
+
+
+def edge_errors(person: Path, row: Path, args, px: int = 2) -> dict:
+    """Where the picture's error lies, the renderer's (a) and the copy's: the share of each one's
+    squared error within `px` pixels of a boundary of the real frame's mask (silhouette, hair
+    line, chin over collar: `edge_band`) against that band's share of the pixels, and the mean
+    squared error (0-255 scale) inside and outside the band."""
+    from geneface.core.person import open_dataset
+    from geneface.metrics.held_out import nearest_training_frames
+    from geneface.metrics.render_cost import clip_runs, load_renderer, render_by_clip
+    from geneface.registry import get_registry
+    from geneface.training.person_renderer_task import edge_band
+
+    ds = open_dataset(person)
+    frames = scored_frames(ds, args.score_clips)
+    stage = load_renderer(get_registry(), row / "render" / "model.safetensors")
+    own = render_by_clip(stage, ds.motion(frames), ds.camera(frames), clip_runs(ds.clip_index()[frames]))
+    copies = nearest_training_frames(ds, frames)
+    sums = {"renderer": np.zeros(2), "copy": np.zeros(2)}
+    pixels = np.zeros(2)
+    for f, pred, c in zip(frames, own, copies):
+        truth = ds.frame(int(f)).astype(np.float64)
+        band = np.zeros(ds.size * ds.size, bool)
+        band[edge_band(ds.mask(int(f)), px)] = True
+        pixels += [band.sum(), (~band).sum()]
+        for name, image in (("renderer", pred), ("copy", ds.frame(c))):
+            err = ((image.astype(np.float64) - truth) ** 2).mean(-1).reshape(-1)
+            sums[name] += [err[band].sum(), err[~band].sum()]
+    out = {"band_px": px, "band_share_of_pixels": float(pixels[0] / pixels.sum())}
+    for name, (inside, outside) in sums.items():
+        out[name] = {"share_of_error_in_band": float(inside / (inside + outside)),
+                     "mse_in_band": float(inside / pixels[0]), "mse_elsewhere": float(outside / pixels[1])}
+    return out
 
 
 def write_error_images(path: Path, real, rendered, copy, rows: int = 3) -> None:
@@ -390,8 +424,11 @@ def main() -> int:
         done = row / "row.json"
         if done.exists():
             result = json.loads(done.read_text())
-            if "chain" not in result and (only is None or name in only):  # a row scored before the chain figures
-                result["chain"] = chain_of_row(name, person_of(), row, args)
+            if only is None or name in only:  # a row scored before these figures existed gets them
+                if "chain" not in result:
+                    result["chain"] = chain_of_row(name, person_of(), row, args)
+                if "edges" not in result:
+                    result["edges"] = edge_errors(person_of(), row, args)
                 done.write_text(json.dumps(result, indent=2))
             rows.append(result)
             continue

@@ -52,6 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_rendered_mouth import relative_opening  # noqa: E402
 
+MOTION_CONFIG: dict = {}  # --motion-config: keys of the fine-tuned vae's config set in the spec
 FT_CONFIG = {"train": {"lr": 0.0003, "schedule": "constant", "warmup": 0}, "task": {"w_amplitude": 1.0}}
 
 
@@ -119,7 +120,7 @@ def spec_for(row: Path, person: Path, clip: str | None = None) -> dict:
         "stages": {
             "audio_encoder": "whisper",
             "motion_generator": {"plugin": "vae", "checkpoint": str(row / "ft" / "model.safetensors"),
-                                 "config": {"temperature": 0.5}},
+                                 "config": {"temperature": 0.5, **MOTION_CONFIG}},
             "domain_adapter": {"plugin": "landmark_projection", "checkpoint": str(row / "proj" / "model.safetensors")},
             "post_processor": {"plugin": "person_postprocess", "config": {"person": str(person)}},
             "renderer": renderer,
@@ -402,8 +403,14 @@ def main() -> int:
     ap.add_argument("--audio", type=Path, action="append", default=[], help="other speakers' speech (repeatable)")
     ap.add_argument("--extra", action="append", default=[], help="NAME=DATASET: another person, same recipe")
     ap.add_argument("--only", default=None, help="comma-separated row names to run (default: all)")
+    ap.add_argument("--motion-config", action="append", default=[],
+                    help="KEY=JSON: set in the fine-tuned vae's config in the spec (e.g. person_units=false: the "
+                         "behaviour before issue 35, its output read as a generic speaker's)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    for item in args.motion_config:
+        key, _, value = item.partition("=")
+        MOTION_CONFIG[key] = json.loads(value)
 
     from geneface.app.components import face_tracker
     from geneface.registry import get_registry

@@ -80,18 +80,11 @@ class VAEConfig:
     temperature: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     seed: int = 0
     window: int = attrs.field(default=512, validator=_pos)  # video frames per inference window
-    # Fine-tuned on one person (`geneface train audio2motion --init ... --person`): its output is
-    # that person's own landmarks, so the motion carries no statistics and adapters and
-    # post-processing take it as the person's (geneface.core.records.rebase). Read as a generic
-    # speaker's z-scores it was shrunk to the person's spread a second time (issue 35: the mouth
-    # at 0.75x after landmark_projection on a 3-minute GRID person, 1.09x before it).
-    person_units: bool = False
 
     def model_kwargs(self) -> dict:
         keys = ("hidden", "enc_layers", "dec_layers", "kernel", "latent", "cond_dim", "cond_hidden", "down",
                 "flow_hidden", "flow_layers", "n_flows")
         return {k: getattr(self, k) for k in keys}
-
 
 
 class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator, TrainableNet):
@@ -183,8 +176,6 @@ class VAEGenerator(AudioConditioned, TorchStage, MotionGenerator, TrainableNet):
         mean = self.net.motion_mean.numpy().reshape(N_LANDMARKS, 3)
         std = self.net.motion_std.numpy().reshape(N_LANDMARKS, 3)
         landmarks = norm.reshape(n, N_LANDMARKS, 3) * std + mean
-        if self.config.person_units:
-            return Motion(landmarks, VIDEO_FPS)
         return Motion(landmarks, VIDEO_FPS, mean, std)
 
     def sample_normalized(self, features: np.ndarray, temperature: float, seed: int,

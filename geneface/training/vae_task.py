@@ -188,8 +188,6 @@ class VAERecipe(Recipe):
             if inputs.data:
                 raise UsageError("--person replaces --data: give one or the other")
             stage = registry.load(init, "motion_generator", "--init")
-            if hasattr(stage.config, "person_units"):  # the export speaks in the person's units
-                stage.config = attrs.evolve(stage.config, person_units=True)
             data = person_speaker_data(person, stage, judge, registry)
         else:
             if not inputs.data:

@@ -404,8 +404,8 @@ def main() -> int:
     ap.add_argument("--extra", action="append", default=[], help="NAME=DATASET: another person, same recipe")
     ap.add_argument("--only", default=None, help="comma-separated row names to run (default: all)")
     ap.add_argument("--motion-config", action="append", default=[],
-                    help="KEY=JSON: set in the fine-tuned vae's config in the spec (e.g. person_units=false: the "
-                         "behaviour before issue 35, its output read as a generic speaker's)")
+                    help="KEY=JSON: set in the fine-tuned vae's config in the spec (e.g. temperature=0.3), to compare "
+                         "a change of the chain on the same models")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     for item in args.motion_config:

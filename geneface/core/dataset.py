@@ -485,8 +485,8 @@ class Dataset:
         return AudioFeatures(values, frame_rate=float(entry["rate"]), encoder=encoder, channels=tuple(entry.get("channels") or ()))
 
     # -- summary ---------------------------------------------------------------------
-    def summary(self) -> dict:
-        """What `geneface dataset info --json` prints."""
+    def shape_summary(self) -> dict:
+        """The keys every summary starts with (one video's and a person's): where, sizes, splits."""
         m = self.manifest
         return {
             "path": str(self.path),
@@ -498,6 +498,13 @@ class Dataset:
             "focal": m["camera"]["focal"],
             "splits": {k: list(v) for k, v in m["splits"].items()},
             "audio_features": self.feature_names,
+        }
+
+    def summary(self) -> dict:
+        """What `geneface dataset info --json` prints."""
+        m = self.manifest
+        return {
+            **self.shape_summary(),
             # None: processed before the offset step existed (`geneface dataset av-offset` adds it)
             "av_offset": m.get("av_offset"),
             "quality": m["quality"],

@@ -421,15 +421,7 @@ class PersonDataset(fmt.Dataset):
         m = self.manifest
         held = set(m.get("held_out_clips") or [])
         return {
-            "path": str(self.path),
-            "source": m["source"]["name"],
-            "n_frames": self.n_frames,
-            "fps": self.fps,
-            "size": self.size,
-            "duration": self.n_frames / self.fps,
-            "focal": m["camera"]["focal"],
-            "splits": {k: list(v) for k, v in m["splits"].items()},
-            "audio_features": self.feature_names,
+            **self.shape_summary(),
             "clips": [{"name": c.name, "dir": e["dir"], "frames": [c.start, c.end], "source": e.get("source"),
                        "av_offset": e.get("av_offset"), "failed_frames": e.get("failed_frames"),
                        "held_out": c.name in held}

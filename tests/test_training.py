@@ -82,6 +82,11 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path):
 
 
 def test_ctrl_c_saves_state_and_resume_matches(tmp_path):
+    # Ctrl-C as a terminal delivers it: handled by Python's default handler, not blocked. Earlier
+    # tests in the same process load native libraries that may leave SIGINT ignored or masked
+    # (one full-suite run saw the signal never arrive); the trainer keeps an ignored signal ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     full = Trainer(ToyRegressionTask(), _cfg(), tmp_path / "full", progress=False).fit()
 
     def press_ctrl_c(step):

@@ -297,10 +297,14 @@ class Dataset:
         for name in self.manifest["splits"]:
             start, end = self.split_range(name)
             ok[start:end] = True
-        if (self.path / TRACKING).exists():
+        if self.has_tracking():
             failed = (np.asarray(self.tracking()["flags"][:n]) & FLAG_FAILED) != 0
             ok[: len(failed)] &= ~failed
         return ok
+
+    def has_tracking(self) -> bool:
+        """Whether per-frame tracking flags exist (an old or hand-made folder may lack them)."""
+        return (self.path / TRACKING).exists()
 
     @property
     def held_out_start(self) -> int:

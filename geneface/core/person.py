@@ -367,15 +367,8 @@ class PersonDataset(fmt.Dataset):
             self._npz_cache["tracking"] = {key: np.concatenate([p[key] for p in parts]) for key in sorted(keys)}
         return self._npz_cache["tracking"]
 
-    def usable(self, n: Optional[int] = None) -> np.ndarray:
-        n = self.n_frames if n is None else int(n)
-        ok = np.zeros(n, bool)
-        for name in self.manifest["splits"]:
-            start, end = self.split_range(name)
-            ok[start:end] = True
-        failed = (np.asarray(self.tracking()["flags"][:n]) & fmt.FLAG_FAILED) != 0
-        ok[: len(failed)] &= ~failed
-        return ok
+    def has_tracking(self) -> bool:
+        return True  # every clip is a processed dataset: `tracking()` joins their flags
 
     def landmarks_mesh(self) -> np.ndarray:
         return self._join("mesh", lambda d: d.landmarks_mesh())
